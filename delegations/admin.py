@@ -1,0 +1,117 @@
+"""The Django admin for portal administrators.
+
+Requests, decisions, delegations, keys and audit events are read-only here: they change only
+through the services' state machine. Repositories are registered and edited through services
+too, so every change is audited.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from . import services, tasks
+from .models import (
+    AuditEvent,
+    Decision,
+    Delegation,
+    DelegationRequest,
+    Repository,
+    RepositoryKey,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class RepositoryKeyInline(admin.TabularInline):
+    model = RepositoryKey
+    fields = ["role", "keytype", "canonical_key_id", "key_encryption_key_id", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Repository)
+class RepositoryAdmin(admin.ModelAdmin):
+    list_display = ["gun", "owners_group", "notary_url", "trust_initialised_at"]
+    search_fields = ["dtr_host", "namespace", "name", "owners_group"]
+    readonly_fields = ["trust_initialised_at", "root_certificate_pem", "created_at"]
+    inlines = [RepositoryKeyInline]
+    actions = ["initialise_trust"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Repository | None = None) -> list:
+        # The GUN names the trust data on the server; it cannot change once registered.
+        identity = ["dtr_host", "namespace", "name", "snapshot_server_managed"] if obj else []
+        return [*identity, *self.readonly_fields]
+
+    def save_model(self, request: HttpRequest, obj: Repository, form, change: bool) -> None:
+        if change:
+            services.repository_update(
+                repository_id=obj.pk,
+                acting_user=request.user,
+                notary_url=obj.notary_url,
+                owners_group=obj.owners_group,
+            )
+        else:
+            registered = services.repository_register(
+                dtr_host=obj.dtr_host,
+                namespace=obj.namespace,
+                name=obj.name,
+                notary_url=obj.notary_url,
+                owners_group=obj.owners_group,
+                acting_user=request.user,
+            )
+            obj.pk = registered.pk
+
+    @admin.action(description="Initialise trust (new root and targets keys)")
+    def initialise_trust(self, request: HttpRequest, queryset: QuerySet) -> None:
+        pending = queryset.filter(trust_initialised_at__isnull=True)
+        for repository in pending:
+            tasks.enqueue_trust_initialisation(repository.pk, request.user.pk)
+        self.message_user(
+            request,
+            f"Trust initialisation queued for {pending.count()} repositories; the worker "
+            "generates the keys and publishes.",
+            messages.SUCCESS,
+        )
+
+
+@admin.register(DelegationRequest)
+class DelegationRequestAdmin(ReadOnlyAdmin):
+    list_display = ["id", "requester", "repository", "team", "status", "created_at"]
+    list_filter = ["status", "repository", "team"]
+    search_fields = ["requester__username", "canonical_key_id", "tuf_key_id", "subject"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    list_display = ["request", "owner", "verdict", "created_at"]
+    list_filter = ["verdict"]
+
+
+@admin.register(Delegation)
+class DelegationAdmin(ReadOnlyAdmin):
+    list_display = ["member", "repository", "team", "canonical_key_id", "active_from", "ended_at"]
+    list_filter = ["repository", "team", "end_reason"]
+    search_fields = ["member__username", "canonical_key_id"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "actor_name", "action", "request", "repository"]
+    list_filter = ["action"]
+    search_fields = ["actor_name", "action"]

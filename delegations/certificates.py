@@ -1,0 +1,187 @@
+"""Inspecting an uploaded certificate the way the notary CLI would before delegating to it.
+
+A UCP bundle's `key.pem` is also its owner's UCP login credential, so anything that looks like
+private key material is refused before it is parsed any further, and nothing of it is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.core.exceptions import ValidationError
+from django.utils.formats import date_format
+
+from .notary import PublicKey
+
+# notary refuses a certificate whose validity starts more than a day ahead (clock skew margin).
+MAX_NOT_BEFORE_SKEW = timedelta(days=1)
+MINIMUM_RSA_BITS = 2048
+ACCEPTED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
+WEAK_HASHES = (hashes.SHA1, hashes.MD5)
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
+_PRIVATE_KEY_MARKER = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY")
+_ZIP_MAGIC = b"PK\x03\x04"
+
+PRIVATE_KEY_MESSAGE = (
+    "This file contains a private key. Never upload key.pem: upload only cert.pem from your "
+    "UCP client bundle. Nothing of this upload was stored."
+)
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """What the portal keeps of an accepted certificate: public facts only."""
+
+    pem: str
+    keytype: str
+    tuf_key_id: str
+    canonical_key_id: str
+    sha256: str
+    subject: str
+    issuer: str
+    common_name: str
+    not_before: datetime
+    not_after: datetime
+    key_description: str
+
+
+def inspect_certificate(data: bytes, *, now: datetime) -> CertificateInfo:
+    """Parse and check an upload; raise ValidationError with a message that says what to do."""
+    if not data.strip():
+        raise ValidationError(
+            "The file is empty. Upload cert.pem from your UCP client bundle.", code="empty"
+        )
+    if holds_private_key(data):
+        raise ValidationError(PRIVATE_KEY_MESSAGE, code="private_key")
+    if data.startswith(_ZIP_MAGIC):
+        raise ValidationError(
+            "This is a zip file (perhaps your whole client bundle). Unpack it and upload only "
+            "cert.pem.",
+            code="zip",
+        )
+    certificate = _parse(data)
+    _check(certificate, now=now)
+    key = PublicKey.from_certificate(certificate)
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return CertificateInfo(
+        pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        keytype=key.keytype,
+        tuf_key_id=key.tuf_id,
+        canonical_key_id=key.canonical_id,
+        sha256=hashlib.sha256(der).hexdigest(),
+        subject=certificate.subject.rfc4514_string(),
+        issuer=certificate.issuer.rfc4514_string(),
+        common_name=str(names[0].value) if names else "",
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        key_description=_describe_key(certificate.public_key()),
+    )
+
+
+def holds_private_key(data: bytes) -> bool:
+    """Whether `data` is, or contains, private key material in PEM or DER form."""
+    if _PRIVATE_KEY_MARKER.search(data):
+        return True
+    try:
+        serialization.load_der_private_key(data, password=None)
+    except TypeError:
+        return True  # an encrypted private key: it parsed far enough to ask for a password
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _parse(data: bytes) -> x509.Certificate:
+    not_a_certificate = ValidationError(
+        "This is not a certificate. Upload the cert.pem file from your UCP client bundle "
+        "(PEM or DER).",
+        code="not_a_certificate",
+    )
+    if b"-----BEGIN" in data:
+        # Like notary, only the first PEM block counts.
+        block = _PEM_BLOCK.search(data)
+        if block is None:
+            raise not_a_certificate
+        if block.group(1) != b"CERTIFICATE":
+            label = block.group(1).decode("ascii").lower()
+            raise ValidationError(
+                f"The file starts with a {label}, not a certificate. Upload cert.pem.",
+                code="not_a_certificate",
+            )
+        try:
+            return x509.load_pem_x509_certificate(block.group(0))
+        except ValueError:
+            raise not_a_certificate from None
+    try:
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise not_a_certificate from None
+
+
+def _check(certificate: x509.Certificate, *, now: datetime) -> None:
+    not_before = certificate.not_valid_before_utc
+    not_after = certificate.not_valid_after_utc
+    if not_before > not_after:
+        raise ValidationError(
+            "This certificate's validity ends before it starts. Download a new client bundle.",
+            code="invalid_validity",
+        )
+    try:
+        signature_hash = certificate.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        signature_hash = None
+    if isinstance(signature_hash, WEAK_HASHES):
+        raise ValidationError(
+            f"This certificate is signed with {signature_hash.name.upper()}, which Notary "
+            "refuses. Download a new client bundle from UCP.",
+            code="weak_signature",
+        )
+    public_key = certificate.public_key()
+    if isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size < MINIMUM_RSA_BITS:
+            raise ValidationError(
+                f"This certificate has an RSA key of {public_key.key_size} bits; Notary needs "
+                f"at least {MINIMUM_RSA_BITS}. Download a new client bundle from UCP.",
+                code="weak_key",
+            )
+    elif isinstance(public_key, ec.EllipticCurvePublicKey):
+        if public_key.curve.name not in ACCEPTED_CURVES:
+            raise ValidationError(
+                f"This certificate uses the curve {public_key.curve.name}; Notary signers need "
+                "P-256 or P-384.",
+                code="unsupported_key",
+            )
+    else:
+        raise ValidationError(
+            "This certificate's key is neither ECDSA nor RSA, so Notary cannot use it.",
+            code="unsupported_key",
+        )
+    if not_after <= now:
+        raise ValidationError(
+            f"This certificate expired on {date_format(not_after, 'DATETIME_FORMAT')} UTC. "
+            "Download a new client bundle from UCP and upload its cert.pem.",
+            code="expired",
+        )
+    if not_before > now + MAX_NOT_BEFORE_SKEW:
+        raise ValidationError(
+            f"This certificate is not valid until {date_format(not_before, 'DATETIME_FORMAT')} "
+            "UTC. Check the clock of the machine that issued it.",
+            code="not_yet_valid",
+        )
+
+
+def _describe_key(public_key: object) -> str:
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return f"ECDSA {ACCEPTED_CURVES.get(public_key.curve.name, public_key.curve.name)}"
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return f"RSA {public_key.key_size}"
+    return type(public_key).__name__

@@ -1,0 +1,37 @@
+"""Errors the portal's services raise: a code for programs, a message for people."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+
+
+class PortalError(Exception):
+    code = "portal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotAllowed(PortalError, PermissionDenied):
+    """The acting user may not do this; views answer 403."""
+
+    code = "not_allowed"
+
+
+class SelfApproval(NotAllowed):
+    code = "self_approval"
+
+
+class IllegalTransition(PortalError):
+    """The request is no longer in a state where this action applies (someone was faster)."""
+
+    code = "illegal_transition"
+
+
+class InvalidInput(PortalError):
+    code = "invalid_input"
+
+
+class TrustSetupError(PortalError):
+    code = "trust_setup"

@@ -1,0 +1,78 @@
+"""Forms validate input and hand it to one service; they never write."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.template.defaultfilters import filesizeformat
+
+from . import clock, selectors
+from .certificates import CertificateInfo, inspect_certificate
+from .notary import InvalidRoleName, team_role_name
+
+
+class DelegationRequestForm(forms.Form):
+    repository = forms.ModelChoiceField(
+        label="Repository",
+        queryset=selectors.repositories_open_for_requests(),
+        empty_label="Choose a repository",
+        error_messages={
+            "invalid_choice": "That repository does not exist or is not open for requests."
+        },
+    )
+    team = forms.ChoiceField(
+        label="Team",
+        help_text="You sign as a member of this team: your key goes into targets/releases and "
+        "targets/<team>.",
+    )
+    certificate = forms.FileField(
+        label="Certificate",
+        help_text="cert.pem from your UCP client bundle. Never upload key.pem.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".pem,.crt,.cer,.der"}),
+    )
+    reason = forms.CharField(
+        label="Reason",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+        help_text="What will you sign, and why? The repository owners read this.",
+    )
+
+    def __init__(self, *args, user: AbstractBaseUser, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        teams = selectors.teams_of(user)
+        self.fields["team"].choices = [("", "Choose one of your teams")] + [(t, t) for t in teams]
+        self.fields["team"].error_messages["invalid_choice"] = (
+            "You are not a member of team %(value)s; choose one of your own teams."
+        )
+        self.certificate_info: CertificateInfo | None = None
+
+    def clean_team(self) -> str:
+        team = self.cleaned_data["team"]
+        try:
+            team_role_name(team)
+        except InvalidRoleName:
+            raise forms.ValidationError(
+                f"Team {team} cannot be a Notary role name; ask an administrator to rename it.",
+                code="invalid_team_name",
+            ) from None
+        return team
+
+    def clean_certificate(self):
+        upload = self.cleaned_data["certificate"]
+        if getattr(upload, "oversized", False):
+            limit = filesizeformat(settings.PORTAL_CERTIFICATE_MAX_BYTES)
+            raise forms.ValidationError(
+                f"The file is larger than {limit}; a cert.pem is a few kilobytes. Upload only "
+                "cert.pem from your client bundle.",
+                code="too_large",
+            )
+        self.certificate_info = inspect_certificate(upload.read(), now=clock.now())
+        return upload
+
+
+class DecisionForm(forms.Form):
+    comment = forms.CharField(
+        label="Comment", required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )

@@ -1,0 +1,104 @@
+"""The errors the Notary client raises: nothing from `requests` or `cryptography` escapes.
+
+Callers only need to tell two kinds apart. A *transient* error (the server is unreachable, answers
+5xx, or another publisher keeps winning the race) is worth retrying later. A *permanent* error
+(the server rejects what we built, metadata is malformed, a key is missing) will fail the same
+way again, so the request it belongs to should fail with the message for people to read.
+"""
+
+from __future__ import annotations
+
+
+class NotaryError(Exception):
+    """Base of every error raised by `delegations.notary`."""
+
+    code = "notary_error"
+    transient = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TransientNotaryError(NotaryError):
+    """Retrying later may succeed."""
+
+    code = "transient"
+    transient = True
+
+
+class PermanentNotaryError(NotaryError):
+    """Retrying will not help; a person has to look."""
+
+    code = "permanent"
+
+
+class ServerUnreachable(TransientNotaryError):
+    code = "server_unreachable"
+
+
+class ServerFailure(TransientNotaryError):
+    """The server answered with a 5xx status."""
+
+    code = "server_failure"
+
+
+class VersionConflict(TransientNotaryError):
+    """Another publisher stored a newer version first (the server's `VERSION` error)."""
+
+    code = "version_conflict"
+
+
+class MetadataRejected(PermanentNotaryError):
+    """The server refused an upload; `server_code` is its error code, e.g. INVALID_UPDATE."""
+
+    code = "metadata_rejected"
+
+    def __init__(self, message: str, *, server_code: str = "", detail: object = None) -> None:
+        super().__init__(message)
+        self.server_code = server_code
+        self.detail = detail
+
+
+class MetadataNotFound(PermanentNotaryError):
+    code = "metadata_not_found"
+
+
+class RepositoryNotInitialised(PermanentNotaryError):
+    code = "repository_not_initialised"
+
+
+class RepositoryAlreadyInitialised(PermanentNotaryError):
+    code = "repository_already_initialised"
+
+
+class InvalidMetadata(PermanentNotaryError):
+    """Metadata that does not parse, has the wrong shape, or does not match its hashes."""
+
+    code = "invalid_metadata"
+
+
+class ReadBackMismatch(PermanentNotaryError):
+    """After a publish, the server's snapshot does not hash the bytes we sent."""
+
+    code = "read_back_mismatch"
+
+
+class SnapshotKeyRequired(PermanentNotaryError):
+    """The repository's snapshot is signed by the client and we do not hold its key."""
+
+    code = "snapshot_key_required"
+
+
+class AuthenticationRequired(PermanentNotaryError):
+    code = "authentication_required"
+
+
+class InvalidRoleName(PermanentNotaryError):
+    code = "invalid_role_name"
+
+
+class InvalidKey(PermanentNotaryError):
+    """A key or certificate that notary cannot use."""
+
+    code = "invalid_key"

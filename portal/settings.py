@@ -1,0 +1,263 @@
+"""Settings of the delegation portal: everything comes from the environment.
+
+With no environment at all and PORTAL_DEBUG=1, the portal runs on embedded defaults: SQLite, a
+local Redis, mail printed to the console, and secrets generated into the git-ignored data folder.
+Outside debug mode a missing secret stops start-up with the variable's name.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_secret(name: str, *, local_file: str, generate) -> str:
+    """A secret from the environment; in debug mode only, one generated into the data folder."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    if not DEBUG:
+        raise ImproperlyConfigured(f"{name} is not set (it is required when PORTAL_DEBUG is off)")
+    path = DATA_DIR / local_file
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        # Created with owner-only permissions before anything is written into it.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(generate())
+    return path.read_text().strip()
+
+
+def database_from_url(url: str) -> dict[str, object]:
+    """`sqlite:///relative/or//absolute/path` or `postgres://user:password@host:port/name`."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+        name = Path(path) if Path(path).is_absolute() else BASE_DIR / path
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": name,
+            # IMMEDIATE takes the write lock at BEGIN, so read-then-write transactions (the
+            # audit chain, compare-and-set) serialise instead of failing with "locked".
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+            "TEST": {"NAME": name.with_name(f"test_{name.name}")},
+        }
+    if parts.scheme in ("postgres", "postgresql"):
+        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parts.path.lstrip("/")),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+            "OPTIONS": options,
+            "CONN_MAX_AGE": 60,
+        }
+    raise ImproperlyConfigured(f"PORTAL_DATABASE_URL has an unsupported scheme: {parts.scheme!r}")
+
+
+# --- Core ----------------------------------------------------------------------------------------
+
+DEBUG = env_bool("PORTAL_DEBUG", False)
+DATA_DIR = Path(env_str("PORTAL_DATA_DIR", str(BASE_DIR / "var")))
+SECRET_KEY = env_secret(
+    "PORTAL_SECRET_KEY", local_file="secret-key", generate=lambda: secrets.token_urlsafe(50)
+)
+ALLOWED_HOSTS = env_list("PORTAL_ALLOWED_HOSTS", "127.0.0.1,localhost")
+# Absolute links in emails point here.
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = env_list("PORTAL_CSRF_TRUSTED_ORIGINS", PORTAL_BASE_URL)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_rq",
+    "delegations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "delegations.context_processors.navigation",
+            ],
+        },
+    },
+]
+
+# --- Database ------------------------------------------------------------------------------------
+
+DATABASES = {
+    "default": database_from_url(
+        env_str("PORTAL_DATABASE_URL", f"sqlite:///{DATA_DIR / 'portal.sqlite3'}")
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Accounts ------------------------------------------------------------------------------------
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "delegations:request_list"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+# Local Django groups stand for teams: a group named "<prefix><team>" makes its members part of
+# UCP team <team>. A repository names its owners group itself.
+PORTAL_TEAM_GROUP_PREFIX = env_str("PORTAL_TEAM_GROUP_PREFIX", "team:")
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool(
+    "PORTAL_SECURE_COOKIES", not DEBUG and PORTAL_BASE_URL.startswith("https")
+)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- Queue (django-rq) ---------------------------------------------------------------------------
+
+REDIS_URL = env_str("PORTAL_REDIS_URL", "redis://127.0.0.1:6379/0")
+RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300}}
+# Jobs are enqueued when the transaction that made them necessary commits.
+RQ = {"COMMIT_MODE": "on_db_commit"}
+# Retry schedule of a job that met a transient error (seconds before each retry).
+PORTAL_JOB_RETRY_INTERVALS = [
+    int(seconds) for seconds in env_list("PORTAL_JOB_RETRY_INTERVALS", "10,60,300,900")
+]
+
+# --- Mail ----------------------------------------------------------------------------------------
+
+_smtp_url = env_str("PORTAL_SMTP_URL", "")
+if _smtp_url:
+    _smtp = urlsplit(_smtp_url)
+    if _smtp.scheme not in ("smtp", "smtps"):
+        raise ImproperlyConfigured("PORTAL_SMTP_URL must start with smtp:// or smtps://")
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = _smtp.hostname or "localhost"
+    EMAIL_PORT = _smtp.port or (465 if _smtp.scheme == "smtps" else 25)
+    EMAIL_HOST_USER = unquote(_smtp.username or "")
+    EMAIL_HOST_PASSWORD = unquote(_smtp.password or "")
+    EMAIL_USE_SSL = _smtp.scheme == "smtps"
+    EMAIL_USE_TLS = parse_qs(_smtp.query).get("starttls", ["0"])[-1] in ("1", "true", "yes")
+    EMAIL_TIMEOUT = 10
+else:
+    EMAIL_BACKEND = env_str(
+        "PORTAL_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
+    )
+DEFAULT_FROM_EMAIL = env_str("PORTAL_EMAIL_FROM", "Delegation portal <portal@localhost>")
+
+# --- Keys ----------------------------------------------------------------------------------------
+
+# Key-encryption keys (base64 of 32 bytes, comma-separated): the first encrypts, every one of
+# them decrypts, so a new key can be put in front and the old one kept until rotation is done.
+PORTAL_KEY_ENCRYPTION_KEYS = env_list(
+    "PORTAL_KEY_ENCRYPTION_KEYS",
+    env_secret(
+        "PORTAL_KEY_ENCRYPTION_KEYS",
+        local_file="key-encryption-key",
+        generate=lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+    ),
+)
+
+# --- Notary --------------------------------------------------------------------------------------
+
+PORTAL_NOTARY_TIMEOUT = float(env_str("PORTAL_NOTARY_TIMEOUT", "10"))
+# A CA bundle for TLS to Notary servers; empty means the system's trust store.
+PORTAL_NOTARY_CA_BUNDLE = env_str("PORTAL_NOTARY_CA_BUNDLE", "")
+
+# --- Certificates --------------------------------------------------------------------------------
+
+# Upload cap for a certificate: a bundle's cert.pem is a few KiB.
+PORTAL_CERTIFICATE_MAX_BYTES = env_int("PORTAL_CERTIFICATE_MAX_BYTES", 64 * 1024)
+# Uploads are kept in memory only (never in a temporary file) and refused beyond the cap.
+FILE_UPLOAD_HANDLERS = ["delegations.uploads.CappedMemoryUploadHandler"]
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+
+# --- Static files, language, logging --------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("PORTAL_STATIC_ROOT", str(DATA_DIR / "static")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = env_str("PORTAL_TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("PORTAL_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

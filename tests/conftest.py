@@ -1,0 +1,233 @@
+"""Real services for the tests, on free loopback ports, stopped afterwards.
+
+- `redis_url`: a redis-server of the session; `rq_queue` points django-rq at it, emptied.
+- `notary_url`: a notary-server (memory storage) of the session.
+- `notary_cli`: the `notary` command line client, the independent checker of what we publish.
+- `smtp_server`: an SMTP server (aiosmtpd) that keeps what it receives.
+- `rq_worker`: a real `manage.py rqworker` process on the test database, mailing `smtp_server`.
+"""
+
+from __future__ import annotations
+
+import email
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import django_rq
+import pytest
+from aiosmtpd.controller import Controller
+from django.db import connection
+from rq import SimpleWorker
+
+from delegations import services
+from stack.processes import LOOPBACK, free_port, notary_service, redis_service
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+NOTARY_PASSPHRASE = "test-passphrase"
+WAIT_SECONDS = 60
+
+
+def wait_for(predicate: Callable[[], object], *, what: str, timeout: float = WAIT_SECONDS):
+    """Poll until `predicate` returns something true; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def service_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("services")
+
+
+# -- redis and the queue --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url(service_dir: Path) -> Iterator[str]:
+    port = free_port()
+    with redis_service(port=port, data_dir=service_dir / "redis", durable=False):
+        yield f"redis://{LOOPBACK}:{port}/0"
+
+
+@pytest.fixture
+def rq_queue(redis_url: str, settings):
+    settings.RQ_QUEUES = {"default": {"URL": redis_url, "DEFAULT_TIMEOUT": 300}}
+    queue = django_rq.get_queue("default")
+    queue.connection.flushdb()
+    yield queue
+    queue.connection.flushdb()
+
+
+@pytest.fixture
+def run_jobs(rq_queue) -> Callable[[], None]:
+    """Run the queued jobs in this process (a real RQ worker, without forking)."""
+
+    def run() -> None:
+        SimpleWorker([rq_queue], connection=rq_queue.connection).work(burst=True)
+
+    return run
+
+
+# -- notary ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def notary_url(service_dir: Path) -> Iterator[str]:
+    port = free_port()
+    with notary_service(port=port, data_dir=service_dir / "notary"):
+        yield f"http://{LOOPBACK}:{port}"
+
+
+class NotaryCLI:
+    """The `notary` command against the test server, one trust directory per person."""
+
+    def __init__(self, server_url: str, home: Path) -> None:
+        self.server_url = server_url
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+
+    def run(self, *args: str, person: str = "owner", check: bool = True):
+        env = {
+            **os.environ,
+            "NOTARY_ROOT_PASSPHRASE": NOTARY_PASSPHRASE,
+            "NOTARY_TARGETS_PASSPHRASE": NOTARY_PASSPHRASE,
+            "NOTARY_SNAPSHOT_PASSPHRASE": NOTARY_PASSPHRASE,
+            "NOTARY_DELEGATION_PASSPHRASE": NOTARY_PASSPHRASE,
+        }
+        command = ["notary", "-d", str(self.home / person), "-s", self.server_url, *args]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            pytest.fail(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def delegations(self, gun: str) -> dict[str, dict[str, object]]:
+        """`notary delegation list` as {role: {"paths": str, "keys": [ids], "threshold": str}}."""
+        output = self.run("delegation", "list", gun).stdout
+        roles: dict[str, dict[str, object]] = {}
+        current = None
+        rows = output.splitlines()
+        start = next((i for i, line in enumerate(rows) if line.startswith("----")), len(rows))
+        for line in rows[start + 1 :]:
+            if not line.strip():
+                continue
+            if not line[0].isspace():
+                role, paths, key, threshold = re.split(r"\s{2,}", line.strip())
+                current = roles[role] = {"paths": paths, "keys": [key], "threshold": threshold}
+            elif current is not None:
+                current["keys"].append(line.strip())
+        return roles
+
+    def sign(self, gun: str, *, person: str, key_pem: bytes, tag: str, roles: list[str]) -> str:
+        """Import a member's key and sign a target into `roles`; returns `notary list` output."""
+        key_file = self.home / f"{person}-key.pem"
+        key_file.write_bytes(key_pem)
+        self.run("key", "import", str(key_file), person=person)
+        payload = self.home / f"{person}-{tag}.txt"
+        payload.write_text(f"{person} signs {tag}\n")
+        role_args = [arg for role in roles for arg in ("--roles", role)]
+        self.run("add", "-p", gun, tag, str(payload), *role_args, person=person)
+        return self.run("list", gun, person=person).stdout
+
+
+@pytest.fixture
+def notary_cli(notary_url: str, tmp_path: Path) -> NotaryCLI:
+    return NotaryCLI(notary_url, tmp_path / "notary-cli")
+
+
+@pytest.fixture
+def repository(db, notary_url: str):
+    """A repository registered in the portal with its trust initialised on the test server."""
+    namespace = f"team{uuid.uuid4().hex[:8]}"
+    registered = services.repository_register(
+        dtr_host="dtr.example.org",
+        namespace=namespace,
+        name="nginx",
+        notary_url=notary_url,
+        owners_group=f"owners:{namespace}/nginx",
+    )
+    return services.repository_initialise_trust(repository_id=registered.pk)
+
+
+# -- mail -----------------------------------------------------------------------------------------
+
+
+class SMTPSink:
+    """Keeps every message an SMTP client delivers."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.lock = threading.Lock()
+        self.received: list[tuple[list[str], EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        message = email.message_from_bytes(envelope.content, policy=policy.default)
+        with self.lock:
+            self.received.append((list(envelope.rcpt_tos), message))
+        return "250 Message accepted"
+
+    def messages(self) -> list[tuple[list[str], EmailMessage]]:
+        with self.lock:
+            return list(self.received)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.received.clear()
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SMTPSink]:
+    sink = SMTPSink(free_port())
+    controller = Controller(sink, hostname=LOOPBACK, port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+# -- the worker -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rq_worker(transactional_db, rq_queue, redis_url, smtp_server, tmp_path) -> Iterator[None]:
+    """A real `rqworker` process (with its scheduler, for retries) on the test database."""
+    smtp_server.clear()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PORTAL_DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "PORTAL_REDIS_URL": redis_url,
+        "PORTAL_SMTP_URL": f"smtp://{LOOPBACK}:{smtp_server.port}",
+    }
+    log_path = tmp_path / "rqworker.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "manage.py", "rqworker", "default", "--with-scheduler"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        print(log_path.read_text(errors="replace")[-4000:])  # shown when a test fails
