@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
+# How long a service without a port must stay up to count as started.
+_SETTLE_SECONDS = 1.5
 
 
 class ServiceError(RuntimeError):
@@ -43,14 +45,15 @@ def require_program(name: str) -> str:
 
 
 class Service:
-    """A child process that serves on a loopback port."""
+    """A child process, ready when its loopback port opens (or, without a port, when it has
+    stayed up for a moment)."""
 
     def __init__(
         self,
         name: str,
         command: Sequence[str],
         *,
-        port: int,
+        port: int | None,
         log_path: Path,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
@@ -64,7 +67,7 @@ class Service:
         self.process: subprocess.Popen | None = None
 
     def start(self, *, timeout: float = 20.0) -> Service:
-        if port_is_open(self.port):
+        if self.port is not None and port_is_open(self.port):
             raise ServiceError(f"{self.name}: port {self.port} on {LOOPBACK} is already in use")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
@@ -81,6 +84,11 @@ class Service:
         )
         log.close()
         deadline = time.monotonic() + timeout
+        if self.port is None:
+            time.sleep(_SETTLE_SECONDS)
+            if self.process.poll() is not None:
+                raise ServiceError(f"{self.name} exited at start; see {self.log_path}")
+            return self
         while not port_is_open(self.port):
             if self.process.poll() is not None:
                 raise ServiceError(
@@ -88,7 +96,9 @@ class Service:
                 )
             if time.monotonic() > deadline:
                 self.stop()
-                raise ServiceError(f"{self.name} did not open port {self.port}; see {self.log_path}")
+                raise ServiceError(
+                    f"{self.name} did not open port {self.port}; see {self.log_path}"
+                )
             time.sleep(0.05)
         return self
 

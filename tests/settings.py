@@ -26,5 +26,7 @@ if not os.environ.get("PORTAL_SMTP_URL"):
     # In-process tests read django.core.mail.outbox; workers started by tests mail a real
     # SMTP server instead (PORTAL_SMTP_URL).
     EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# WhiteNoise expects collected static files; the suite does not collect them.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 # Hashing demo passwords fast keeps login-heavy tests quick; production keeps PBKDF2.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

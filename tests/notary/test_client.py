@@ -18,8 +18,8 @@ from delegations.notary import (
     RepositoryAlreadyInitialised,
     RepositoryNotInitialised,
     SigningKey,
-    Transport,
     TransientNotaryError,
+    Transport,
     team_role_name,
 )
 from delegations.notary.metadata import DelegationRole, Metadata, Snapshot
@@ -110,7 +110,8 @@ def test_the_delegate_can_sign_into_both_roles(repo, notary_cli):
     assert "v1" in listing
     for role in (RELEASES, "targets/qa"):
         by_role = notary_cli.run("list", repo.gun, "--roles", role, person="bob").stdout
-        assert "v1" in by_role and role in by_role
+        assert "v1" in by_role
+        assert role in by_role
 
 
 def test_rsa_certificates_delegate_and_sign_too(repo, notary_cli):

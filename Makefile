@@ -1,0 +1,47 @@
+# The README's two commands, `make run` and `make test`, each install what they need first:
+# the Debian packages that are missing, then the pinned Python requirements in .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# notary: notary-server and the notary CLI; python-ldap builds against libldap and libsasl.
+DEBIAN_PACKAGES := notary redis-server openssl build-essential python3-dev python3-venv \
+	libldap2-dev libsasl2-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test deps system-packages lint format clean
+
+run: deps
+	$(BIN)/python -m stack
+
+test: deps lint
+	$(BIN)/python -m pytest
+
+lint: deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: deps
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+deps: system-packages $(VENV)/.installed
+
+system-packages:
+	@missing=$$(for package in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "ok installed" || echo $$package; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,130 @@
+"""`make run`: the portal on its embedded defaults, with every service it needs, on loopback.
+
+Starts redis-server, a notary-server (memory storage) with the demo repository initialised, the
+django-rq worker and the web server; creates the demo accounts; prints what is where; and stops
+everything in order on Ctrl-C. Ports can be moved with PORTAL_HTTP_PORT, PORTAL_REDIS_PORT and
+PORTAL_NOTARY_PORT.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .processes import LOOPBACK, Service, ServiceError, notary_service, redis_service
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+class Stop(Exception):
+    """Ctrl-C or SIGTERM: stop the services and leave."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stop
+
+
+def main() -> int:
+    http_port = int(os.environ.get("PORTAL_HTTP_PORT", "8000"))
+    redis_port = int(os.environ.get("PORTAL_REDIS_PORT", "6379"))
+    notary_port = int(os.environ.get("PORTAL_NOTARY_PORT", "4443"))
+    data_dir = Path(os.environ.get("PORTAL_DATA_DIR", BASE_DIR / "var"))
+    notary_url = f"http://{LOOPBACK}:{notary_port}"
+    portal_url = f"http://{LOOPBACK}:{http_port}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "PORTAL_DEBUG": os.environ.get("PORTAL_DEBUG", "1"),
+        "PORTAL_DATA_DIR": str(data_dir),
+        "PORTAL_REDIS_URL": f"redis://{LOOPBACK}:{redis_port}/0",
+        "PORTAL_BASE_URL": portal_url,
+        "PYTHONUNBUFFERED": "1",
+    }
+    manage = [sys.executable, str(BASE_DIR / "manage.py")]
+    logs = data_dir / "logs"
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    started: list[Service] = []
+    try:
+        started.append(redis_service(port=redis_port, data_dir=data_dir / "redis").start())
+        started.append(notary_service(port=notary_port, data_dir=data_dir / "notary").start())
+        for step in (
+            ["migrate", "--noinput", "-v0"],
+            ["collectstatic", "--noinput", "-v0"],
+            ["demo_setup", "--notary-url", notary_url],
+        ):
+            subprocess.run([*manage, *step], env=env, cwd=BASE_DIR, check=True)
+        worker = Service(
+            "rqworker",
+            [*manage, "rqworker", "default", "--with-scheduler"],
+            port=None,
+            log_path=logs / "worker.log",
+            env=env,
+            cwd=BASE_DIR,
+        )
+        started.append(worker.start())
+        web = Service(
+            "web",
+            [*manage, "runserver", f"{LOOPBACK}:{http_port}", "--noreload"],
+            port=http_port,
+            log_path=logs / "web.log",
+            env=env,
+            cwd=BASE_DIR,
+        )
+        started.append(web.start(timeout=60))
+        print_facts(portal_url=portal_url, notary_url=notary_url, redis_port=redis_port, logs=logs)
+        while all(service.running for service in started):
+            time.sleep(0.5)
+        stopped = next(service for service in started if not service.running)
+        print(f"\n{stopped.name} stopped unexpectedly; see {stopped.log_path}", file=sys.stderr)
+        return 1
+    except Stop:
+        print("\nStopping…")
+        return 0
+    except (ServiceError, subprocess.CalledProcessError) as error:
+        print(f"Could not start the portal: {error}", file=sys.stderr)
+        if "already in use" in str(error):
+            print(
+                "Move our ports with PORTAL_HTTP_PORT, PORTAL_REDIS_PORT or PORTAL_NOTARY_PORT, "
+                "e.g. PORTAL_REDIS_PORT=6380 make run",
+                file=sys.stderr,
+            )
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for service in reversed(started):
+            service.stop()
+        if started:
+            print("Stopped: " + ", ".join(service.name for service in reversed(started)) + ".")
+
+
+def print_facts(*, portal_url: str, notary_url: str, redis_port: int, logs: Path) -> None:
+    print(
+        f"""
+The delegation portal is running.
+
+  Portal          {portal_url}/
+  Notary server   {notary_url}  (memory storage; dtr.example.org/dev/nginx is initialised)
+  Redis           redis://{LOOPBACK}:{redis_port}/0, with the django-rq worker
+  Mail            printed in {logs / "worker.log"}
+  Logs            {logs}
+
+  Accounts (password: demo)
+    alice   team it-ops, owner of dev/nginx: approves requests
+    bob     team qa
+    carol   team qa
+    dave    team dev
+
+Press Ctrl-C to stop everything.
+""",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

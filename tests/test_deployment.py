@@ -1,0 +1,84 @@
+"""docker-compose.yml, the Dockerfile and requirements, checked statically (no Docker engine).
+
+Each check guards something that would only break at deploy time: a variable the settings do
+not read, a secret with a default, a service that depends on one that does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from tests.conftest import BASE_DIR
+
+SETTINGS_SOURCE = (BASE_DIR / "portal" / "settings.py").read_text()
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
+
+
+def test_compose_has_the_services_of_the_stack(compose):
+    assert set(compose["services"]) >= {"web", "worker", "redis", "postgres", "notary-server"}
+
+
+def test_web_and_worker_are_built_from_the_dockerfile_and_run_the_portal(compose):
+    web, worker = compose["services"]["web"], compose["services"]["worker"]
+    assert web["build"] == worker["build"] == "."
+    assert "gunicorn portal.wsgi" in web["command"]
+    assert "migrate" in web["command"]
+    assert worker["command"][:3] == ["python", "manage.py", "rqworker"]
+    assert "--with-scheduler" in worker["command"]
+
+
+def test_every_portal_variable_in_compose_is_read_by_the_settings(compose):
+    for name in ("web", "worker"):
+        for variable in compose["services"][name]["environment"]:
+            if variable.startswith("PORTAL_"):
+                assert f'"{variable}"' in SETTINGS_SOURCE, f"settings never read {variable}"
+
+
+@pytest.mark.parametrize("secret", ["PORTAL_SECRET_KEY", "PORTAL_KEY_ENCRYPTION_KEYS"])
+def test_secrets_are_required_not_defaulted(compose, secret):
+    value = compose["services"]["web"]["environment"][secret]
+    assert re.fullmatch(r"\$\{" + secret + r":\?[^}]*\}", value), value
+
+
+def test_dependencies_name_services_that_exist_with_healthchecks(compose):
+    services = compose["services"]
+    for name, service in services.items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            if condition.get("condition") == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
+
+
+def test_mounted_files_exist_and_notary_config_listens_for_the_other_containers(compose):
+    for service in compose["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (BASE_DIR / source).exists(), f"{source} is mounted but missing"
+    config = json.loads((BASE_DIR / "deploy" / "notary-server.json").read_text())
+    assert config["server"]["http_addr"] == "0.0.0.0:4443"
+    assert config["storage"]["backend"] in ("memory", "mysql", "postgres")
+
+
+def test_dockerfile_installs_the_pinned_requirements_and_ldap_headers():
+    dockerfile = (BASE_DIR / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir -r requirements.txt" in dockerfile
+    assert "libldap2-dev" in dockerfile
+    assert "libsasl2-dev" in dockerfile
+    assert "USER portal" in dockerfile
+
+
+def test_requirements_are_pinned():
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        for line in (BASE_DIR / name).read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if line and not line.startswith("-r"):
+                assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line), f"{name}: {line}"

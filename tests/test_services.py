@@ -1,0 +1,253 @@
+"""The workflow's services: state machine, permissions, audit chain, applying to Notary."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from delegations import services, tasks, trust
+from delegations.audit import GENESIS_HASH, event_hash
+from delegations.certificates import inspect_certificate
+from delegations.exceptions import IllegalTransition, InvalidInput, NotAllowed, SelfApproval
+from delegations.models import (
+    AuditEvent,
+    Decision,
+    Delegation,
+    DelegationRequest,
+    KeyRole,
+    RequestStatus,
+)
+from delegations.notary import PublicKey, SigningKey
+from stack.processes import free_port
+from tests.factories import make_bundle, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def people(repository):
+    owners = (repository.owners_group,)
+    return {
+        "alice": make_user("alice", teams=("it-ops",), owns=owners),
+        "olga": make_user("olga", teams=("qa",), owns=owners),
+        "bob": make_user("bob", teams=("qa",)),
+        "dave": make_user("dave", teams=("dev",)),
+    }
+
+
+def submit(repository, requester, team="qa", bundle=None):
+    bundle = bundle or make_bundle(requester.username)
+    return services.request_submit(
+        requester=requester,
+        repository=repository,
+        team=team,
+        certificate=inspect_certificate(bundle.cert_pem, now=timezone.now()),
+        reason="I release the nginx images",
+    )
+
+
+def test_submitting_makes_a_pending_request_with_an_audit_event(repository, people):
+    request = submit(repository, people["bob"])
+    assert request.status == RequestStatus.PENDING
+    assert request.role_names == ["targets/releases", "targets/qa"]
+    event = AuditEvent.objects.get(request=request)
+    assert (event.action, event.actor_name) == ("request.submitted", "bob")
+    assert event.details["canonical_key_id"] == request.canonical_key_id
+
+
+def test_members_request_only_for_their_own_teams(repository, people):
+    with pytest.raises(NotAllowed, match="not a member of team dev"):
+        submit(repository, people["bob"], team="dev")
+    assert not DelegationRequest.objects.exists()
+
+
+def test_a_reason_is_required(repository, people):
+    with pytest.raises(InvalidInput):
+        services.request_submit(
+            requester=people["bob"],
+            repository=repository,
+            team="qa",
+            certificate=inspect_certificate(make_bundle().cert_pem, now=timezone.now()),
+            reason="   ",
+        )
+
+
+def test_an_owner_approves_and_the_apply_job_is_queued_on_commit(
+    repository, people, rq_queue, django_capture_on_commit_callbacks
+):
+    request = submit(repository, people["bob"])
+    rq_queue.empty()
+    with django_capture_on_commit_callbacks(execute=True):
+        approved = services.request_approve(
+            request_id=request.pk, acting_user=people["alice"], comment="ok"
+        )
+    assert approved.status == RequestStatus.APPROVED
+    decision = Decision.objects.get(request=request)
+    assert (decision.owner, decision.verdict, decision.comment) == (
+        people["alice"],
+        "approve",
+        "ok",
+    )
+    queued = [job.func_name for job in rq_queue.jobs]
+    assert "delegations.tasks.apply_request" in queued
+    assert "delegations.tasks.send_notification" in queued
+
+
+def test_nothing_is_queued_when_the_transaction_rolls_back(repository, people, rq_queue):
+    request = submit(repository, people["bob"])
+    rq_queue.empty()
+    # In a test transaction that never commits, on_commit callbacks never run.
+    services.request_approve(request_id=request.pk, acting_user=people["alice"])
+    assert rq_queue.count == 0
+
+
+def test_nobody_approves_their_own_request(repository, people):
+    request = submit(repository, people["olga"])  # olga owns the repository and is in qa
+    with pytest.raises(SelfApproval):
+        services.request_approve(request_id=request.pk, acting_user=people["olga"])
+    request.refresh_from_db()
+    assert request.status == RequestStatus.PENDING
+    assert not Decision.objects.exists()
+
+
+def test_only_owners_of_the_repository_decide(repository, people):
+    request = submit(repository, people["bob"])
+    with pytest.raises(NotAllowed):
+        services.request_approve(request_id=request.pk, acting_user=people["dave"])
+    with pytest.raises(NotAllowed):
+        services.request_reject(request_id=request.pk, acting_user=people["dave"], comment="no")
+
+
+def test_the_second_decision_loses(repository, people):
+    request = submit(repository, people["bob"])
+    services.request_approve(request_id=request.pk, acting_user=people["alice"])
+    with pytest.raises(IllegalTransition, match="approved now"):
+        services.request_reject(request_id=request.pk, acting_user=people["olga"], comment="no")
+    assert Decision.objects.filter(request=request).count() == 1
+    assert AuditEvent.objects.filter(request=request, action="request.rejected").count() == 0
+
+
+def test_rejecting_needs_a_comment(repository, people):
+    request = submit(repository, people["bob"])
+    with pytest.raises(InvalidInput):
+        services.request_reject(request_id=request.pk, acting_user=people["alice"], comment=" ")
+    rejected = services.request_reject(
+        request_id=request.pk, acting_user=people["alice"], comment="use the qa bundle"
+    )
+    assert rejected.status == RequestStatus.REJECTED
+
+
+def test_applying_delegates_in_both_roles_once(repository, people):
+    bundle = make_bundle("bob")
+    request = submit(repository, people["bob"], bundle=bundle)
+    services.request_approve(request_id=request.pk, acting_user=people["alice"])
+
+    delegated = services.request_apply(request_id=request.pk)
+
+    assert delegated.status == RequestStatus.DELEGATED
+    assert (delegated.targets_version_before, delegated.targets_version_after) == (1, 2)
+    grant = Delegation.objects.get(request=request)
+    assert grant.roles == ["targets/releases", "targets/qa"]
+    assert grant.canonical_key_id == PublicKey.from_certificate(bundle.certificate).canonical_id
+    targets = trust.fetch(repository, now=timezone.now()).targets.signed
+    key = PublicKey.from_certificate(bundle.certificate)
+    assert targets.delegates(key, "targets/releases")
+    assert targets.delegates(key, "targets/qa")
+
+    # Running the job again (a retry after a crash) changes nothing.
+    again = services.request_apply(request_id=request.pk)
+    assert again.status == RequestStatus.DELEGATED
+    assert Delegation.objects.filter(request=request).count() == 1
+    assert trust.fetch(repository, now=timezone.now()).targets.signed.version == 2
+
+
+def test_a_crash_after_publishing_is_finished_without_publishing_again(repository, people):
+    request = submit(repository, people["bob"])
+    services.request_approve(request_id=request.pk, acting_user=people["alice"])
+    # The worker published, then died before recording it: the request is still applying.
+    trust.add_delegate(
+        repository, certificate_pem=request.certificate_pem, role_names=request.role_names,
+        now=timezone.now(),
+    )  # fmt: skip
+    DelegationRequest.objects.filter(pk=request.pk).update(status=RequestStatus.APPLYING)
+
+    finished = services.request_apply(request_id=request.pk)
+
+    assert finished.status == RequestStatus.DELEGATED
+    assert (finished.targets_version_before, finished.targets_version_after) == (2, 2)
+    assert not AuditEvent.objects.filter(request=request, action="notary.published").exists()
+
+
+def test_an_unreachable_notary_fails_the_request_after_the_last_retry(repository, people):
+    request = submit(repository, people["bob"])
+    services.request_approve(request_id=request.pk, acting_user=people["alice"])
+    repository.notary_url = f"http://127.0.0.1:{free_port()}"
+    repository.save(update_fields=["notary_url"])
+
+    tasks.apply_request(request.pk)  # outside a job there are no retries left
+
+    request.refresh_from_db()
+    assert request.status == RequestStatus.FAILED
+    assert "kept failing" in request.failure_reason
+    assert "cannot reach" in request.failure_reason
+
+
+def test_a_permanent_error_fails_the_request_with_the_reason(repository, people):
+    request = submit(repository, people["bob"])
+    services.request_approve(request_id=request.pk, acting_user=people["alice"])
+    # The portal's targets key no longer matches the repository's (someone rotated it).
+    stranger = SigningKey.generate()
+    repository.keys.filter(role=KeyRole.TARGETS).update(
+        **trust.sealed_key_fields(repository, KeyRole.TARGETS, stranger)
+    )
+
+    failed = services.request_apply(request_id=request.pk)
+
+    assert failed.status == RequestStatus.FAILED
+    assert "not this repository's targets key" in failed.failure_reason
+    assert not Delegation.objects.exists()
+
+
+def test_the_audit_log_is_a_hash_chain(repository, people):
+    request = submit(repository, people["bob"])
+    services.request_approve(request_id=request.pk, acting_user=people["alice"])
+    services.request_apply(request_id=request.pk)
+
+    previous = GENESIS_HASH
+    events = list(AuditEvent.objects.order_by("id"))
+    assert [e.action for e in events if e.request_id == request.pk] == [
+        "request.submitted",
+        "request.approved",
+        "request.applying",
+        "notary.published",
+        "request.delegated",
+    ]
+    for event in events:
+        assert event.previous_hash == previous
+        assert event.hash == event_hash(
+            previous_hash=event.previous_hash,
+            created_at=event.created_at,
+            actor_name=event.actor_name,
+            action=event.action,
+            request_id=event.request_id,
+            repository_id=event.repository_id,
+            details=event.details,
+        )
+        previous = event.hash
+
+
+def test_trust_initialisation_is_idempotent(repository):
+    version = trust.fetch(repository, now=timezone.now()).root.signed.version
+    again = services.repository_initialise_trust(repository_id=repository.pk)
+    assert again.trust_initialised_at == repository.trust_initialised_at
+    assert trust.fetch(repository, now=timezone.now()).root.signed.version == version
+    assert repository.keys.count() == 2
+    assert "PRIVATE KEY" not in repository.root_certificate_pem
+    assert repository.root_certificate_pem.startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_repository_keys_are_stored_sealed(repository):
+    for stored in repository.keys.all():
+        private = trust.signing_key(stored).private_bytes()
+        assert private not in bytes(stored.sealed_private_key)
+        assert stored.canonical_key_id

@@ -1,0 +1,123 @@
+"""`make run` as a newcomer uses it: the whole stack from its embedded defaults, over HTTP."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from stack.processes import free_port, port_is_open
+from tests.conftest import BASE_DIR, wait_for
+from tests.factories import make_bundle
+
+pytestmark = pytest.mark.services
+
+
+class Browser:
+    """A logged-in HTTP session that fills in Django forms with their CSRF token."""
+
+    def __init__(self, base_url: str, username: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.post("/accounts/login/", {"username": username, "password": "demo"})
+
+    def get(self, path: str) -> str:
+        response = self.session.get(self.base_url + path, timeout=10)
+        response.raise_for_status()
+        return response.text
+
+    def post(self, path: str, data: dict, files: dict | None = None, page: str | None = None):
+        self.get(page or path)
+        data = {**data, "csrfmiddlewaretoken": self.session.cookies["csrftoken"]}
+        response = self.session.post(
+            self.base_url + path,
+            data=data,
+            files=files,
+            headers={"Referer": self.base_url + (page or path)},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response
+
+
+@pytest.fixture
+def stack(tmp_path):
+    ports = {name: free_port() for name in ("http", "redis", "notary")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PORTAL_") and key != "DJANGO_SETTINGS_MODULE"
+    }
+    env.update(
+        PORTAL_DATA_DIR=str(tmp_path / "var"),
+        PORTAL_HTTP_PORT=str(ports["http"]),
+        PORTAL_REDIS_PORT=str(ports["redis"]),
+        PORTAL_NOTARY_PORT=str(ports["notary"]),
+    )
+    output = (tmp_path / "stack.out").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stack"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{ports['http']}"
+    try:
+        wait_for(
+            lambda: (
+                "Press Ctrl-C" in (tmp_path / "stack.out").read_text() or process.poll() is not None
+            ),
+            what="the stack to start",
+            timeout=120,
+        )
+        assert process.poll() is None, (tmp_path / "stack.out").read_text()
+        yield base_url, process, ports, tmp_path / "stack.out"
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(30)
+        output.close()
+
+
+def test_make_run_serves_the_demo_and_stops_cleanly_on_ctrl_c(stack):
+    base_url, process, ports, output = stack
+    facts = output.read_text()
+    for fact in (base_url, "dtr.example.org/dev/nginx", "alice", "bob", "carol", "dave", "demo"):
+        assert fact in facts
+
+    login = requests.get(base_url + "/accounts/login/", timeout=10)
+    assert login.status_code == 200
+    assert ">Username</label>" in login.text
+
+    bob, alice = Browser(base_url, "bob"), Browser(base_url, "alice")
+    form = bob.get("/requests/new/")
+    repository_id = re.search(r'<option value="(\d+)">dtr.example.org/dev/nginx', form).group(1)
+    created = bob.post(
+        "/requests/new/",
+        {"repository": repository_id, "team": "qa", "reason": "try the portal"},
+        files={"certificate": ("cert.pem", make_bundle("bob").cert_pem)},
+    )
+    request_path = re.search(r"/requests/\d+/", created.url).group(0)
+    assert "Pending" in created.text
+
+    alice.post(request_path + "approve/", {"comment": "go"}, page=request_path)
+    status = re.compile(r'class="status status-(\w+)"')
+    wait_for(
+        lambda: status.search(alice.get(request_path)).group(1) in ("delegated", "failed"),
+        what="the worker to apply the delegation",
+    )
+    assert "bob can sign now" in alice.get(request_path)
+    assert "You can sign now" in bob.get(request_path)
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(30) == 0
+    time.sleep(0.2)
+    assert not any(port_is_open(port) for port in ports.values())
+    assert "Stopped: web, rqworker, notary-server, redis-server." in output.read_text()
