@@ -4,9 +4,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# notary: notary-server and the notary CLI; python-ldap builds against libldap and libsasl.
+# notary: notary-server and the notary CLI; python-ldap builds against libldap and libsasl;
+# chromium runs the browser tests (Playwright drives it, it never downloads a browser).
 DEBIAN_PACKAGES := notary redis-server openssl build-essential python3-dev python3-venv \
-	libldap2-dev libsasl2-dev
+	libldap2-dev libsasl2-dev chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test deps system-packages lint format clean

@@ -15,37 +15,39 @@ User = get_user_model()
 
 
 # -- directory -------------------------------------------------------------------------------------
+# The two functions below are the only ones that read group membership. Teams and ownership are
+# both derived from them, so the directory can change (local groups today, LDAP later) in one place.
+
+
+def group_names_of(user: AbstractBaseUser) -> frozenset[str]:
+    """The names of the groups an active user is in."""
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    return frozenset(user.groups.values_list("name", flat=True))
+
+
+def members_of(group_name: str) -> QuerySet:
+    """The active users in a group."""
+    return User.objects.filter(groups__name=group_name, is_active=True).order_by("username")
 
 
 def teams_of(user: AbstractBaseUser) -> list[str]:
-    """The UCP teams `user` belongs to, sorted."""
-    if not user.is_authenticated:
-        return []
+    """The UCP teams `user` belongs to, sorted: groups named with the team prefix."""
     prefix = settings.PORTAL_TEAM_GROUP_PREFIX
-    names = user.groups.filter(name__startswith=prefix).values_list("name", flat=True)
-    return sorted(name[len(prefix) :] for name in names)
+    return sorted(name[len(prefix) :] for name in group_names_of(user) if name.startswith(prefix))
 
 
 def owners_of(repository: Repository) -> QuerySet:
-    """The active users who own `repository`."""
-    return User.objects.filter(groups__name=repository.owners_group, is_active=True).order_by(
-        "username"
-    )
+    """The active users who own `repository`: the members of its owners group."""
+    return members_of(repository.owners_group)
 
 
 def is_owner(user: AbstractBaseUser, repository: Repository) -> bool:
-    return (
-        user.is_authenticated
-        and user.is_active
-        and user.groups.filter(name=repository.owners_group).exists()
-    )
+    return repository.owners_group in group_names_of(user)
 
 
 def repositories_owned_by(user: AbstractBaseUser) -> QuerySet:
-    if not user.is_authenticated or not user.is_active:
-        return Repository.objects.none()
-    group_names = user.groups.values_list("name", flat=True)
-    return Repository.objects.filter(owners_group__in=group_names)
+    return Repository.objects.filter(owners_group__in=group_names_of(user))
 
 
 # -- repositories ---------------------------------------------------------------------------------

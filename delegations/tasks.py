@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import django_rq
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -11,6 +13,7 @@ from . import emails, services
 from .notary import TransientNotaryError
 
 QUEUE = "default"
+logger = logging.getLogger(__name__)
 
 
 def _retry() -> Retry:
@@ -31,6 +34,7 @@ def enqueue_trust_initialisation(repository_id: int, acting_user_id: int | None)
 
 
 def apply_request(request_id: int) -> None:
+    """Apply an approved request; on the last attempt, any error fails it for people to see."""
     try:
         services.request_apply(request_id=request_id)
     except TransientNotaryError as error:
@@ -40,6 +44,16 @@ def apply_request(request_id: int) -> None:
             request_id=request_id,
             reason=f"The Notary server kept failing, so the portal gave up: {error.message}",
         )
+    except Exception:
+        if _retries_left():
+            raise
+        logger.exception("applying request %s failed unexpectedly", request_id)
+        services.request_fail(
+            request_id=request_id,
+            reason="The portal met an unexpected error while applying this delegation; "
+            "administrators find the details among the failed jobs.",
+        )
+        raise  # kept in RQ's failed jobs, with the traceback, for administrators
 
 
 def send_notification(notification: str, request_id: int) -> None:

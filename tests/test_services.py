@@ -151,8 +151,8 @@ def test_applying_delegates_in_both_roles_once(repository, people):
     assert grant.canonical_key_id == PublicKey.from_certificate(bundle.certificate).canonical_id
     targets = trust.fetch(repository, now=timezone.now()).targets.signed
     key = PublicKey.from_certificate(bundle.certificate)
-    assert targets.delegates(key, "targets/releases")
-    assert targets.delegates(key, "targets/qa")
+    assert targets.delegations.delegates(key, "targets/releases")
+    assert targets.delegations.delegates(key, "targets/qa")
 
     # Running the job again (a retry after a crash) changes nothing.
     again = services.request_apply(request_id=request.pk)
@@ -251,3 +251,17 @@ def test_repository_keys_are_stored_sealed(repository):
         private = trust.signing_key(stored).private_bytes()
         assert private not in bytes(stored.sealed_private_key)
         assert stored.canonical_key_id
+
+
+def test_an_unexpected_error_on_the_last_attempt_fails_the_request(repository, people):
+    request = submit(repository, people["bob"])
+    services.request_approve(request_id=request.pk, acting_user=people["alice"])
+    DelegationRequest.objects.filter(pk=request.pk).update(certificate_pem="not a certificate")
+
+    # Re-raised, so RQ keeps the traceback for administrators.
+    with pytest.raises(ValueError, match="Unable to load PEM"):
+        tasks.apply_request(request.pk)
+
+    request.refresh_from_db()
+    assert request.status == RequestStatus.FAILED
+    assert "unexpected error" in request.failure_reason

@@ -15,7 +15,7 @@ from .errors import (
     TransientNotaryError,
 )
 from .keys import PublicKey, SigningKey
-from .metadata import RELEASES, team_role_name
+from .roles import RELEASES, team_role_name
 from .transport import Transport
 
 __all__ = [

@@ -20,13 +20,8 @@ from .errors import (
 from .gotime import GoTime
 from .keys import PublicKey, SigningKey
 from .metadata import (
-    ROOT,
     ROOT_LIFETIME,
-    SNAPSHOT,
-    TARGETS,
     TARGETS_LIFETIME,
-    TIMESTAMP,
-    Delegations,
     FileMeta,
     Metadata,
     Root,
@@ -35,6 +30,7 @@ from .metadata import (
     Targets,
     Timestamp,
 )
+from .roles import ROOT, SNAPSHOT, TARGETS, TIMESTAMP, Delegations
 from .transport import Transport
 
 # The Go client caps timestamp.json at 1 MiB.
@@ -210,7 +206,7 @@ class NotaryClient:
             self._require_targets_key(state.root.signed, targets_key)
             targets = copy.deepcopy(state.targets.signed)
             before = targets.version
-            targets.add_delegate(key, role_names)
+            targets.delegations.add_key(key, role_names)
             if targets.to_dict() == state.targets.signed.to_dict():
                 return PublishResult(changed=False, version_before=before, version_after=before)
             targets.version = before + 1

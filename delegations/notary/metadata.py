@@ -11,71 +11,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import ClassVar, Generic, TypeVar
 
 from .canonical import encode_canonical, file_bytes
-from .errors import InvalidMetadata, InvalidRoleName
+from .errors import InvalidMetadata
+from .fields import integer, key_map, string_list_or_none
 from .gotime import GoTime
 from .keys import PublicKey, Signature, SigningKey, decode_base64
-
-ROOT = "root"
-TARGETS = "targets"
-SNAPSHOT = "snapshot"
-TIMESTAMP = "timestamp"
-RELEASES = "targets/releases"
-ALL_PATHS = ""
+from .roles import Delegations
 
 # notary's defaults, applied by both its client and its server (protocol note §5.1).
 ROOT_LIFETIME = timedelta(days=3652)
 TARGETS_LIFETIME = timedelta(days=1095)
-
-_ROLE_NAME = re.compile(r"^[-a-z0-9_/]+$")
-# docker trust's rule for signer names; UCP team roles must be usable by `docker trust` too.
-_SIGNER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_MAX_ROLE_NAME = 255
-
-
-def team_role_name(team: str) -> str:
-    """The delegation role of a UCP team: `targets/<team>`, if docker trust can use it."""
-    if not _SIGNER_NAME.match(team) or team == "releases" or len(team) > 200:
-        raise InvalidRoleName(
-            f"{team!r} cannot be a signer role: use lower-case letters, digits, '-' and '_', "
-            "starting with a letter or digit (and not 'releases')"
-        )
-    return f"{TARGETS}/{team}"
-
-
-def check_delegation_role_name(name: str) -> None:
-    """Refuse role names notary would refuse for a direct child of `targets`."""
-    valid = (
-        isinstance(name, str)
-        and len(name) <= _MAX_ROLE_NAME
-        and _ROLE_NAME.match(name)
-        and name.startswith(TARGETS + "/")
-        and "/" not in name[len(TARGETS) + 1 :]
-        and name != TARGETS + "/"
-    )
-    if not valid:
-        raise InvalidRoleName(f"{name!r} is not a delegation role directly under targets")
-
-
-def _integer(data: dict, name: str) -> int:
-    value = data.get(name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidMetadata(f"{name} must be an integer")
-    return value
-
-
-def _string_list_or_none(value: object, what: str) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise InvalidMetadata(f"{what} must be a list of strings")
-    return list(value)
 
 
 @dataclass
@@ -87,39 +37,10 @@ class RootRole:
     def from_dict(cls, data: object) -> RootRole:
         if not isinstance(data, dict):
             raise InvalidMetadata("a root role that is not an object")
-        return cls(_string_list_or_none(data.get("keyids"), "keyids"), _integer(data, "threshold"))
+        return cls(string_list_or_none(data.get("keyids"), "keyids"), integer(data, "threshold"))
 
     def to_dict(self) -> dict[str, object]:
         return {"keyids": self.keyids, "threshold": self.threshold}
-
-
-@dataclass
-class DelegationRole:
-    name: str
-    keyids: list[str] | None
-    threshold: int
-    paths: list[str] | None = None
-
-    @classmethod
-    def from_dict(cls, data: object) -> DelegationRole:
-        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-            raise InvalidMetadata("a delegation role without a name")
-        return cls(
-            name=data["name"],
-            keyids=_string_list_or_none(data.get("keyids"), "keyids"),
-            threshold=_integer(data, "threshold"),
-            paths=_string_list_or_none(data.get("paths"), "paths"),
-        )
-
-    def to_dict(self) -> dict[str, object]:
-        written: dict[str, object] = {
-            "keyids": self.keyids,
-            "name": self.name,
-            "threshold": self.threshold,
-        }
-        if self.paths:  # omitempty: an empty list is dropped, never written as []
-            written["paths"] = self.paths
-        return written
 
 
 @dataclass
@@ -146,7 +67,7 @@ class FileMeta:
             str(name): decode_base64(value, f"{name} hash") if isinstance(value, str) else b""
             for name, value in data["hashes"].items()
         }
-        return cls(length=_integer(data, "length"), hashes=hashes, custom=data.get("custom"))
+        return cls(length=integer(data, "length"), hashes=hashes, custom=data.get("custom"))
 
     def to_dict(self) -> dict[str, object]:
         written: dict[str, object] = {
@@ -184,45 +105,6 @@ def _file_meta_map(value: object, what: str) -> dict[str, FileMeta] | None:
     return {str(name): FileMeta.from_dict(meta) for name, meta in value.items()}
 
 
-def _key_map(value: object) -> dict[str, PublicKey] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InvalidMetadata("keys must be an object")
-    return {str(keyid): PublicKey.from_dict(key) for keyid, key in value.items()}
-
-
-@dataclass
-class Delegations:
-    keys: dict[str, PublicKey] | None = field(default_factory=dict)
-    roles: list[DelegationRole] | None = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, data: object) -> Delegations:
-        if data is None:
-            return cls(keys=None, roles=None)
-        if not isinstance(data, dict):
-            raise InvalidMetadata("delegations must be an object")
-        roles = data.get("roles")
-        if roles is not None and not isinstance(roles, list):
-            raise InvalidMetadata("delegations.roles must be a list")
-        return cls(
-            keys=_key_map(data.get("keys")),
-            roles=None if roles is None else [DelegationRole.from_dict(r) for r in roles],
-        )
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "keys": None
-            if self.keys is None
-            else {keyid: key.to_dict() for keyid, key in self.keys.items()},
-            "roles": None if self.roles is None else [role.to_dict() for role in self.roles],
-        }
-
-    def role(self, name: str) -> DelegationRole | None:
-        return next((role for role in self.roles or () if role.name == name), None)
-
-
 @dataclass
 class _Signed:
     """The fields every role shares (Go's SignedCommon)."""
@@ -237,7 +119,7 @@ class _Signed:
             raise InvalidMetadata("signed must be an object")
         if data.get("_type") != cls.type_name:
             raise InvalidMetadata(f"expected _type {cls.type_name!r}, found {data.get('_type')!r}")
-        version = _integer(data, "version")
+        version = integer(data, "version")
         if version < 1:
             raise InvalidMetadata("version must be at least 1")
         return data, version, GoTime.parse(data.get("expires"))
@@ -265,7 +147,7 @@ class Root(_Signed):
         return cls(
             version=version,
             expires=expires,
-            keys=_key_map(data.get("keys")),
+            keys=key_map(data.get("keys")),
             roles=None if roles is None else {n: RootRole.from_dict(r) for n, r in roles.items()},
             consistent_snapshot=bool(data.get("consistent_snapshot", False)),
         )
@@ -317,49 +199,6 @@ class Targets(_Signed):
             if self.targets is None
             else {name: meta.to_dict() for name, meta in self.targets.items()},
         }
-
-    def add_delegate(self, key: PublicKey, role_names: Iterable[str]) -> None:
-        """Delegate `key` in each role for all paths, as `notary delegation add --all-paths` does.
-
-        A missing role is appended with threshold 1; an existing one gets the key and the "all
-        paths" entry appended if absent, and keeps its threshold and position. Idempotent.
-        """
-        delegations = self.delegations
-        if delegations.keys is None:
-            delegations.keys = {}
-        if delegations.roles is None:
-            delegations.roles = []
-        delegations.keys[key.tuf_id] = key
-        for name in role_names:
-            check_delegation_role_name(name)
-            role = delegations.role(name)
-            if role is None:
-                delegations.roles.append(
-                    DelegationRole(name=name, keyids=[key.tuf_id], threshold=1, paths=[ALL_PATHS])
-                )
-                continue
-            if key.tuf_id not in (role.keyids or []):
-                role.keyids = [*(role.keyids or []), key.tuf_id]
-            if ALL_PATHS not in (role.paths or []):
-                role.paths = [*(role.paths or []), ALL_PATHS]
-        self.remove_unused_keys()
-
-    def remove_unused_keys(self) -> None:
-        """Drop delegation keys no role uses, as Go's RemoveUnusedKeys does after every edit."""
-        if self.delegations.keys is None:
-            return
-        used = {keyid for role in self.delegations.roles or () for keyid in role.keyids or ()}
-        self.delegations.keys = {k: v for k, v in self.delegations.keys.items() if k in used}
-
-    def delegates(self, key: PublicKey, role_name: str) -> bool:
-        """Whether `key` signs for all paths in `role_name`."""
-        role = self.delegations.role(role_name)
-        return (
-            role is not None
-            and key.tuf_id in (role.keyids or [])
-            and key.tuf_id in (self.delegations.keys or {})
-            and ALL_PATHS in (role.paths or [])
-        )
 
 
 @dataclass

@@ -22,7 +22,8 @@ from delegations.notary import (
     Transport,
     team_role_name,
 )
-from delegations.notary.metadata import DelegationRole, Metadata, Snapshot
+from delegations.notary.metadata import Metadata, Snapshot
+from delegations.notary.roles import DelegationRole
 from stack.processes import free_port
 from tests.factories import make_bundle
 

@@ -1,0 +1,24 @@
+"""Every write the portal makes. Each state change is a compare-and-set with an audit event, and
+its side effects (jobs, emails) are enqueued only once the transaction has committed."""
+
+from .delegation_requests import (
+    request_apply,
+    request_approve,
+    request_fail,
+    request_reject,
+    request_submit,
+)
+from .repositories import repository_initialise_trust, repository_register, repository_update
+from .state import TRANSITIONS
+
+__all__ = [
+    "TRANSITIONS",
+    "repository_initialise_trust",
+    "repository_register",
+    "repository_update",
+    "request_apply",
+    "request_approve",
+    "request_fail",
+    "request_reject",
+    "request_submit",
+]

@@ -1,0 +1,227 @@
+"""A member's request for a delegation, from submission to the trust data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from .. import clock, selectors, tasks, trust
+from ..audit import audit_record
+from ..certificates import CertificateInfo
+from ..exceptions import InvalidInput, NotAllowed, SelfApproval, TrustSetupError
+from ..models import Decision, Delegation, DelegationRequest, Repository, RequestStatus, Verdict
+from ..notary import InvalidRoleName, PermanentNotaryError, team_role_name
+from .state import notify_after_commit, transition
+
+
+def request_submit(
+    *,
+    requester: AbstractBaseUser,
+    repository: Repository,
+    team: str,
+    certificate: CertificateInfo,
+    reason: str,
+    now: datetime | None = None,
+) -> DelegationRequest:
+    now = now or clock.now()
+    if team not in selectors.teams_of(requester):
+        raise NotAllowed(f"You are not a member of team {team}.")
+    if repository.trust_initialised_at is None:
+        raise InvalidInput(f"{repository.gun} is not ready for delegations yet.")
+    try:
+        team_role_name(team)
+    except InvalidRoleName as error:
+        raise InvalidInput(error.message) from None
+    if not reason.strip():
+        raise InvalidInput("Say why you need to sign for this repository.")
+    with transaction.atomic():
+        request = DelegationRequest.objects.create(
+            requester=requester,
+            repository=repository,
+            team=team,
+            reason=reason.strip(),
+            certificate_pem=certificate.pem,
+            keytype=certificate.keytype,
+            tuf_key_id=certificate.tuf_key_id,
+            canonical_key_id=certificate.canonical_key_id,
+            certificate_sha256=certificate.sha256,
+            subject=certificate.subject,
+            issuer=certificate.issuer,
+            not_before=certificate.not_before,
+            not_after=certificate.not_after,
+        )
+        audit_record(
+            action="request.submitted",
+            actor=requester,
+            now=now,
+            request=request,
+            details={
+                "team": team,
+                "roles": request.role_names,
+                "canonical_key_id": certificate.canonical_key_id,
+                "tuf_key_id": certificate.tuf_key_id,
+                "certificate_sha256": certificate.sha256,
+            },
+        )
+        notify_after_commit("request_submitted", request.pk)
+    return request
+
+
+def _require_can_decide(request: DelegationRequest, user: AbstractBaseUser) -> None:
+    if request.requester_id == user.pk:
+        raise SelfApproval("You cannot decide on your own request; another owner has to.")
+    if not selectors.is_owner(user, request.repository):
+        raise NotAllowed(f"Only owners of {request.repository.path} decide on its requests.")
+
+
+def _decide(
+    *, request_id: int, acting_user: AbstractBaseUser, verdict: str, comment: str, now: datetime
+) -> DelegationRequest:
+    target = RequestStatus.APPROVED if verdict == Verdict.APPROVE else RequestStatus.REJECTED
+    with transaction.atomic():
+        request = DelegationRequest.objects.select_related("repository").get(pk=request_id)
+        _require_can_decide(request, acting_user)
+        request = transition(
+            request_id,
+            source={RequestStatus.PENDING},
+            target=target,
+            actor=acting_user,
+            action=f"request.{target}",
+            now=now,
+            details={"comment": comment},
+        )
+        Decision.objects.create(
+            request=request, owner=acting_user, verdict=verdict, comment=comment
+        )
+        notify_after_commit("request_decided", request.pk)
+        if target == RequestStatus.APPROVED:
+            transaction.on_commit(lambda: tasks.enqueue_apply(request.pk))
+    return request
+
+
+def request_approve(
+    *,
+    request_id: int,
+    acting_user: AbstractBaseUser,
+    comment: str = "",
+    now: datetime | None = None,
+) -> DelegationRequest:
+    return _decide(
+        request_id=request_id,
+        acting_user=acting_user,
+        verdict=Verdict.APPROVE,
+        comment=comment.strip(),
+        now=now or clock.now(),
+    )
+
+
+def request_reject(
+    *,
+    request_id: int,
+    acting_user: AbstractBaseUser,
+    comment: str,
+    now: datetime | None = None,
+) -> DelegationRequest:
+    if not comment.strip():
+        raise InvalidInput("Say why you reject the request: the requester will read it.")
+    return _decide(
+        request_id=request_id,
+        acting_user=acting_user,
+        verdict=Verdict.REJECT,
+        comment=comment.strip(),
+        now=now or clock.now(),
+    )
+
+
+def request_apply(*, request_id: int, now: datetime | None = None) -> DelegationRequest:
+    """Write an approved request's delegation into the trust data (the worker's job).
+
+    Safe to run again after a crash at any point: the publish is idempotent, and a request that
+    is already past applying is left alone. Transient Notary errors propagate for the job to
+    retry; permanent ones fail the request with the reason.
+    """
+    now = now or clock.now()
+    with transaction.atomic():
+        request = DelegationRequest.objects.select_related("repository").get(pk=request_id)
+        if request.status == RequestStatus.APPROVED:
+            request = transition(
+                request_id,
+                source={RequestStatus.APPROVED},
+                target=RequestStatus.APPLYING,
+                actor=None,
+                action="request.applying",
+                now=now,
+            )
+        elif request.status != RequestStatus.APPLYING:
+            return request
+    try:
+        result = trust.add_delegate(
+            request.repository,
+            certificate_pem=request.certificate_pem,
+            role_names=request.role_names,
+            now=now,
+        )
+    except (PermanentNotaryError, TrustSetupError) as error:
+        return request_fail(request_id=request_id, reason=error.message, now=now)
+    with transaction.atomic():
+        versions = {
+            "targets_version_before": result.version_before,
+            "targets_version_after": result.version_after,
+        }
+        if result.changed:
+            audit_record(
+                action="notary.published",
+                actor=None,
+                now=now,
+                request=request,
+                details={
+                    "roles": request.role_names,
+                    "tuf_key_id": request.tuf_key_id,
+                    "canonical_key_id": request.canonical_key_id,
+                    **versions,
+                },
+            )
+        request = transition(
+            request_id,
+            source={RequestStatus.APPLYING},
+            target=RequestStatus.DELEGATED,
+            actor=None,
+            action="request.delegated",
+            now=now,
+            details={"roles": request.role_names, **versions},
+            failure_reason="",
+            **versions,
+        )
+        Delegation.objects.create(
+            request=request,
+            repository=request.repository,
+            member=request.requester,
+            team=request.team,
+            canonical_key_id=request.canonical_key_id,
+            tuf_key_id=request.tuf_key_id,
+            roles=request.role_names,
+            active_from=now,
+            certificate_expires_at=request.not_after,
+        )
+        notify_after_commit("request_delegated", request.pk)
+    return request
+
+
+def request_fail(*, request_id: int, reason: str, now: datetime | None = None) -> DelegationRequest:
+    """Give up on an approved request, keeping the reason for people to read."""
+    now = now or clock.now()
+    with transaction.atomic():
+        request = transition(
+            request_id,
+            source={RequestStatus.APPROVED, RequestStatus.APPLYING},
+            target=RequestStatus.FAILED,
+            actor=None,
+            action="request.failed",
+            now=now,
+            details={"reason": reason},
+            failure_reason=reason,
+        )
+        notify_after_commit("request_failed", request.pk)
+    return request

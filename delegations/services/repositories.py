@@ -1,0 +1,142 @@
+"""Registering repositories and setting up their trust data."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from .. import clock, trust
+from ..audit import audit_record
+from ..exceptions import TrustSetupError
+from ..models import KeyRole, Repository, RepositoryKey
+from ..notary import RepositoryNotInitialised
+
+
+def repository_register(
+    *,
+    dtr_host: str,
+    namespace: str,
+    name: str,
+    notary_url: str,
+    owners_group: str,
+    acting_user: AbstractBaseUser | None = None,
+    now: datetime | None = None,
+) -> Repository:
+    now = now or clock.now()
+    with transaction.atomic():
+        repository = Repository.objects.create(
+            dtr_host=dtr_host,
+            namespace=namespace,
+            name=name,
+            notary_url=notary_url,
+            owners_group=owners_group,
+        )
+        audit_record(
+            action="repository.registered",
+            actor=acting_user,
+            now=now,
+            repository=repository,
+            details={"gun": repository.gun, "notary_url": notary_url, "owners": owners_group},
+        )
+    return repository
+
+
+def repository_update(
+    *,
+    repository_id: int,
+    notary_url: str,
+    owners_group: str,
+    acting_user: AbstractBaseUser | None = None,
+    now: datetime | None = None,
+) -> Repository:
+    """Change where a repository's Notary server is and which group owns it."""
+    now = now or clock.now()
+    with transaction.atomic():
+        repository = Repository.objects.select_for_update().get(pk=repository_id)
+        changes = {
+            field: {"from": getattr(repository, field), "to": value}
+            for field, value in (("notary_url", notary_url), ("owners_group", owners_group))
+            if getattr(repository, field) != value
+        }
+        if not changes:
+            return repository
+        Repository.objects.filter(pk=repository_id).update(
+            notary_url=notary_url, owners_group=owners_group
+        )
+        repository.refresh_from_db()
+        audit_record(
+            action="repository.updated",
+            actor=acting_user,
+            now=now,
+            repository=repository,
+            details=changes,
+        )
+    return repository
+
+
+def repository_initialise_trust(
+    *, repository_id: int, acting_user: AbstractBaseUser | None = None, now: datetime | None = None
+) -> Repository:
+    """Make sure the Notary server holds trust data for the repository made with our keys.
+
+    Creates the root and targets keys if the portal has none, and publishes the first root and
+    targets if the server has no trust data (a new repository, or a memory-backed server that
+    restarted). The keys are sealed and committed before anything is published, so a crash in
+    between leaves keys to retry with rather than a repository whose keys were lost.
+    """
+    now = now or clock.now()
+    with transaction.atomic():
+        repository = Repository.objects.select_for_update().get(pk=repository_id)
+        if not repository.keys.exists():
+            keys = trust.new_repository_keys(repository, now=now)
+            for role, key in keys.items():
+                RepositoryKey.objects.create(
+                    repository=repository,
+                    role=role,
+                    **trust.sealed_key_fields(repository, role, key),
+                )
+            audit_record(
+                action="repository.keys_generated",
+                actor=acting_user,
+                now=now,
+                repository=repository,
+                details={role: key.public.canonical_id for role, key in keys.items()},
+            )
+    try:
+        state = trust.fetch(repository, now=now)
+        published = False
+    except RepositoryNotInitialised:
+        state = trust.initialise(repository, now=now)
+        published = True
+    targets_key = repository.keys.get(role=KeyRole.TARGETS)
+    if targets_key.tuf_key_id not in {
+        k.tuf_id for k in state.root.signed.role_keys(KeyRole.TARGETS)
+    }:
+        raise TrustSetupError(
+            f"{repository.gun} already has trust data signed with other keys; import its "
+            "targets key instead of initialising it"
+        )
+    if not published and repository.trust_initialised_at is not None:
+        return repository
+    root_key = repository.keys.get(role=KeyRole.ROOT)
+    with transaction.atomic():
+        Repository.objects.filter(pk=repository.pk).update(
+            trust_initialised_at=repository.trust_initialised_at or now,
+            root_certificate_pem=base64.b64decode(root_key.public).decode("ascii"),
+        )
+        audit_record(
+            action="repository.trust_initialised" if published else "repository.trust_adopted",
+            actor=acting_user,
+            now=now,
+            repository=repository,
+            details={
+                "root_version": state.root.signed.version,
+                "targets_version": state.targets.signed.version,
+                "root_key_id": root_key.canonical_key_id,
+            },
+        )
+    repository.refresh_from_db()
+    return repository

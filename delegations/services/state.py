@@ -1,0 +1,75 @@
+"""The request state machine (product.md §3): one place where a status changes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from .. import tasks
+from ..audit import audit_record
+from ..exceptions import IllegalTransition
+from ..models import DelegationRequest, RequestStatus
+
+# The state machine of product.md §3: which status may follow which.
+TRANSITIONS: dict[str, set[str]] = {
+    RequestStatus.PENDING: {
+        RequestStatus.APPROVED,
+        RequestStatus.REJECTED,
+        RequestStatus.WITHDRAWN,
+        RequestStatus.EXPIRED,
+    },
+    RequestStatus.APPROVED: {RequestStatus.APPLYING, RequestStatus.FAILED},
+    RequestStatus.APPLYING: {RequestStatus.DELEGATED, RequestStatus.FAILED},
+    RequestStatus.DELEGATED: {RequestStatus.REVOKED, RequestStatus.SUPERSEDED},
+}
+
+
+def transition(
+    request_id: int,
+    *,
+    source: set[str],
+    target: str,
+    actor: AbstractBaseUser | None,
+    action: str,
+    now: datetime,
+    details: dict | None = None,
+    **fields: object,
+) -> DelegationRequest:
+    """Move a request from one of `source` to `target` if nobody moved it first, and audit it.
+
+    The update only matches the row in the status just read, so of two concurrent callers
+    exactly one changes it; the other gets IllegalTransition.
+    """
+    for status in source:
+        if target not in TRANSITIONS.get(status, ()):
+            raise ValueError(f"{status} → {target} is not a transition of the state machine")
+    previous = DelegationRequest.objects.values_list("status", flat=True).get(pk=request_id)
+    changed = previous in source and DelegationRequest.objects.filter(
+        pk=request_id, status=previous
+    ).update(status=target, updated_at=now, **fields)
+    request = DelegationRequest.objects.select_related("repository", "requester").get(pk=request_id)
+    if not changed:
+        raise IllegalTransition(
+            f"Request #{request_id} is {request.get_status_display().lower()} now, so it cannot "
+            f"become {RequestStatus(target).label.lower()}."
+        )
+    audit_record(
+        action=action,
+        actor=actor,
+        now=now,
+        request=request,
+        details={
+            "from": previous,
+            "to": target,
+            "canonical_key_id": request.canonical_key_id,
+            "certificate_sha256": request.certificate_sha256,
+            **(details or {}),
+        },
+    )
+    return request
+
+
+def notify_after_commit(notification: str, request_id: int) -> None:
+    transaction.on_commit(lambda: tasks.enqueue_notification(notification, request_id))
