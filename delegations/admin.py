@@ -8,11 +8,13 @@ too, so every change is audited.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import services, tasks
 from .models import (
+    AuditChainHead,
     AuditEvent,
     Decision,
     Delegation,
@@ -51,6 +53,8 @@ class RepositoryAdmin(admin.ModelAdmin):
     readonly_fields = ["trust_initialised_at", "root_certificate_pem", "created_at"]
     inlines = [RepositoryKeyInline]
     actions = ["initialise_trust"]
+    # A Notary URL typed without a scheme is meant as https, as DTR serves it.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Repository | None = None) -> list:
         # The GUN names the trust data on the server; it cannot change once registered.
@@ -115,3 +119,18 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "actor_name", "action", "request", "repository"]
     list_filter = ["action"]
     search_fields = ["actor_name", "action"]
+
+
+@admin.register(RepositoryKey)
+class RepositoryKeyAdmin(ReadOnlyAdmin):
+    # The sealed private key is never shown, not even encrypted.
+    list_display = ["repository", "role", "keytype", "canonical_key_id", "key_encryption_key_id"]
+    fields = ["repository", "role", "keytype", "canonical_key_id", "tuf_key_id", "public"]
+    list_filter = ["role"]
+
+
+@admin.register(AuditChainHead)
+class AuditChainHeadAdmin(ReadOnlyAdmin):
+    """The newest hash of the audit chain, for comparing against an exported log."""
+
+    list_display = ["last_hash"]

@@ -34,19 +34,11 @@ class CappedMemoryUploadHandler(FileUploadHandler):
         return None
 
     def file_complete(self, file_size: int) -> InMemoryUploadedFile:
-        if self.buffer is None:
-            return OversizedUpload(
-                BytesIO(),
-                self.field_name,
-                self.file_name,
-                self.content_type,
-                file_size,
-                self.charset,
-                self.content_type_extra,
-            )
-        self.buffer.seek(0)
-        return InMemoryUploadedFile(
-            self.buffer,
+        upload_class = InMemoryUploadedFile if self.buffer is not None else OversizedUpload
+        content = self.buffer if self.buffer is not None else BytesIO()
+        content.seek(0)
+        return upload_class(
+            content,
             self.field_name,
             self.file_name,
             self.content_type,

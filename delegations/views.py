@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -112,15 +112,16 @@ def request_reject(request: HttpRequest, request_id: int) -> HttpResponse:
 
 
 def _decide(request: HttpRequest, request_id: int, service, verb: str) -> HttpResponse:
-    # 404 for people who cannot see the request, so they learn nothing of it; the service
-    # refuses (403) those who can see it but may not decide.
-    selectors.request_for_viewer(request.user, request_id)
+    # Whoever may not decide gets 403 from the service, with a message that names nothing of
+    # the request; a request that does not exist is 404.
     form = DecisionForm(request.POST)
     comment = form.cleaned_data["comment"] if form.is_valid() else ""
     try:
         decided: DelegationRequest = service(
             request_id=request_id, acting_user=request.user, comment=comment
         )
+    except DelegationRequest.DoesNotExist:
+        raise Http404("No such request") from None
     except (IllegalTransition, InvalidInput) as error:
         messages.error(request, error.message)
     else:

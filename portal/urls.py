@@ -5,7 +5,6 @@ from django.urls import include, path
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
     path("", include("delegations.urls")),
 ]

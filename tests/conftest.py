@@ -30,6 +30,7 @@ from rq import SimpleWorker
 
 from delegations import services
 from stack.processes import LOOPBACK, free_port, notary_service, redis_service
+from tests.factories import make_user
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 NOTARY_PASSPHRASE = "test-passphrase"
@@ -160,6 +161,18 @@ def repository(db, notary_url: str):
         owners_group=f"owners:{namespace}/nginx",
     )
     return services.repository_initialise_trust(repository_id=registered.pk)
+
+
+@pytest.fixture
+def people(repository):
+    """alice and olga own the repository; bob is in qa, dave in dev (olga is in qa too)."""
+    owners = (repository.owners_group,)
+    return {
+        "alice": make_user("alice", teams=("it-ops",), owns=owners),
+        "olga": make_user("olga", teams=("qa",), owns=owners),
+        "bob": make_user("bob", teams=("qa",)),
+        "dave": make_user("dave", teams=("dev",)),
+    }
 
 
 # -- mail -----------------------------------------------------------------------------------------

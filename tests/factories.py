@@ -16,6 +16,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from delegations import services
+from delegations.certificates import inspect_certificate
+
 PASSWORD = "test-password"
 
 
@@ -99,3 +102,19 @@ def make_user(username: str, *, teams: tuple[str, ...] = (), owns: tuple[str, ..
     for group in owns:
         user.groups.add(Group.objects.get_or_create(name=group)[0])
     return user
+
+
+def submission(repository, requester, *, team="qa", bundle: Bundle | None = None) -> dict:
+    """The arguments of `services.request_submit` for a member's request with a new bundle."""
+    bundle = bundle or make_bundle(requester.get_username())
+    return {
+        "requester": requester,
+        "repository": repository,
+        "team": team,
+        "certificate": inspect_certificate(bundle.cert_pem, now=timezone.now()),
+        "reason": "I sign the <nginx> & friends images",
+    }
+
+
+def submit_request(repository, requester, *, team="qa", bundle: Bundle | None = None):
+    return services.request_submit(**submission(repository, requester, team=team, bundle=bundle))

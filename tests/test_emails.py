@@ -8,25 +8,12 @@ from __future__ import annotations
 
 import pytest
 from django.core import mail
-from django.utils import timezone
 
 from delegations import services
-from delegations.certificates import inspect_certificate
 from stack.processes import free_port
-from tests.factories import make_bundle, make_user
+from tests.factories import make_user, submission
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def people(repository):
-    owners = (repository.owners_group,)
-    return {
-        "alice": make_user("alice", teams=("it-ops",), owns=owners),
-        "olga": make_user("olga", teams=("qa",), owns=owners),
-        "bob": make_user("bob", teams=("qa",)),
-        "dave": make_user("dave", teams=("dev",)),
-    }
 
 
 @pytest.fixture
@@ -49,22 +36,10 @@ def flow(repository, people, run_jobs, django_capture_on_commit_callbacks):
     return step
 
 
-def submit_kwargs(repository, requester):
-    return {
-        "requester": requester,
-        "repository": repository,
-        "team": "qa",
-        "certificate": inspect_certificate(
-            make_bundle(requester.username).cert_pem, now=timezone.now()
-        ),
-        "reason": "I sign the <nginx> & friends images",
-    }
-
-
 def test_a_new_request_is_mailed_to_that_repositorys_owners_only(flow, repository, people):
     make_user("zed", teams=("qa",), owns=("owners:other/repo",))  # owns something else
 
-    request, sent = flow(services.request_submit, **submit_kwargs(repository, people["bob"]))
+    request, sent = flow(services.request_submit, **submission(repository, people["bob"]))
 
     assert set(sent) == {("alice@example.org",), ("olga@example.org",)}
     message = sent[("alice@example.org",)]
@@ -79,12 +54,12 @@ def test_a_new_request_is_mailed_to_that_repositorys_owners_only(flow, repositor
 
 
 def test_an_owners_own_request_is_not_mailed_to_them_as_owner(flow, repository, people):
-    _, sent = flow(services.request_submit, **submit_kwargs(repository, people["olga"]))
+    _, sent = flow(services.request_submit, **submission(repository, people["olga"]))
     assert set(sent) == {("alice@example.org",)}
 
 
 def test_decisions_are_mailed_to_the_requester_naming_the_owner(flow, repository, people):
-    request, _ = flow(services.request_submit, **submit_kwargs(repository, people["bob"]))
+    request, _ = flow(services.request_submit, **submission(repository, people["bob"]))
     _, sent = flow(
         services.request_reject,
         request_id=request.pk,
@@ -100,7 +75,7 @@ def test_decisions_are_mailed_to_the_requester_naming_the_owner(flow, repository
 def test_approval_then_delegation_mail_the_requester_with_the_signing_commands(
     flow, repository, people
 ):
-    request, _ = flow(services.request_submit, **submit_kwargs(repository, people["bob"]))
+    request, _ = flow(services.request_submit, **submission(repository, people["bob"]))
     _, sent = flow(
         services.request_approve, request_id=request.pk, acting_user=people["alice"], comment="ok"
     )
@@ -116,7 +91,7 @@ def test_approval_then_delegation_mail_the_requester_with_the_signing_commands(
 
 
 def test_a_failure_is_mailed_to_the_requester_and_the_owners(flow, repository, people):
-    request, _ = flow(services.request_submit, **submit_kwargs(repository, people["bob"]))
+    request, _ = flow(services.request_submit, **submission(repository, people["bob"]))
     repository.notary_url = f"http://127.0.0.1:{free_port()}"
     repository.save(update_fields=["notary_url"])
     _, sent = flow(services.request_approve, request_id=request.pk, acting_user=people["alice"])

@@ -6,8 +6,7 @@ import pytest
 from django.utils import timezone
 
 from delegations import services, tasks, trust
-from delegations.audit import GENESIS_HASH, event_hash
-from delegations.certificates import inspect_certificate
+from delegations.audit import GENESIS_HASH, hash_of
 from delegations.exceptions import IllegalTransition, InvalidInput, NotAllowed, SelfApproval
 from delegations.models import (
     AuditEvent,
@@ -19,35 +18,13 @@ from delegations.models import (
 )
 from delegations.notary import PublicKey, SigningKey
 from stack.processes import free_port
-from tests.factories import make_bundle, make_user
+from tests.factories import make_bundle, submission, submit_request
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def people(repository):
-    owners = (repository.owners_group,)
-    return {
-        "alice": make_user("alice", teams=("it-ops",), owns=owners),
-        "olga": make_user("olga", teams=("qa",), owns=owners),
-        "bob": make_user("bob", teams=("qa",)),
-        "dave": make_user("dave", teams=("dev",)),
-    }
-
-
-def submit(repository, requester, team="qa", bundle=None):
-    bundle = bundle or make_bundle(requester.username)
-    return services.request_submit(
-        requester=requester,
-        repository=repository,
-        team=team,
-        certificate=inspect_certificate(bundle.cert_pem, now=timezone.now()),
-        reason="I release the nginx images",
-    )
-
-
 def test_submitting_makes_a_pending_request_with_an_audit_event(repository, people):
-    request = submit(repository, people["bob"])
+    request = submit_request(repository, people["bob"])
     assert request.status == RequestStatus.PENDING
     assert request.role_names == ["targets/releases", "targets/qa"]
     event = AuditEvent.objects.get(request=request)
@@ -57,25 +34,19 @@ def test_submitting_makes_a_pending_request_with_an_audit_event(repository, peop
 
 def test_members_request_only_for_their_own_teams(repository, people):
     with pytest.raises(NotAllowed, match="not a member of team dev"):
-        submit(repository, people["bob"], team="dev")
+        submit_request(repository, people["bob"], team="dev")
     assert not DelegationRequest.objects.exists()
 
 
 def test_a_reason_is_required(repository, people):
     with pytest.raises(InvalidInput):
-        services.request_submit(
-            requester=people["bob"],
-            repository=repository,
-            team="qa",
-            certificate=inspect_certificate(make_bundle().cert_pem, now=timezone.now()),
-            reason="   ",
-        )
+        services.request_submit(**{**submission(repository, people["bob"]), "reason": "   "})
 
 
 def test_an_owner_approves_and_the_apply_job_is_queued_on_commit(
     repository, people, rq_queue, django_capture_on_commit_callbacks
 ):
-    request = submit(repository, people["bob"])
+    request = submit_request(repository, people["bob"])
     rq_queue.empty()
     with django_capture_on_commit_callbacks(execute=True):
         approved = services.request_approve(
@@ -94,7 +65,7 @@ def test_an_owner_approves_and_the_apply_job_is_queued_on_commit(
 
 
 def test_nothing_is_queued_when_the_transaction_rolls_back(repository, people, rq_queue):
-    request = submit(repository, people["bob"])
+    request = submit_request(repository, people["bob"])
     rq_queue.empty()
     # In a test transaction that never commits, on_commit callbacks never run.
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
@@ -102,7 +73,7 @@ def test_nothing_is_queued_when_the_transaction_rolls_back(repository, people, r
 
 
 def test_nobody_approves_their_own_request(repository, people):
-    request = submit(repository, people["olga"])  # olga owns the repository and is in qa
+    request = submit_request(repository, people["olga"])  # olga owns the repository and is in qa
     with pytest.raises(SelfApproval):
         services.request_approve(request_id=request.pk, acting_user=people["olga"])
     request.refresh_from_db()
@@ -111,7 +82,7 @@ def test_nobody_approves_their_own_request(repository, people):
 
 
 def test_only_owners_of_the_repository_decide(repository, people):
-    request = submit(repository, people["bob"])
+    request = submit_request(repository, people["bob"])
     with pytest.raises(NotAllowed):
         services.request_approve(request_id=request.pk, acting_user=people["dave"])
     with pytest.raises(NotAllowed):
@@ -119,7 +90,7 @@ def test_only_owners_of_the_repository_decide(repository, people):
 
 
 def test_the_second_decision_loses(repository, people):
-    request = submit(repository, people["bob"])
+    request = submit_request(repository, people["bob"])
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
     with pytest.raises(IllegalTransition, match="approved now"):
         services.request_reject(request_id=request.pk, acting_user=people["olga"], comment="no")
@@ -128,7 +99,7 @@ def test_the_second_decision_loses(repository, people):
 
 
 def test_rejecting_needs_a_comment(repository, people):
-    request = submit(repository, people["bob"])
+    request = submit_request(repository, people["bob"])
     with pytest.raises(InvalidInput):
         services.request_reject(request_id=request.pk, acting_user=people["alice"], comment=" ")
     rejected = services.request_reject(
@@ -139,7 +110,7 @@ def test_rejecting_needs_a_comment(repository, people):
 
 def test_applying_delegates_in_both_roles_once(repository, people):
     bundle = make_bundle("bob")
-    request = submit(repository, people["bob"], bundle=bundle)
+    request = submit_request(repository, people["bob"], bundle=bundle)
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
 
     delegated = services.request_apply(request_id=request.pk)
@@ -162,7 +133,7 @@ def test_applying_delegates_in_both_roles_once(repository, people):
 
 
 def test_a_crash_after_publishing_is_finished_without_publishing_again(repository, people):
-    request = submit(repository, people["bob"])
+    request = submit_request(repository, people["bob"])
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
     # The worker published, then died before recording it: the request is still applying.
     trust.add_delegate(
@@ -179,7 +150,7 @@ def test_a_crash_after_publishing_is_finished_without_publishing_again(repositor
 
 
 def test_an_unreachable_notary_fails_the_request_after_the_last_retry(repository, people):
-    request = submit(repository, people["bob"])
+    request = submit_request(repository, people["bob"])
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
     repository.notary_url = f"http://127.0.0.1:{free_port()}"
     repository.save(update_fields=["notary_url"])
@@ -193,7 +164,7 @@ def test_an_unreachable_notary_fails_the_request_after_the_last_retry(repository
 
 
 def test_a_permanent_error_fails_the_request_with_the_reason(repository, people):
-    request = submit(repository, people["bob"])
+    request = submit_request(repository, people["bob"])
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
     # The portal's targets key no longer matches the repository's (someone rotated it).
     stranger = SigningKey.generate()
@@ -209,7 +180,7 @@ def test_a_permanent_error_fails_the_request_with_the_reason(repository, people)
 
 
 def test_the_audit_log_is_a_hash_chain(repository, people):
-    request = submit(repository, people["bob"])
+    request = submit_request(repository, people["bob"])
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
     services.request_apply(request_id=request.pk)
 
@@ -224,16 +195,15 @@ def test_the_audit_log_is_a_hash_chain(repository, people):
     ]
     for event in events:
         assert event.previous_hash == previous
-        assert event.hash == event_hash(
-            previous_hash=event.previous_hash,
-            created_at=event.created_at,
-            actor_name=event.actor_name,
-            action=event.action,
-            request_id=event.request_id,
-            repository_id=event.repository_id,
-            details=event.details,
-        )
+        assert event.hash == hash_of(event)
         previous = event.hash
+
+    # Any edit of a stored event no longer matches its hash.
+    approved = next(e for e in events if e.action == "request.approved")
+    for edit in ({"actor_name": "mallory"}, {"details": {"comment": "edited"}}):
+        AuditEvent.objects.filter(pk=approved.pk).update(**edit)
+        edited = AuditEvent.objects.get(pk=approved.pk)
+        assert hash_of(edited) != edited.hash
 
 
 def test_trust_initialisation_is_idempotent(repository):
@@ -254,7 +224,7 @@ def test_repository_keys_are_stored_sealed(repository):
 
 
 def test_an_unexpected_error_on_the_last_attempt_fails_the_request(repository, people):
-    request = submit(repository, people["bob"])
+    request = submit_request(repository, people["bob"])
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
     DelegationRequest.objects.filter(pk=request.pk).update(certificate_pem="not a certificate")
 

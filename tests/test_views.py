@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 
@@ -11,35 +12,10 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from delegations import services
-from delegations.certificates import inspect_certificate
 from delegations.models import AuditEvent, Decision, DelegationRequest, RequestStatus
-from tests.factories import PASSWORD, make_bundle, make_sha1_certificate, make_user
+from tests.factories import PASSWORD, make_bundle, make_sha1_certificate, submit_request
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def people(repository):
-    owners = (repository.owners_group,)
-    return {
-        "alice": make_user("alice", teams=("it-ops",), owns=owners),
-        "olga": make_user("olga", teams=("qa",), owns=owners),
-        "bob": make_user("bob", teams=("qa",)),
-        "dave": make_user("dave", teams=("dev",)),
-    }
-
-
-def submit(repository, requester, *, team="qa"):
-    return services.request_submit(
-        requester=requester,
-        repository=repository,
-        team=team,
-        certificate=inspect_certificate(
-            make_bundle(requester.username).cert_pem, now=timezone.now()
-        ),
-        reason="nginx releases",
-    )
 
 
 def logged_in(client, user):
@@ -57,7 +33,8 @@ def form_data(repository, upload: bytes, *, team="qa", reason="nginx releases"):
 
 
 def page_text(response) -> str:
-    return re.sub(r"\s+", " ", response.content.decode())
+    """The page as a person reads it: entities decoded, whitespace collapsed."""
+    return html.unescape(re.sub(r"\s+", " ", response.content.decode()))
 
 
 def test_login_page_has_the_stable_labels_and_logs_in(client, people):
@@ -83,7 +60,7 @@ def test_navigation_shows_owner_links_only_to_owners(client, people, repository)
     assert "Approvals" not in member
     assert ">Delegations</a>" not in member
 
-    submit(repository, people["bob"])
+    submit_request(repository, people["bob"])
     owner = page_text(logged_in(client, people["alice"]).get(reverse("delegations:request_list")))
     assert "Approvals" in owner
     assert 'aria-label="1 pending"' in owner
@@ -192,7 +169,7 @@ def assert_no_private_key_stored() -> None:
 
 @pytest.fixture
 def pending(people, repository):
-    return submit(repository, people["bob"])
+    return submit_request(repository, people["bob"])
 
 
 def test_owner_queue_has_approve_reject_and_comment(client, people, pending):
@@ -207,7 +184,11 @@ def test_non_owners_have_no_queue_and_cannot_approve(client, people, pending):
     dave = logged_in(client, people["dave"])
     assert dave.get(reverse("delegations:approval_queue")).status_code == 403
     response = dave.post(reverse("delegations:request_approve", args=[pending.pk]))
-    assert response.status_code in (403, 404)  # dave cannot even see the request
+    assert response.status_code == 403
+    assert "Only the owners of the request's repository decide on it." in page_text(response)
+    assert pending.repository.path not in page_text(response)  # nothing of the request leaks
+    missing = dave.post(reverse("delegations:request_approve", args=[999999]))
+    assert missing.status_code == 404
     pending.refresh_from_db()
     assert pending.status == RequestStatus.PENDING
 
@@ -222,7 +203,7 @@ def test_the_requester_cannot_approve_their_own_request(client, people, pending)
 
 
 def test_an_owner_who_requested_is_told_why_they_cannot_decide(client, people, repository):
-    own = submit(repository, people["olga"])
+    own = submit_request(repository, people["olga"])
     olga = logged_in(client, people["olga"])
     page = page_text(olga.get(reverse("delegations:request_detail", args=[own.pk])))
     assert "you cannot decide on your own request" in page

@@ -15,7 +15,7 @@ from delegations.models import Delegation, DelegationRequest, RequestStatus
 from delegations.notary import PublicKey
 from stack.processes import free_port
 from tests.conftest import wait_for
-from tests.factories import PASSWORD, make_bundle, make_user
+from tests.factories import PASSWORD, make_bundle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
@@ -69,18 +69,8 @@ def mails_to(smtp_server, address: str, *, containing: str):
     return wait_for(found, what=f"a mail to {address} about {containing!r}")
 
 
-@pytest.fixture
-def team(repository):
-    owners = (repository.owners_group,)
-    return {
-        "alice": make_user("alice", teams=("it-ops",), owns=owners),
-        "bob": make_user("bob", teams=("qa",)),
-        "dave": make_user("dave", teams=("dev",)),
-    }
-
-
 def test_an_approved_request_is_delegated_by_the_worker_and_the_member_signs(
-    rq_worker, repository, team, notary_cli, smtp_server
+    rq_worker, repository, people, notary_cli, smtp_server
 ):
     bob_bundle = make_bundle("bob")
     bob, alice = log_in("bob"), log_in("alice")
@@ -127,7 +117,7 @@ def test_an_approved_request_is_delegated_by_the_worker_and_the_member_signs(
 
 
 def test_members_of_two_teams_are_both_delegated_and_the_first_stays(
-    rq_worker, repository, team, notary_cli
+    rq_worker, repository, people, notary_cli
 ):
     bob_bundle, dave_bundle = make_bundle("bob"), make_bundle("dave")
     alice = log_in("alice")
@@ -150,7 +140,7 @@ def test_members_of_two_teams_are_both_delegated_and_the_first_stays(
 
 
 def test_an_unreachable_notary_is_retried_then_fails_and_everyone_concerned_hears(
-    rq_worker, repository, team, smtp_server
+    rq_worker, repository, people, smtp_server
 ):
     repository.notary_url = f"http://127.0.0.1:{free_port()}"
     repository.save(update_fields=["notary_url"])

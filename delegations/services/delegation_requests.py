@@ -73,7 +73,7 @@ def _require_can_decide(request: DelegationRequest, user: AbstractBaseUser) -> N
     if request.requester_id == user.pk:
         raise SelfApproval("You cannot decide on your own request; another owner has to.")
     if not selectors.is_owner(user, request.repository):
-        raise NotAllowed(f"Only owners of {request.repository.path} decide on its requests.")
+        raise NotAllowed("Only the owners of the request's repository decide on it.")
 
 
 def _decide(
