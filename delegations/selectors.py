@@ -3,6 +3,8 @@ so the directory (LDAP) can replace the local groups without touching callers.""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -73,6 +75,18 @@ def approval_queue_for(user: AbstractBaseUser) -> QuerySet:
         )
         .select_related("repository", "requester")
         .order_by("created_at", "id")
+    )
+
+
+def stalled_request_ids(*, now: datetime, quiet_for: timedelta) -> list[int]:
+    """Approved requests not yet delegated, untouched for `quiet_for`: their job may be lost."""
+    return list(
+        DelegationRequest.objects.filter(
+            status__in=[RequestStatus.APPROVED, RequestStatus.APPLYING],
+            updated_at__lt=now - quiet_for,
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
     )
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import django_rq
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from rq import Retry, get_current_job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
-from . import emails, services
+from . import clock, emails, selectors, services
 from .notary import TransientNotaryError
 
 QUEUE = "default"
@@ -21,8 +24,26 @@ def _retry() -> Retry:
     return Retry(max=len(intervals), interval=intervals)
 
 
-def enqueue_apply(request_id: int) -> None:
-    django_rq.get_queue(QUEUE).enqueue(apply_request, request_id, retry=_retry())
+# A job in one of these states will still run (or run again), so it must not be doubled.
+_LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def apply_job_id(request_id: int) -> str:
+    """One job ID per request, so that a lost job can be told from one that is on its way."""
+    return f"apply-request-{request_id}"
+
+
+def enqueue_apply(request_id: int) -> bool:
+    """Queue the apply job of a request unless one is queued, running or waiting to retry."""
+    queue = django_rq.get_queue(QUEUE)
+    job_id = apply_job_id(request_id)
+    try:
+        if Job.fetch(job_id, connection=queue.connection).get_status() in _LIVE:
+            return False
+    except NoSuchJobError:
+        pass
+    queue.enqueue(apply_request, request_id, retry=_retry(), job_id=job_id)
+    return True
 
 
 def enqueue_notification(notification: str, request_id: int) -> None:
@@ -54,6 +75,20 @@ def apply_request(request_id: int) -> None:
             "administrators find the details among the failed jobs.",
         )
         raise  # kept in RQ's failed jobs, with the traceback, for administrators
+
+
+def resume_stalled_requests() -> list[int]:
+    """Queue again the approved requests whose job was lost (a crash of the web process before
+    it queued the job, of Redis, or of the worker). Applying is idempotent, so this is safe."""
+    quiet_for = timedelta(seconds=settings.PORTAL_STALLED_AFTER_SECONDS)
+    resumed = [
+        request_id
+        for request_id in selectors.stalled_request_ids(now=clock.now(), quiet_for=quiet_for)
+        if enqueue_apply(request_id)
+    ]
+    if resumed:
+        logger.warning("re-queued requests whose apply job was lost: %s", resumed)
+    return resumed
 
 
 def send_notification(notification: str, request_id: int) -> None:

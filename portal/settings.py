@@ -183,12 +183,16 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 REDIS_URL = env_str("PORTAL_REDIS_URL", "redis://127.0.0.1:6379/0")
 RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300}}
-# Jobs are enqueued when the transaction that made them necessary commits.
-RQ = {"COMMIT_MODE": "on_db_commit"}
+# Enqueue means enqueue now: services already wait for their transaction to commit
+# (transaction.on_commit) before they queue a job, so the job never runs before its rows exist.
+RQ = {"COMMIT_MODE": "auto"}
 # Retry schedule of a job that met a transient error (seconds before each retry).
 PORTAL_JOB_RETRY_INTERVALS = [
     int(seconds) for seconds in env_list("PORTAL_JOB_RETRY_INTERVALS", "10,60,300,900")
 ]
+
+# An approved request untouched this long, with no job on its way, is queued again.
+PORTAL_STALLED_AFTER_SECONDS = env_int("PORTAL_STALLED_AFTER_SECONDS", 120)
 
 # --- Mail ----------------------------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """`make run`: the portal on its embedded defaults, with every service it needs, on loopback.
 
-Starts redis-server, a notary-server (memory storage) with the demo repository initialised, the
-django-rq worker and the web server; creates the demo accounts; prints what is where; and stops
-everything in order on Ctrl-C. Ports can be moved with PORTAL_HTTP_PORT, PORTAL_REDIS_PORT and
-PORTAL_NOTARY_PORT.
+Starts redis-server, a notary-server (memory storage) with the demo repository initialised,
+the django-rq worker, RQ's cron scheduler and the web server; creates the demo accounts;
+prints what is where; and stops everything in order on Ctrl-C. Ports can be moved with
+PORTAL_HTTP_PORT, PORTAL_REDIS_PORT and PORTAL_NOTARY_PORT.
 """
 
 from __future__ import annotations
@@ -68,6 +68,15 @@ def main() -> int:
             cwd=BASE_DIR,
         )
         started.append(worker.start())
+        cron = Service(
+            "rqcron",
+            [*manage, "rqcron", "delegations.cron"],
+            port=None,
+            log_path=logs / "cron.log",
+            env=env,
+            cwd=BASE_DIR,
+        )
+        started.append(cron.start())
         web = Service(
             "web",
             [*manage, "runserver", f"{LOOPBACK}:{http_port}", "--noreload"],
@@ -110,7 +119,7 @@ The delegation portal is running.
 
   Portal          {portal_url}/
   Notary server   {notary_url}  (memory storage; dtr.example.org/dev/nginx is initialised)
-  Redis           redis://{LOOPBACK}:{redis_port}/0, with the django-rq worker
+  Redis           redis://{LOOPBACK}:{redis_port}/0, with the django-rq worker and cron
   Mail            printed in {logs / "worker.log"}
   Logs            {logs}
 

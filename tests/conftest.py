@@ -216,31 +216,62 @@ def smtp_server() -> Iterator[SMTPSink]:
 
 
 @pytest.fixture
-def rq_worker(transactional_db, rq_queue, redis_url, smtp_server, tmp_path) -> Iterator[None]:
-    """A real `rqworker` process (with its scheduler, for retries) on the test database."""
-    smtp_server.clear()
-    env = {
+def worker_env(transactional_db, rq_queue, redis_url, smtp_server) -> dict[str, str]:
+    """The environment of worker processes: the test database, Redis and SMTP server."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "PORTAL_DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
         "PORTAL_REDIS_URL": redis_url,
         "PORTAL_SMTP_URL": f"smtp://{LOOPBACK}:{smtp_server.port}",
+        # The cron sweep, when a test starts it, re-queues lost jobs without waiting.
+        "PORTAL_STALLED_AFTER_SECONDS": "0",
     }
-    log_path = tmp_path / "rqworker.log"
+
+
+def start_process(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
     with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "manage.py", "rqworker", "default", "--with-scheduler"],
+        return subprocess.Popen(
+            [sys.executable, "manage.py", *command],
             cwd=BASE_DIR,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+def stop_process(process: subprocess.Popen, log_path: Path) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    print(log_path.read_text(errors="replace")[-4000:])  # shown when a test fails
+
+
+@pytest.fixture
+def rq_worker(worker_env, smtp_server, tmp_path) -> Iterator[None]:
+    """A real `rqworker` process (with its scheduler, for retries) on the test database."""
+    smtp_server.clear()
+    log_path = tmp_path / "rqworker.log"
+    worker = start_process(["rqworker", "default", "--with-scheduler"], worker_env, log_path)
     try:
         yield
     finally:
-        worker.terminate()
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        print(log_path.read_text(errors="replace")[-4000:])  # shown when a test fails
+        stop_process(worker, log_path)
+
+
+@pytest.fixture
+def start_rq_cron(worker_env, tmp_path) -> Iterator[Callable[[], None]]:
+    """Starts RQ's cron scheduler on request; it queues each periodic job once at start."""
+    started: list[subprocess.Popen] = []
+    log_path = tmp_path / "rqcron.log"
+
+    def start() -> None:
+        started.append(start_process(["rqcron", "delegations.cron"], worker_env, log_path))
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            stop_process(process, log_path)

@@ -23,7 +23,9 @@ def compose() -> dict:
 
 
 def test_compose_has_the_services_of_the_stack(compose):
-    assert set(compose["services"]) >= {"web", "worker", "redis", "postgres", "notary-server"}
+    assert set(compose["services"]) >= {
+        "web", "worker", "cron", "redis", "postgres", "notary-server",
+    }  # fmt: skip
 
 
 def test_web_and_worker_are_built_from_the_dockerfile_and_run_the_portal(compose):
@@ -33,10 +35,11 @@ def test_web_and_worker_are_built_from_the_dockerfile_and_run_the_portal(compose
     assert "migrate" in web["command"]
     assert worker["command"][:3] == ["python", "manage.py", "rqworker"]
     assert "--with-scheduler" in worker["command"]
+    assert compose["services"]["cron"]["command"][2:] == ["rqcron", "delegations.cron"]
 
 
 def test_every_portal_variable_in_compose_is_read_by_the_settings(compose):
-    for name in ("web", "worker"):
+    for name in ("web", "worker", "cron"):
         for variable in compose["services"][name]["environment"]:
             if variable.startswith("PORTAL_"):
                 assert f'"{variable}"' in SETTINGS_SOURCE, f"settings never read {variable}"

@@ -120,4 +120,4 @@ def test_make_run_serves_the_demo_and_stops_cleanly_on_ctrl_c(stack):
     assert process.wait(30) == 0
     time.sleep(0.2)
     assert not any(port_is_open(port) for port in ports.values())
-    assert "Stopped: web, rqworker, notary-server, redis-server." in output.read_text()
+    assert "Stopped: web, rqcron, rqworker, notary-server, redis-server." in output.read_text()

@@ -152,3 +152,23 @@ def test_an_unreachable_notary_is_retried_then_fails_and_everyone_concerned_hear
     for address in ("bob@example.org", "alice@example.org"):
         failure = mails_to(smtp_server, address, containing="failed")[0]
         assert "cannot reach" in failure.get_body(("plain",)).get_content()
+
+
+def test_an_approval_made_while_redis_was_down_is_applied_by_the_cron_sweep(
+    rq_worker, start_rq_cron, repository, people, notary_cli, settings, redis_url
+):
+    bundle = make_bundle("bob")
+    request = request_delegation(log_in("bob"), repository, bundle, "qa")
+
+    queues = settings.RQ_QUEUES
+    settings.RQ_QUEUES = {"default": {"URL": f"redis://127.0.0.1:{free_port()}/0"}}
+    approve(log_in("alice"), request)  # the decision stands although its job was not queued
+    request.refresh_from_db()
+    assert request.status == RequestStatus.APPROVED
+
+    settings.RQ_QUEUES = queues  # Redis is back; the sweep finds the approval without a job
+    start_rq_cron()
+
+    assert status_becomes(request, RequestStatus.DELEGATED, RequestStatus.FAILED) == "delegated"
+    canonical = PublicKey.from_certificate(bundle.certificate).canonical_id
+    assert notary_cli.delegations(repository.gun)["targets/releases"]["keys"] == [canonical]

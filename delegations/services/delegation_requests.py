@@ -10,10 +10,16 @@ from django.db import transaction
 from .. import clock, selectors, tasks, trust
 from ..audit import audit_record
 from ..certificates import CertificateInfo
-from ..exceptions import InvalidInput, NotAllowed, SelfApproval, TrustSetupError
+from ..exceptions import (
+    IllegalTransition,
+    InvalidInput,
+    NotAllowed,
+    SelfApproval,
+    TrustSetupError,
+)
 from ..models import Decision, Delegation, DelegationRequest, Repository, RequestStatus, Verdict
-from ..notary import InvalidRoleName, PermanentNotaryError, team_role_name
-from .state import notify_after_commit, transition
+from ..notary import InvalidRoleName, PermanentNotaryError, PublishResult, team_role_name
+from .state import enqueue_after_commit, notify_after_commit, transition
 
 
 def request_submit(
@@ -97,7 +103,7 @@ def _decide(
         )
         notify_after_commit("request_decided", request.pk)
         if target == RequestStatus.APPROVED:
-            transaction.on_commit(lambda: tasks.enqueue_apply(request.pk))
+            enqueue_after_commit(lambda: tasks.enqueue_apply(request.pk))
     return request
 
 
@@ -143,19 +149,23 @@ def request_apply(*, request_id: int, now: datetime | None = None) -> Delegation
     retry; permanent ones fail the request with the reason.
     """
     now = now or clock.now()
-    with transaction.atomic():
-        request = DelegationRequest.objects.select_related("repository").get(pk=request_id)
-        if request.status == RequestStatus.APPROVED:
-            request = transition(
-                request_id,
-                source={RequestStatus.APPROVED},
-                target=RequestStatus.APPLYING,
-                actor=None,
-                action="request.applying",
-                now=now,
-            )
-        elif request.status != RequestStatus.APPLYING:
-            return request
+    request = DelegationRequest.objects.select_related("repository").get(pk=request_id)
+    if request.status == RequestStatus.APPROVED:
+        try:
+            with transaction.atomic():
+                request = transition(
+                    request_id,
+                    source={RequestStatus.APPROVED},
+                    target=RequestStatus.APPLYING,
+                    actor=None,
+                    action="request.applying",
+                    now=now,
+                )
+        except IllegalTransition:
+            # Another run of this job moved it first; carry on from where it is now.
+            request = DelegationRequest.objects.select_related("repository").get(pk=request_id)
+    if request.status != RequestStatus.APPLYING:
+        return request
     try:
         result = trust.add_delegate(
             request.repository,
@@ -165,11 +175,21 @@ def request_apply(*, request_id: int, now: datetime | None = None) -> Delegation
         )
     except (PermanentNotaryError, TrustSetupError) as error:
         return request_fail(request_id=request_id, reason=error.message, now=now)
+    try:
+        return _record_delegation(request, result, now=now)
+    except IllegalTransition:
+        # Another run of this job recorded it first (the publish itself was idempotent).
+        return DelegationRequest.objects.get(pk=request_id)
+
+
+def _record_delegation(
+    request: DelegationRequest, result: PublishResult, *, now: datetime
+) -> DelegationRequest:
+    versions = {
+        "targets_version_before": result.version_before,
+        "targets_version_after": result.version_after,
+    }
     with transaction.atomic():
-        versions = {
-            "targets_version_before": result.version_before,
-            "targets_version_after": result.version_after,
-        }
         if result.changed:
             audit_record(
                 action="notary.published",
@@ -184,7 +204,7 @@ def request_apply(*, request_id: int, now: datetime | None = None) -> Delegation
                 },
             )
         request = transition(
-            request_id,
+            request.pk,
             source={RequestStatus.APPLYING},
             target=RequestStatus.DELEGATED,
             actor=None,

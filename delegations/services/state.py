@@ -72,4 +72,14 @@ def transition(
 
 
 def notify_after_commit(notification: str, request_id: int) -> None:
-    transaction.on_commit(lambda: tasks.enqueue_notification(notification, request_id))
+    enqueue_after_commit(lambda: tasks.enqueue_notification(notification, request_id))
+
+
+def enqueue_after_commit(enqueue) -> None:
+    """Queue a job once the change is committed.
+
+    The change stands even if Redis cannot take the job: the failure is logged instead of
+    turning a committed decision into an error page, and the cron sweep
+    (`tasks.resume_stalled_requests`) queues lost apply jobs again.
+    """
+    transaction.on_commit(enqueue, robust=True)
