@@ -41,8 +41,12 @@ class Transport:
         self.gun = gun
         self.timeout = timeout
         self.verify = verify
-        self.session = session or requests.Session()
         self.base_url = f"{self.server_url}/v2/{quote(gun, safe='/')}/_trust/tuf/"
+        self.session = session or requests.Session()
+        # requests reads proxy settings from the environment on every request, a seventh of a
+        # delegation's time; read them once for this server instead.
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.server_url))
+        self.session.trust_env = False
 
     def get(self, path: str, *, limit: int = MAX_METADATA_BYTES) -> bytes:
         """GET a file under the repository's trust URL; MetadataNotFound on 404."""

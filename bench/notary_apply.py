@@ -1,0 +1,153 @@
+"""One two-role delegation: the portal's Notary client beside the `notary` CLI, same server.
+
+Starts a notary-server on a free loopback port and two repositories on it, one managed by each
+side, both with server-managed snapshots. Each round delegates a new certificate to
+`targets/releases` and `targets/<team>`:
+
+- ours: `NotaryClient.add_delegate` in one process (fetch, sign, publish, read back), the way
+  the worker runs it;
+- the peer: `notary delegation add` twice (staged) and `notary publish`, as DTR's docs do it.
+
+Prints the median and spread of each, and their ratio.
+
+    .venv/bin/python bench/notary_apply.py [--rounds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from delegations.notary import (
+    RELEASES,
+    NotaryClient,
+    PublicKey,
+    SigningKey,
+    Transport,
+    team_role_name,
+)
+from stack.processes import free_port, notary_service
+
+PASSPHRASE = "bench-passphrase"  # noqa: S105 - an obvious value for throwaway trust dirs
+
+
+def new_certificate(name: str) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+
+
+class NotaryCLI:
+    def __init__(self, server_url: str, trust_dir: Path) -> None:
+        self.base = ["notary", "-d", str(trust_dir), "-s", server_url]
+        self.env = {
+            **os.environ,
+            **{
+                f"NOTARY_{role}_PASSPHRASE": PASSPHRASE
+                for role in ("ROOT", "TARGETS", "SNAPSHOT", "DELEGATION")
+            },
+        }
+
+    def __call__(self, *args: str) -> None:
+        subprocess.run([*self.base, *args], env=self.env, check=True, capture_output=True)
+
+
+def time_ours(client: NotaryClient, targets_key: SigningKey, work: Path, rounds: int) -> list:
+    durations = []
+    for round_number in range(rounds):
+        key = PublicKey.from_certificate(new_certificate(f"ours{round_number}"))
+        start = time.perf_counter()
+        client.add_delegate(
+            key=key,
+            role_names=[RELEASES, team_role_name(f"team{round_number % 3}")],
+            targets_key=targets_key,
+            now=datetime.now(UTC),
+        )
+        durations.append(time.perf_counter() - start)
+    return durations
+
+
+def time_cli(cli: NotaryCLI, gun: str, work: Path, rounds: int) -> list:
+    durations = []
+    for round_number in range(rounds):
+        cert_path = work / f"cli{round_number}.pem"
+        certificate = new_certificate(f"cli{round_number}")
+        cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        team_role = team_role_name(f"team{round_number % 3}")
+        start = time.perf_counter()
+        cli("delegation", "add", gun, RELEASES, str(cert_path), "--all-paths")
+        cli("delegation", "add", gun, team_role, str(cert_path), "--all-paths")
+        cli("publish", gun)
+        durations.append(time.perf_counter() - start)
+    return durations
+
+
+def describe(durations: list[float]) -> str:
+    milliseconds = sorted(d * 1000 for d in durations)
+    return (
+        f"median {statistics.median(milliseconds):7.1f} ms   "
+        f"min {milliseconds[0]:7.1f}   max {milliseconds[-1]:7.1f}   (n={len(milliseconds)})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    arguments = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-notary-") as temporary:
+        work = Path(temporary)
+        port = free_port()
+        with notary_service(port=port, data_dir=work / "server"):
+            server_url = f"http://127.0.0.1:{port}"
+
+            ours_gun = "dtr.example.org/bench/ours"
+            client = NotaryClient(Transport(server_url, ours_gun))
+            targets_key = SigningKey.generate()
+            client.initialise(
+                root_key=SigningKey.generate_root(ours_gun, now=datetime.now(UTC)),
+                targets_key=targets_key,
+                now=datetime.now(UTC),
+            )
+
+            cli_gun = "dtr.example.org/bench/cli"
+            cli = NotaryCLI(server_url, work / "cli-trust")
+            cli("init", "-p", cli_gun)
+            cli("key", "rotate", cli_gun, "snapshot", "-r")  # server-managed, like ours
+
+            ours = time_ours(client, targets_key, work, arguments.rounds)
+            peer = time_cli(cli, cli_gun, work, arguments.rounds)
+
+    ratio = statistics.median(peer) / statistics.median(ours)
+    print("One delegation to targets/releases and targets/<team>, local notary-server:")
+    print(f"  portal client   {describe(ours)}")
+    print(f"  notary CLI      {describe(peer)}")
+    print(f"  ratio           the CLI takes {ratio:.1f}x as long as the portal client")
+
+
+if __name__ == "__main__":
+    main()
