@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.exceptions import ValidationError
 from django.utils.formats import date_format
 
-from .notary import PublicKey
+from .notary import InvalidKey, PublicKey
 
 # notary refuses a certificate whose validity starts more than a day ahead (clock skew margin).
 MAX_NOT_BEFORE_SKEW = timedelta(days=1)
@@ -68,6 +68,18 @@ def inspect_certificate(data: bytes, *, now: datetime) -> CertificateInfo:
             code="zip",
         )
     certificate = _parse(data)
+    try:
+        return _inspect(certificate, now=now)
+    except (ValueError, UnsupportedAlgorithm, InvalidKey):
+        # cryptography parses lazily: a key off its curve or a broken name only fails here.
+        raise ValidationError(
+            "This certificate is malformed: its key or names do not parse. Download a new "
+            "client bundle from UCP and upload its cert.pem.",
+            code="malformed",
+        ) from None
+
+
+def _inspect(certificate: x509.Certificate, *, now: datetime) -> CertificateInfo:
     _check(certificate, now=now)
     key = PublicKey.from_certificate(certificate)
     der = certificate.public_bytes(serialization.Encoding.DER)

@@ -19,6 +19,13 @@ class NotAllowed(PortalError, PermissionDenied):
     code = "not_allowed"
 
 
+class NotAnOwner(NotAllowed):
+    code = "not_an_owner"
+
+    def __init__(self, message: str = "Only the owners of the request's repository decide on it."):
+        super().__init__(message)
+
+
 class SelfApproval(NotAllowed):
     code = "self_approval"
 

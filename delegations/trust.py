@@ -19,6 +19,7 @@ from .notary import NotaryClient, PublicKey, PublishResult, SigningKey, Transpor
 
 
 def client_for(repository: Repository) -> NotaryClient:
+    """A client for the repository's Notary server that trusts only the portal's root key."""
     verify: bool | str = settings.PORTAL_NOTARY_CA_BUNDLE or True
     transport = Transport(
         repository.notary_url,
@@ -26,7 +27,13 @@ def client_for(repository: Repository) -> NotaryClient:
         timeout=settings.PORTAL_NOTARY_TIMEOUT,
         verify=verify,
     )
-    return NotaryClient(transport)
+    pinned = [
+        PublicKey(keytype, public)
+        for keytype, public in repository.keys.filter(role=KeyRole.ROOT).values_list(
+            "keytype", "public"
+        )
+    ]
+    return NotaryClient(transport, pinned_root_keys=pinned)
 
 
 def key_context(repository: Repository, role: str) -> str:

@@ -13,7 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from . import selectors, services
-from .exceptions import IllegalTransition, InvalidInput, PortalError
+from .exceptions import IllegalTransition, InvalidInput, NotAnOwner, PortalError
 from .forms import DecisionForm, DelegationRequestForm
 from .instructions import signing_steps
 from .models import DelegationRequest, RequestStatus
@@ -112,16 +112,20 @@ def request_reject(request: HttpRequest, request_id: int) -> HttpResponse:
 
 
 def _decide(request: HttpRequest, request_id: int, service, verb: str) -> HttpResponse:
-    # Whoever may not decide gets 403 from the service, with a message that names nothing of
-    # the request; a request that does not exist is 404.
+    try:
+        selectors.request_for_viewer(request.user, request_id)
+    except Http404:
+        # The same answer whether the request exists or not, so its number reveals nothing.
+        raise NotAnOwner() from None
     form = DecisionForm(request.POST)
-    comment = form.cleaned_data["comment"] if form.is_valid() else ""
+    if not form.is_valid():
+        for error in form.errors.get("comment", []):
+            messages.error(request, f"Comment: {error}")
+        return redirect(_back(request, request_id))
     try:
         decided: DelegationRequest = service(
-            request_id=request_id, acting_user=request.user, comment=comment
+            request_id=request_id, acting_user=request.user, comment=form.cleaned_data["comment"]
         )
-    except DelegationRequest.DoesNotExist:
-        raise Http404("No such request") from None
     except (IllegalTransition, InvalidInput) as error:
         messages.error(request, error.message)
     else:

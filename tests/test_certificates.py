@@ -78,6 +78,20 @@ def test_bad_uploads_are_refused_with_a_reason(make_upload, code, tmp_path):
     assert rejection_code(make_upload(tmp_path)) == code
 
 
+def certificate_with_a_key_off_its_curve() -> bytes:
+    bundle = make_bundle("bob")
+    der = bytearray(bundle.certificate.public_bytes(serialization.Encoding.DER))
+    point = bundle.certificate.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    der[bytes(der).find(point) + 40] ^= 0xFF  # the signature is not checked, the point is
+    return bytes(der)
+
+
+def test_a_certificate_whose_key_does_not_parse_is_refused_not_a_crash():
+    assert rejection_code(certificate_with_a_key_off_its_curve()) == "malformed"
+
+
 def test_not_before_up_to_a_day_ahead_is_tolerated():
     soon = make_bundle("soon", not_before=timezone.now() + timedelta(hours=20))
     assert inspect_certificate(soon.cert_pem, now=timezone.now()).common_name == "soon"

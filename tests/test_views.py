@@ -187,8 +187,10 @@ def test_non_owners_have_no_queue_and_cannot_approve(client, people, pending):
     assert response.status_code == 403
     assert "Only the owners of the request's repository decide on it." in page_text(response)
     assert pending.repository.path not in page_text(response)  # nothing of the request leaks
+    # A number that exists and one that does not get the same answer.
     missing = dave.post(reverse("delegations:request_approve", args=[999999]))
-    assert missing.status_code == 404
+    assert missing.status_code == 403
+    assert page_text(missing).count("decide on it") == page_text(response).count("decide on it")
     pending.refresh_from_db()
     assert pending.status == RequestStatus.PENDING
 
@@ -224,6 +226,19 @@ def test_an_owner_approves_from_the_queue(client, people, pending, rq_queue):
     page = page_text(alice.get(reverse("delegations:request_detail", args=[pending.pk])))
     assert ">Approved</span>" in page
     assert "welcome" in page
+
+
+def test_an_overlong_comment_is_refused_and_nothing_is_decided(client, people, pending):
+    alice = logged_in(client, people["alice"])
+    response = alice.post(
+        reverse("delegations:request_approve", args=[pending.pk]),
+        {"comment": "x" * 2001},
+        follow=True,
+    )
+    assert "Comment: Ensure this value has at most 2000 characters" in page_text(response)
+    pending.refresh_from_db()
+    assert pending.status == RequestStatus.PENDING
+    assert not Decision.objects.exists()
 
 
 def test_rejecting_without_a_comment_says_so(client, people, pending):

@@ -22,8 +22,15 @@ from .errors import InvalidMetadata
 # then fails to publish. Refusing them up front keeps us from writing a file no reader can parse.
 _CONTROL_CHARACTERS = re.compile("[\x00-\x1f]")
 
-# Go's JSON compaction escapes these inside strings even though the signed bytes hold them raw.
-_HTML_ESCAPES = ((b"<", b"\\u003c"), (b">", b"\\u003e"), (b"&", b"\\u0026"))
+# Go's JSON compaction escapes these inside strings even though the signed bytes hold them raw
+# (the canonical encoder notary pins writes every non-ASCII character raw, U+2028/9 included).
+_HTML_ESCAPES = (
+    (b"<", b"\\u003c"),
+    (b">", b"\\u003e"),
+    (b"&", b"\\u0026"),
+    ("\u2028".encode(), b"\\u2028"),
+    ("\u2029".encode(), b"\\u2029"),
+)
 
 
 def encode_canonical(value: object) -> bytes:
@@ -107,10 +114,7 @@ def _encode(value: object, parts: list[str]) -> None:
 def _canonical_string(text: str) -> str:
     if _CONTROL_CHARACTERS.search(text):
         raise InvalidMetadata(f"text with a control character cannot be published: {text!r}")
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    # docker/go's encoder escapes the two JavaScript line separators even in canonical form.
-    escaped = escaped.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return '"' + escaped + '"'
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _go_json_string(text: str) -> bytes:

@@ -18,7 +18,7 @@ from .errors import (
     VersionConflict,
 )
 from .gotime import GoTime
-from .keys import PublicKey, SigningKey
+from .keys import X509_KEYTYPES, PublicKey, SigningKey, certificate_common_name
 from .metadata import (
     ROOT_LIFETIME,
     TARGETS_LIFETIME,
@@ -62,33 +62,51 @@ class NotaryClient:
     """One repository (GUN) on one Notary server.
 
     Reads follow the Go client's path (root, timestamp, snapshot by hash, targets by hash) and
-    check each signature and hash on the way. Writes are one signed publish each, retried from a
-    fresh read when another publisher wins the race, then read back.
+    check each signature and hash on the way. Root must be signed by one of `pinned_root_keys`:
+    without that anchor a server could serve a root of its own choosing, whose delegations the
+    portal would then re-sign with the real targets key. Writes are one signed publish each,
+    retried from a fresh read when another publisher wins the race, then read back.
     """
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, *, pinned_root_keys: Sequence[PublicKey] = ()) -> None:
         self.transport = transport
         self.gun = transport.gun
+        self.pinned_root_keys = list(pinned_root_keys)
 
     # -- reading -------------------------------------------------------------------------------
 
     def fetch(self, *, now: datetime) -> TrustState:
-        root = self._fetch_root()
+        root_bytes, root = self._fetch_root(now=now)
         timestamp, snapshot = self._fetch_snapshot(root.signed, now=now)
+        recorded_root = (snapshot.signed.meta or {}).get(ROOT)
+        if recorded_root is not None and not recorded_root.describes(root_bytes):
+            raise InvalidMetadata(f"{self.gun}: root.json is not the root the snapshot records")
         targets_bytes = self._get_by_hash(TARGETS, snapshot.signed.meta)
         targets = Metadata.from_bytes(targets_bytes, Targets)
         self._require_signed(targets, root.signed, TARGETS)
         self._require_fresh(targets, now)
         return TrustState(root, timestamp, snapshot, targets, targets_bytes)
 
-    def _fetch_root(self) -> Metadata[Root]:
+    def _fetch_root(self, *, now: datetime) -> tuple[bytes, Metadata[Root]]:
         try:
             root_bytes = self.transport.get(f"{ROOT}.json")
         except MetadataNotFound:
             raise RepositoryNotInitialised(f"{self.gun} has no trust data on the server") from None
         root = Metadata.from_bytes(root_bytes, Root)
         self._require_signed(root, root.signed, ROOT)
-        return root
+        self._require_fresh(root, now)
+        for key in root.signed.role_keys(ROOT):
+            if key.keytype in X509_KEYTYPES and certificate_common_name(key) != self.gun:
+                raise InvalidMetadata(
+                    f"{self.gun}: a root certificate names {certificate_common_name(key)!r}, "
+                    "not this repository"
+                )
+        if self.pinned_root_keys and not root.valid_signers(self.pinned_root_keys):
+            raise InvalidMetadata(
+                f"{self.gun}: root.json is not signed by the root key the portal trusts for this "
+                "repository; refusing it"
+            )
+        return root_bytes, root
 
     def _fetch_snapshot(
         self, root: Root, *, now: datetime
@@ -119,9 +137,11 @@ class NotaryClient:
         return data
 
     def _require_signed(self, metadata: Metadata, root: Root, role: str) -> None:
-        root_role = (root.roles or {}).get(role) or RootRole(keyids=None, threshold=1)
+        root_role = (root.roles or {}).get(role)
+        if root_role is None or root_role.threshold < 1:
+            raise InvalidMetadata(f"{self.gun}: root defines no usable {role} role")
         signers = metadata.valid_signers(root.role_keys(role))
-        if len(signers) < max(root_role.threshold, 1):
+        if len(signers) < root_role.threshold:
             raise InvalidMetadata(f"{self.gun}: valid signatures did not meet threshold for {role}")
 
     def _require_fresh(self, metadata: Metadata, now: datetime) -> None:
@@ -177,6 +197,7 @@ class NotaryClient:
         targets.sign([targets_key])
         targets_bytes = targets.to_bytes()
         self.transport.publish({ROOT: root.to_bytes(), TARGETS: targets_bytes})
+        self.pinned_root_keys = self.pinned_root_keys or [root_key.public]
         self._require_read_back(root.signed, targets_bytes, now=now)
         return self.fetch(now=now)
 

@@ -60,6 +60,12 @@ class MetadataRejected(PermanentNotaryError):
         self.detail = detail
 
 
+class UnexpectedResponse(PermanentNotaryError):
+    """A status the protocol does not use there (a wrong URL, a proxy in the way)."""
+
+    code = "unexpected_response"
+
+
 class MetadataNotFound(PermanentNotaryError):
     code = "metadata_not_found"
 

@@ -37,13 +37,13 @@ class GoTime:
         if not match:
             raise InvalidMetadata(f"not an RFC 3339 time: {text!r}")
         year, month, day, hour, minute, second, fraction, offset = match.groups()
-        if offset == "Z":
-            zone = UTC
-        else:
-            sign = -1 if offset[0] == "-" else 1
-            hours, minutes = int(offset[1:3]), int(offset[4:6])
-            zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
         try:
+            if offset == "Z":
+                zone = UTC
+            else:
+                sign = -1 if offset[0] == "-" else 1
+                hours, minutes = int(offset[1:3]), int(offset[4:6])
+                zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
             seconds = datetime(
                 int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=zone
             )

@@ -39,9 +39,11 @@ X509_KEYTYPES = {ECDSA_X509: ECDSA, RSA_X509: RSA}
 METHOD_ECDSA = "ecdsa"
 METHOD_RSAPSS = "rsapss"
 METHOD_EDDSA = "eddsa"
+METHOD_RSA_PKCS1V15 = "rsapkcs1v15"  # verified, never produced (as in notary)
 
 # notary's verifier demands exactly this PSS salt length (the hash length); MAX_LENGTH fails.
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+_RSA_VERIFY_PADDING = {METHOD_RSAPSS: _PSS, METHOD_RSA_PKCS1V15: padding.PKCS1v15()}
 _MINIMUM_RSA_BITS = 2048
 ROOT_CERTIFICATE_LIFETIME = timedelta(days=3652)
 
@@ -156,9 +158,10 @@ class PublicKey:
             public_key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
             return True
         if isinstance(public_key, rsa.RSAPublicKey):
-            if signature.method != METHOD_RSAPSS or public_key.key_size < _MINIMUM_RSA_BITS:
+            scheme = _RSA_VERIFY_PADDING.get(signature.method)
+            if scheme is None or public_key.key_size < _MINIMUM_RSA_BITS:
                 return False
-            public_key.verify(signature.sig, message, _PSS, hashes.SHA256())
+            public_key.verify(signature.sig, message, scheme, hashes.SHA256())
             return True
         return False
 
@@ -168,6 +171,12 @@ class PublicKey:
         if self.keytype in (ECDSA, RSA):
             return serialization.load_der_public_key(base64.b64decode(self.public))
         raise InvalidKey(f"unsupported key type {self.keytype!r}")
+
+
+def certificate_common_name(key: PublicKey) -> str:
+    """The CN of a certificate key, which for a root key must be the repository's GUN."""
+    names = key.certificate().subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
 
 
 class SigningKey:

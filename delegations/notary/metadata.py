@@ -128,7 +128,7 @@ class _Signed:
         return {"_type": self.type_name, "expires": self.expires.format(), "version": self.version}
 
     def is_expired(self, now: datetime) -> bool:
-        return self.expires.as_datetime() <= now
+        return self.expires.as_datetime() < now
 
 
 @dataclass
@@ -168,11 +168,14 @@ class Root(_Signed):
         """The keys root names for one of the base roles, in keyid order."""
         root_role = (self.roles or {}).get(role)
         keys = self.keys or {}
-        return (
-            [keys[keyid] for keyid in (root_role.keyids or []) if keyid in keys]
-            if root_role
-            else []
+        named = (
+            [(keyid, keys.get(keyid)) for keyid in (root_role.keyids or [])] if root_role else []
         )
+        for keyid, key in named:
+            # Go aborts on a key listed under an ID that is not its own (ErrInvalidKeyID).
+            if key is not None and key.tuf_id != keyid:
+                raise InvalidMetadata(f"root lists a key under an ID that is not its own: {keyid}")
+        return [key for _, key in named if key is not None]
 
 
 @dataclass
@@ -241,7 +244,7 @@ class Metadata(Generic[SignedT]):
     def from_bytes(cls, data: bytes, signed_type: type[SignedT]) -> Metadata[SignedT]:
         try:
             document = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as error:
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:
             raise InvalidMetadata(
                 f"{signed_type.type_name} metadata is not JSON: {error}"
             ) from None

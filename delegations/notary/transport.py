@@ -19,12 +19,15 @@ from .errors import (
     ServerFailure,
     ServerUnreachable,
     SnapshotKeyRequired,
+    UnexpectedResponse,
     VersionConflict,
 )
 
 # The Go client caps the timestamp at 1 MiB; other files can be large with many targets.
 MAX_METADATA_BYTES = 100 * 1024 * 1024
 _CHUNK = 64 * 1024
+# Statuses that say "not now" rather than "never": timeouts and rate limits.
+_TRY_LATER = {408, 425, 429}
 
 
 class Transport:
@@ -56,10 +59,16 @@ class Transport:
                 raise MetadataNotFound(f"{self.gun}: {path} does not exist on the server")
             self._raise_for_status(response, f"GET {path}")
             body = bytearray()
-            for chunk in response.iter_content(_CHUNK):
-                body += chunk
-                if len(body) > limit:
-                    raise InvalidMetadata(f"{path} is larger than {limit} bytes")
+            try:
+                for chunk in response.iter_content(_CHUNK):
+                    body += chunk
+                    if len(body) > limit:
+                        raise InvalidMetadata(f"{path} is larger than {limit} bytes")
+            except requests.RequestException as error:
+                # The body streams after the status line, so it can break on its own.
+                raise ServerUnreachable(
+                    f"reading {path} from {self.server_url} failed: {error}"
+                ) from None
             return bytes(body)
 
     def publish(self, files: dict[str, bytes]) -> None:
@@ -67,7 +76,8 @@ class Transport:
         parts = [
             ("files", (role, data, "application/octet-stream")) for role, data in files.items()
         ]
-        response = self._request("POST", self.base_url, files=parts)
+        # A redirect would turn the POST into a GET and lose the upload.
+        response = self._request("POST", self.base_url, files=parts, allow_redirects=False)
         with response:
             self._raise_for_status(response, "publish")
 
@@ -95,7 +105,12 @@ class Transport:
             raise AuthenticationRequired(f"{action} on {self.gun}: the server answered {status}")
         if status == 400:
             raise _rejection(response, action, self.gun)
-        raise NotaryError(f"{action} on {self.gun}: unexpected status {status}")
+        if status in _TRY_LATER:
+            raise ServerFailure(f"{action} on {self.gun}: the server answered {status}; try later")
+        raise UnexpectedResponse(
+            f"{action} on {self.gun}: the server answered {status}; check the repository's "
+            "Notary URL"
+        )
 
 
 def _rejection(response: requests.Response, action: str, gun: str) -> NotaryError:

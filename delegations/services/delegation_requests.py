@@ -14,6 +14,7 @@ from ..exceptions import (
     IllegalTransition,
     InvalidInput,
     NotAllowed,
+    NotAnOwner,
     SelfApproval,
     TrustSetupError,
 )
@@ -79,7 +80,7 @@ def _require_can_decide(request: DelegationRequest, user: AbstractBaseUser) -> N
     if request.requester_id == user.pk:
         raise SelfApproval("You cannot decide on your own request; another owner has to.")
     if not selectors.is_owner(user, request.repository):
-        raise NotAllowed("Only the owners of the request's repository decide on it.")
+        raise NotAnOwner()
 
 
 def _decide(

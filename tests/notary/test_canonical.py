@@ -7,6 +7,7 @@ import pytest
 from delegations.notary.canonical import encode_canonical, file_bytes
 from delegations.notary.errors import InvalidMetadata
 from delegations.notary.gotime import GoTime
+from delegations.notary.metadata import Metadata, Targets
 
 # Protocol note §1.3: this exact key encoding has this sha256.
 KEY_VECTOR = (
@@ -39,7 +40,7 @@ def test_key_vector_encodes_byte_exactly():
         ({"t": True, "f": False, "n": None}, b'{"f":false,"n":null,"t":true}'),
         ('quote" and back\\slash', b'"quote\\" and back\\\\slash"'),
         ("<&>é", '"<&>é"'.encode()),  # raw in the signed bytes, raw UTF-8
-        ("line\u2028sep", b'"line\\u2028sep"'),  # docker/go escapes the JS separators
+        ("line\u2028sep", '"line\u2028sep"'.encode()),  # raw when signed, escaped in files
         ({"é": 1, "z": 2, "a": 3}, '{"a":3,"z":2,"é":1}'.encode()),  # bytewise UTF-8 order
     ],
 )
@@ -54,13 +55,13 @@ def test_values_go_cannot_publish_are_refused(bad):
 
 
 def test_file_bytes_escape_html_only_outside_the_signed_bytes():
-    signed = encode_canonical({"name": 'weird<&>é"\\tag'})
+    signed = encode_canonical({"name": 'weird<&>é"\\tag\u2028'})
     signature = {"keyid": "ab", "method": "ecdsa", "sig": "c2ln"}
-    assert signed == '{"name":"weird<&>é\\"\\\\tag"}'.encode()
+    assert signed == '{"name":"weird<&>é\\"\\\\tag\u2028"}'.encode()
     assert (
         file_bytes(signed, [signature])
         == (
-            '{"signed":{"name":"weird\\u003c\\u0026\\u003eé\\"\\\\tag"},'
+            '{"signed":{"name":"weird\\u003c\\u0026\\u003eé\\"\\\\tag\\u2028"},'
             '"signatures":[{"keyid":"ab","method":"ecdsa","sig":"c2ln"}]}'
         ).encode()
     )
@@ -86,7 +87,15 @@ def test_expires_keeps_its_moment():
     assert parsed.as_datetime().isoformat() == "2026-12-08T23:43:05.500000+00:00"
 
 
-@pytest.mark.parametrize("bad", ["2026-12-08 23:43:05Z", "2026-13-08T23:43:05Z", "", None, 5])
+@pytest.mark.parametrize(
+    "bad",
+    ["2026-12-08 23:43:05Z", "2026-13-08T23:43:05Z", "2026-12-08T23:43:05+24:00", "", None, 5],
+)
 def test_unparseable_expires_is_invalid_metadata(bad):
     with pytest.raises(InvalidMetadata):
         GoTime.parse(bad)
+
+
+def test_absurdly_nested_metadata_is_invalid_not_a_crash():
+    with pytest.raises(InvalidMetadata):
+        Metadata.from_bytes(b"[" * 200_000, Targets)

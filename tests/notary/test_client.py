@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from delegations.notary import (
     RELEASES,
+    InvalidMetadata,
     NotaryClient,
     PermanentNotaryError,
     PublicKey,
@@ -22,7 +23,8 @@ from delegations.notary import (
     Transport,
     team_role_name,
 )
-from delegations.notary.metadata import Metadata, Snapshot
+from delegations.notary.gotime import GoTime
+from delegations.notary.metadata import FileMeta, Metadata, Root, RootRole, Snapshot
 from delegations.notary.roles import DelegationRole
 from stack.processes import free_port
 from tests.factories import make_bundle
@@ -234,3 +236,79 @@ def test_p384_certificates_are_delegated(repo, notary_cli):
     erin = make_bundle("erin", curve=ec.SECP384R1())
     repo.delegate(key_of(erin), "ops")
     assert notary_cli.delegations(repo.gun)["targets/ops"]["keys"] == [key_of(erin).canonical_id]
+
+
+def test_target_names_go_escapes_differently_are_signed_and_read_like_go(repo, notary_cli):
+    names = ['weird<&>é"\\tag', "line\u2028separated\u2029paragraph", "ünïcødé-✓"]
+    targets = repo.client.fetch(now=now()).targets.signed
+    for name in names:
+        targets.targets[name] = FileMeta.for_bytes(name.encode())
+    targets.version += 1
+    signed = Metadata(targets)
+    signed.sign([repo.targets_key])
+
+    repo.client.transport.publish({"targets": signed.to_bytes()})  # the server checks the signature
+
+    state = repo.client.fetch(now=now())  # our reader checks the server's copy the same way
+    assert state.targets_bytes == signed.to_bytes()
+    listing = notary_cli.run("list", repo.gun).stdout
+    for name in names:
+        assert name in listing
+
+
+def test_a_root_not_signed_by_the_pinned_root_key_is_refused(repo):
+    stranger = SigningKey.generate_root(repo.gun, now=now())
+    client = NotaryClient(Transport(repo.client.transport.server_url, repo.gun),
+                          pinned_root_keys=[stranger.public])  # fmt: skip
+    with pytest.raises(InvalidMetadata, match="not signed by the root key the portal trusts"):
+        client.fetch(now=now())
+    with pytest.raises(InvalidMetadata):
+        client.add_delegate(
+            key=key_of(make_bundle("bob")),
+            role_names=[RELEASES],
+            targets_key=repo.targets_key,
+            now=now(),
+        )
+
+
+class ServedFiles:
+    """A stand-in transport serving fixed files: what a malicious server could answer."""
+
+    def __init__(self, gun: str, files: dict[str, bytes]) -> None:
+        self.gun = gun
+        self.files = files
+
+    def get(self, path: str, *, limit: int = 0) -> bytes:
+        return self.files[path]
+
+
+def self_signed_root(root_key: SigningKey, *, expires: datetime) -> bytes:
+    root = Metadata(
+        Root(
+            version=1,
+            expires=GoTime.from_datetime(expires),
+            keys={root_key.public.tuf_id: root_key.public},
+            roles={"root": RootRole([root_key.public.tuf_id], 1)},
+        )
+    )
+    root.sign([root_key])
+    return root.to_bytes()
+
+
+def test_a_root_certificate_for_another_repository_is_refused():
+    # notary-server refuses such a root itself; a malicious server would not.
+    gun = "dtr.example.org/dev/nginx"
+    elsewhere = SigningKey.generate_root("dtr.example.org/someone/else", now=now())
+    files = {"root.json": self_signed_root(elsewhere, expires=now() + timedelta(days=30))}
+    client = NotaryClient(ServedFiles(gun, files))
+    with pytest.raises(InvalidMetadata, match=r"names 'dtr\.example\.org/someone/else'"):
+        client.fetch(now=now())
+
+
+def test_an_expired_root_is_refused():
+    gun = "dtr.example.org/dev/nginx"
+    root_key = SigningKey.generate_root(gun, now=now() - timedelta(days=60))
+    files = {"root.json": self_signed_root(root_key, expires=now() - timedelta(days=1))}
+    client = NotaryClient(ServedFiles(gun, files), pinned_root_keys=[root_key.public])
+    with pytest.raises(InvalidMetadata, match="root expired"):
+        client.fetch(now=now())

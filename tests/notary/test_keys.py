@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from delegations.notary.errors import InvalidKey, InvalidMetadata
@@ -80,6 +81,14 @@ def test_rsa_signatures_are_pss_with_a_32_byte_salt():
     assert signature.method == "rsapss"
     assert len(signature.sig) == 256
     assert public.verifies(signature, b"message")
+
+
+def test_rsa_pkcs1v15_signatures_are_verified_as_notary_does():
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = PublicKey.from_public_key(private_key.public_key())
+    raw = private_key.sign(b"message", padding.PKCS1v15(), hashes.SHA256())
+    assert public.verifies(Signature(public.tuf_id, "rsapkcs1v15", raw), b"message")
+    assert not public.verifies(Signature(public.tuf_id, "rsapss", raw), b"message")
 
 
 def test_der_encoded_ecdsa_signatures_do_not_verify():
