@@ -50,8 +50,9 @@ def enqueue_notification(notification: str, request_id: int) -> None:
     django_rq.get_queue(QUEUE).enqueue(send_notification, notification, request_id, retry=_retry())
 
 
-def enqueue_trust_initialisation(repository_id: int, acting_user_id: int | None) -> None:
-    django_rq.get_queue(QUEUE).enqueue(initialise_trust, repository_id, acting_user_id)
+def enqueue_trust_initialisation(repository_id: int, acting_user_id: int | None) -> Job:
+    """Queue trust set-up: the worker is where repository keys are generated and unsealed."""
+    return django_rq.get_queue(QUEUE).enqueue(initialise_trust, repository_id, acting_user_id)
 
 
 def apply_request(request_id: int) -> None:

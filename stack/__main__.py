@@ -53,11 +53,7 @@ def main() -> int:
     try:
         started.append(redis_service(port=redis_port, data_dir=data_dir / "redis").start())
         started.append(notary_service(port=notary_port, data_dir=data_dir / "notary").start())
-        for step in (
-            ["migrate", "--noinput", "-v0"],
-            ["collectstatic", "--noinput", "-v0"],
-            ["demo_setup", "--notary-url", notary_url],
-        ):
+        for step in (["migrate", "--noinput", "-v0"], ["collectstatic", "--noinput", "-v0"]):
             subprocess.run([*manage, *step], env=env, cwd=BASE_DIR, check=True)
         worker = Service(
             "rqworker",
@@ -68,6 +64,10 @@ def main() -> int:
             cwd=BASE_DIR,
         )
         started.append(worker.start())
+        # The worker initialises the demo repository's trust: keys are unsealed only there.
+        subprocess.run(
+            [*manage, "demo_setup", "--notary-url", notary_url], env=env, cwd=BASE_DIR, check=True
+        )
         cron = Service(
             "rqcron",
             [*manage, "rqcron", "delegations.cron"],

@@ -147,6 +147,8 @@ def test_a_crash_after_publishing_is_finished_without_publishing_again(repositor
     assert finished.status == RequestStatus.DELEGATED
     assert (finished.targets_version_before, finished.targets_version_after) == (2, 2)
     assert not AuditEvent.objects.filter(request=request, action="notary.published").exists()
+    found = AuditEvent.objects.get(request=request, action="notary.found_delegated")
+    assert found.details["targets_version_after"] == 2
 
 
 def test_an_unreachable_notary_fails_the_request_after_the_last_retry(repository, people):

@@ -191,19 +191,20 @@ def _record_delegation(
         "targets_version_after": result.version_after,
     }
     with transaction.atomic():
-        if result.changed:
-            audit_record(
-                action="notary.published",
-                actor=None,
-                now=now,
-                request=request,
-                details={
-                    "roles": request.role_names,
-                    "tuf_key_id": request.tuf_key_id,
-                    "canonical_key_id": request.canonical_key_id,
-                    **versions,
-                },
-            )
+        # Either this run published, or the key was already in both roles: a run before a
+        # crash published it, or it was delegated by other means. Both are on the record.
+        audit_record(
+            action="notary.published" if result.changed else "notary.found_delegated",
+            actor=None,
+            now=now,
+            request=request,
+            details={
+                "roles": request.role_names,
+                "tuf_key_id": request.tuf_key_id,
+                "canonical_key_id": request.canonical_key_id,
+                **versions,
+            },
+        )
         request = transition(
             request.pk,
             source={RequestStatus.APPLYING},

@@ -1,13 +1,19 @@
-from django.core.management.base import BaseCommand, CommandError
+import time
 
-from delegations import services
-from delegations.exceptions import PortalError
+from django.core.management.base import BaseCommand, CommandError
+from rq.job import JobStatus
+
+from delegations import services, tasks
 from delegations.models import Repository
-from delegations.notary import NotaryError
+
+_DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
 class Command(BaseCommand):
-    help = "Register a DTR repository and, with --initialise, create and publish its trust data."
+    help = (
+        "Register a DTR repository and, with --initialise, have the worker create and publish "
+        "its trust data (repository keys are only ever unsealed by the worker)."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
@@ -16,10 +22,11 @@ class Command(BaseCommand):
         parser.add_argument("--notary-url", required=True, help="e.g. https://dtr.example.org")
         parser.add_argument("--owners-group", required=True, help="the group that owns it")
         parser.add_argument("--initialise", action="store_true", help="initialise its trust data")
+        parser.add_argument(
+            "--wait", type=float, default=120, help="seconds to wait for the worker (default 120)"
+        )
 
-    def handle(
-        self, *args, gun: str, notary_url: str, owners_group: str, initialise: bool, **options
-    ):
+    def handle(self, *args, gun: str, notary_url: str, owners_group: str, **options) -> None:
         try:
             dtr_host, namespace, name = gun.split("/")
         except ValueError:
@@ -40,9 +47,23 @@ class Command(BaseCommand):
             repository = services.repository_update(
                 repository_id=repository.pk, notary_url=notary_url, owners_group=owners_group
             )
-        if initialise:
-            try:
-                repository = services.repository_initialise_trust(repository_id=repository.pk)
-            except (PortalError, NotaryError) as error:
-                raise CommandError(f"Initialising trust of {gun} failed: {error}") from None
-            self.stdout.write(f"Trust data of {repository.gun} is on {repository.notary_url}.")
+        if options["initialise"]:
+            self._initialise(repository, wait=options["wait"])
+
+    def _initialise(self, repository: Repository, *, wait: float) -> None:
+        job = tasks.enqueue_trust_initialisation(repository.pk, None)
+        deadline = time.monotonic() + wait
+        while job.get_status(refresh=True) not in _DONE:
+            if time.monotonic() > deadline:
+                raise CommandError(
+                    f"No worker initialised {repository.gun} within {wait:g}s; is "
+                    "`manage.py rqworker` running? The job stays queued."
+                )
+            time.sleep(0.2)
+        if job.get_status() != JobStatus.FINISHED:
+            result = job.latest_result()
+            reason = (
+                result.exc_string.strip().splitlines()[-1] if result and result.exc_string else ""
+            )
+            raise CommandError(f"Initialising trust of {repository.gun} failed: {reason}")
+        self.stdout.write(f"Trust data of {repository.gun} is on {repository.notary_url}.")
