@@ -19,6 +19,7 @@ from .models import (
     Decision,
     Delegation,
     DelegationRequest,
+    Notification,
     Repository,
     RepositoryKey,
 )
@@ -119,6 +120,21 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "actor_name", "action", "request", "repository"]
     list_filter = ["action"]
     search_fields = ["actor_name", "action"]
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = [
+        "kind",
+        "recipient",
+        "request",
+        "created_at",
+        "sent_at",
+        "attempts",
+        "last_error",
+    ]
+    list_filter = ["kind", ("sent_at", admin.EmptyFieldListFilter)]
+    search_fields = ["recipient__username", "recipient__email"]
 
 
 @admin.register(RepositoryKey)

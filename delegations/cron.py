@@ -2,6 +2,7 @@
 
 from rq import cron
 
-from .tasks import QUEUE, resume_stalled_requests
+from .tasks import QUEUE, resend_unsent_notifications, resume_stalled_requests
 
 cron.register(resume_stalled_requests, QUEUE, interval=60, name="resume-stalled-requests")
+cron.register(resend_unsent_notifications, QUEUE, interval=60, name="resend-unsent-notifications")

@@ -1,33 +1,28 @@
-"""One function per notification: who hears about what (product.md N1).
+"""Who hears about what (product.md N1), and the emails they get.
 
-Each returns its recipients and template context; `send` renders
-`delegations/emails/<name>.subject.txt`, `.txt` and `.html` and sends one message per
-recipient, so nobody sees who else was told.
+Each kind of notification names its recipients and the extra context of its templates,
+`delegations/emails/<kind>.subject.txt`, `.txt` and `.html`. A message goes to one person, so
+nobody sees who else was told.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
 from . import selectors
 from .instructions import signing_steps
-from .models import DelegationRequest
-
-Notification = Callable[[DelegationRequest], tuple[list[AbstractBaseUser], dict]]
+from .models import DelegationRequest, Notification
 
 
 def absolute_url(path: str) -> str:
     return settings.PORTAL_BASE_URL + path
-
-
-def _request_url(request: DelegationRequest) -> str:
-    return absolute_url(reverse("delegations:request_detail", args=[request.pk]))
 
 
 def _owners_other_than_requester(request: DelegationRequest) -> list[AbstractBaseUser]:
@@ -35,72 +30,61 @@ def _owners_other_than_requester(request: DelegationRequest) -> list[AbstractBas
     return [o for o in selectors.owners_of(request.repository) if o.pk != request.requester_id]
 
 
-def request_submitted(request: DelegationRequest):
-    """New request → the owners of that repository (not the requester, if they own it too)."""
-    return _owners_other_than_requester(request), {
-        "approvals_url": absolute_url(reverse("delegations:approval_queue"))
-    }
+def _requester(request: DelegationRequest) -> list[AbstractBaseUser]:
+    return [request.requester]
 
 
-def request_decided(request: DelegationRequest):
-    """Approved or rejected → the requester, naming who decided and why."""
-    return [request.requester], {"decision": request.decisions.select_related("owner").last()}
+@dataclass(frozen=True)
+class Kind:
+    recipients: Callable[[DelegationRequest], list[AbstractBaseUser]]
+    context: Callable[[DelegationRequest], dict] = lambda request: {}
 
 
-def request_delegated(request: DelegationRequest):
-    """Delegated → the requester, with the commands to start signing."""
-    return [request.requester], {"steps": signing_steps(request)}
-
-
-def request_failed(request: DelegationRequest):
-    """Failed → the requester and the repository's owners."""
-    return [request.requester, *_owners_other_than_requester(request)], {}
-
-
-NOTIFICATIONS: dict[str, Notification] = {
-    "request_submitted": request_submitted,
-    "request_decided": request_decided,
-    "request_delegated": request_delegated,
-    "request_failed": request_failed,
+KINDS: dict[str, Kind] = {
+    # New request → the owners of that repository.
+    "request_submitted": Kind(
+        _owners_other_than_requester,
+        lambda request: {"approvals_url": absolute_url(reverse("delegations:approval_queue"))},
+    ),
+    # Approved or rejected → the requester, naming who decided and why.
+    "request_decided": Kind(
+        _requester,
+        lambda request: {"decision": request.decisions.select_related("owner").last()},
+    ),
+    # Delegated → the requester, with the commands to start signing.
+    "request_delegated": Kind(_requester, lambda request: {"steps": signing_steps(request)}),
+    # Failed → the requester and the repository's owners.
+    "request_failed": Kind(
+        lambda request: [request.requester, *_owners_other_than_requester(request)]
+    ),
 }
 
 
-def send(notification: str, *, request_id: int) -> int:
-    """Send one notification about a request; returns how many messages went out."""
-    request = DelegationRequest.objects.select_related("repository", "requester").get(pk=request_id)
-    recipients, extra = NOTIFICATIONS[notification](request)
-    messages = list(_messages(notification, request, recipients, extra))
-    if not messages:
-        return 0
-    with get_connection() as connection:
-        return connection.send_messages(messages)
+def recipients(kind: str, request: DelegationRequest) -> list[AbstractBaseUser]:
+    """The people a notification goes to: each once, and only those with an address."""
+    seen: set[int] = set()
+    people = []
+    for person in KINDS[kind].recipients(request):
+        if person.email and person.pk not in seen:
+            seen.add(person.pk)
+            people.append(person)
+    return people
 
 
-def _messages(
-    notification: str,
-    request: DelegationRequest,
-    recipients: Iterable[AbstractBaseUser],
-    extra: dict,
-) -> Iterable[EmailMultiAlternatives]:
-    seen: set[str] = set()
-    for person in recipients:
-        address = person.email
-        if not address or address in seen:
-            continue
-        seen.add(address)
-        context = {
-            "request": request,
-            "recipient": person,
-            "request_url": _request_url(request),
-            "portal_url": settings.PORTAL_BASE_URL,
-            **extra,
-        }
-        base = f"delegations/emails/{notification}"
-        subject = " ".join(render_to_string(f"{base}.subject.txt", context).split())
-        message = EmailMultiAlternatives(
-            subject=subject,
-            body=render_to_string(f"{base}.txt", context),
-            to=[address],
-        )
-        message.attach_alternative(render_to_string(f"{base}.html", context), "text/html")
-        yield message
+def message(notification: Notification) -> EmailMultiAlternatives:
+    request = notification.request
+    context = {
+        "request": request,
+        "recipient": notification.recipient,
+        "request_url": absolute_url(reverse("delegations:request_detail", args=[request.pk])),
+        "portal_url": settings.PORTAL_BASE_URL,
+        **KINDS[notification.kind].context(request),
+    }
+    base = f"delegations/emails/{notification.kind}"
+    email = EmailMultiAlternatives(
+        subject=" ".join(render_to_string(f"{base}.subject.txt", context).split()),
+        body=render_to_string(f"{base}.txt", context),
+        to=[notification.recipient.email],
+    )
+    email.attach_alternative(render_to_string(f"{base}.html", context), "text/html")
+    return email

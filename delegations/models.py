@@ -165,6 +165,33 @@ class Decision(models.Model):
         return f"{self.owner} {self.get_verdict_display().lower()} #{self.request_id}"
 
 
+class Notification(models.Model):
+    """One email owed to one person about a request.
+
+    Written in the transaction of the change it reports and sent by the worker, so an email is
+    neither lost with a job nor sent twice when another recipient's delivery fails.
+    """
+
+    request = models.ForeignKey(
+        DelegationRequest, on_delete=models.PROTECT, related_name="notifications"
+    )
+    kind = models.CharField(max_length=32)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["sent_at", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.recipient} about #{self.request_id}"
+
+
 class EndReason(models.TextChoices):
     REVOKED = "revoked", "Revoked"
     REPLACED = "replaced", "Replaced by renewal"

@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from .models import Delegation, DelegationRequest, Repository, RequestStatus
+from .models import Delegation, DelegationRequest, Notification, Repository, RequestStatus
 
 User = get_user_model()
 
@@ -46,6 +46,11 @@ def owners_of(repository: Repository) -> QuerySet:
 
 def is_owner(user: AbstractBaseUser, repository: Repository) -> bool:
     return repository.owners_group in group_names_of(user)
+
+
+def may_decide(user: AbstractBaseUser, request: DelegationRequest) -> bool:
+    """Owners of the request's repository decide on it, except the person who asked."""
+    return request.requester_id != user.pk and is_owner(user, request.repository)
 
 
 def repositories_owned_by(user: AbstractBaseUser) -> QuerySet:
@@ -84,6 +89,17 @@ def stalled_request_ids(*, now: datetime, quiet_for: timedelta) -> list[int]:
         DelegationRequest.objects.filter(
             status__in=[RequestStatus.APPROVED, RequestStatus.APPLYING],
             updated_at__lt=now - quiet_for,
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
+def unsent_notification_ids(*, now: datetime, quiet_for: timedelta, max_attempts: int) -> list[int]:
+    """Emails owed for `quiet_for` and not sent, that have attempts left."""
+    return list(
+        Notification.objects.filter(
+            sent_at__isnull=True, created_at__lt=now - quiet_for, attempts__lt=max_attempts
         )
         .order_by("id")
         .values_list("id", flat=True)

@@ -12,7 +12,7 @@ from rq import Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from . import clock, emails, selectors, services
+from . import clock, selectors, services
 from .notary import TransientNotaryError
 
 QUEUE = "default"
@@ -33,21 +33,30 @@ def apply_job_id(request_id: int) -> str:
     return f"apply-request-{request_id}"
 
 
-def enqueue_apply(request_id: int) -> bool:
-    """Queue the apply job of a request unless one is queued, running or waiting to retry."""
+def notification_job_id(notification_id: int) -> str:
+    return f"send-notification-{notification_id}"
+
+
+def _enqueue_once(func, argument: int, *, job_id: str) -> bool:
+    """Queue `func(argument)` unless its job is queued, running or waiting to retry."""
     queue = django_rq.get_queue(QUEUE)
-    job_id = apply_job_id(request_id)
     try:
         if Job.fetch(job_id, connection=queue.connection).get_status() in _LIVE:
             return False
     except NoSuchJobError:
         pass
-    queue.enqueue(apply_request, request_id, retry=_retry(), job_id=job_id)
+    queue.enqueue(func, argument, retry=_retry(), job_id=job_id)
     return True
 
 
-def enqueue_notification(notification: str, request_id: int) -> None:
-    django_rq.get_queue(QUEUE).enqueue(send_notification, notification, request_id, retry=_retry())
+def enqueue_apply(request_id: int) -> bool:
+    return _enqueue_once(apply_request, request_id, job_id=apply_job_id(request_id))
+
+
+def enqueue_notification(notification_id: int) -> bool:
+    return _enqueue_once(
+        send_notification, notification_id, job_id=notification_job_id(notification_id)
+    )
 
 
 def enqueue_trust_initialisation(repository_id: int, acting_user_id: int | None) -> Job:
@@ -92,8 +101,19 @@ def resume_stalled_requests() -> list[int]:
     return resumed
 
 
-def send_notification(notification: str, request_id: int) -> None:
-    emails.send(notification, request_id=request_id)
+def resend_unsent_notifications() -> list[int]:
+    """Queue again the emails whose job was lost or gave up, up to a number of attempts."""
+    quiet_for = timedelta(seconds=settings.PORTAL_STALLED_AFTER_SECONDS)
+    unsent = selectors.unsent_notification_ids(
+        now=clock.now(),
+        quiet_for=quiet_for,
+        max_attempts=settings.PORTAL_NOTIFICATION_MAX_ATTEMPTS,
+    )
+    return [notification_id for notification_id in unsent if enqueue_notification(notification_id)]
+
+
+def send_notification(notification_id: int) -> None:
+    services.notification_send(notification_id=notification_id)
 
 
 def initialise_trust(repository_id: int, acting_user_id: int | None) -> None:

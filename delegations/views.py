@@ -68,8 +68,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         "delegation_request": delegation_request,
         "is_requester": delegation_request.requester_id == request.user.pk,
         "is_owner": is_owner,
-        "can_decide": is_owner
-        and delegation_request.requester_id != request.user.pk
+        "can_decide": selectors.may_decide(request.user, delegation_request)
         and delegation_request.status == RequestStatus.PENDING,
         "decisions": delegation_request.decisions.select_related("owner"),
         "history": delegation_request.audit_events.order_by("id"),

@@ -43,8 +43,40 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_int_list(name: str, default: str) -> list[int]:
+    try:
+        return [int(item) for item in env_list(name, default)]
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be whole numbers separated by commas") from None
+
+
+def key_encryption_keys(encoded: list[str]) -> list[str]:
+    """Check the key-encryption keys at start-up rather than at the first seal."""
+    for value in encoded:
+        try:
+            valid = len(base64.b64decode(value, validate=True)) == 32
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ImproperlyConfigured(
+                "PORTAL_KEY_ENCRYPTION_KEYS must hold base64 of 32 random bytes per key, "
+                "separated by commas"
+            )
+    return encoded
 
 
 def env_secret(name: str, *, local_file: str, generate) -> str:
@@ -174,10 +206,16 @@ AUTH_PASSWORD_VALIDATORS = [
 PORTAL_TEAM_GROUP_PREFIX = env_str("PORTAL_TEAM_GROUP_PREFIX", "team:")
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool(
-    "PORTAL_SECURE_COOKIES", not DEBUG and PORTAL_BASE_URL.startswith("https")
-)
+# Behind a TLS-terminating proxy, trust its X-Forwarded-Proto header to know a request is https.
+if env_bool("PORTAL_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+_served_over_https = PORTAL_BASE_URL.startswith("https://")
+SESSION_COOKIE_SECURE = env_bool("PORTAL_SECURE_COOKIES", _served_over_https)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("PORTAL_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("PORTAL_HSTS_SECONDS", 0)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 
 # --- Queue (django-rq) ---------------------------------------------------------------------------
 
@@ -187,12 +225,12 @@ RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300}}
 # (transaction.on_commit) before they queue a job, so the job never runs before its rows exist.
 RQ = {"COMMIT_MODE": "auto"}
 # Retry schedule of a job that met a transient error (seconds before each retry).
-PORTAL_JOB_RETRY_INTERVALS = [
-    int(seconds) for seconds in env_list("PORTAL_JOB_RETRY_INTERVALS", "10,60,300,900")
-]
+PORTAL_JOB_RETRY_INTERVALS = env_int_list("PORTAL_JOB_RETRY_INTERVALS", "10,60,300,900")
 
 # An approved request untouched this long, with no job on its way, is queued again.
 PORTAL_STALLED_AFTER_SECONDS = env_int("PORTAL_STALLED_AFTER_SECONDS", 120)
+# An email is given up (left unsent, with its last error, in the admin) after this many tries.
+PORTAL_NOTIFICATION_MAX_ATTEMPTS = env_int("PORTAL_NOTIFICATION_MAX_ATTEMPTS", 20)
 
 # --- Mail ----------------------------------------------------------------------------------------
 
@@ -219,18 +257,20 @@ DEFAULT_FROM_EMAIL = env_str("PORTAL_EMAIL_FROM", "Delegation portal <portal@loc
 
 # Key-encryption keys (base64 of 32 bytes, comma-separated): the first encrypts, every one of
 # them decrypts, so a new key can be put in front and the old one kept until rotation is done.
-PORTAL_KEY_ENCRYPTION_KEYS = env_list(
-    "PORTAL_KEY_ENCRYPTION_KEYS",
-    env_secret(
+PORTAL_KEY_ENCRYPTION_KEYS = key_encryption_keys(
+    env_list(
         "PORTAL_KEY_ENCRYPTION_KEYS",
-        local_file="key-encryption-key",
-        generate=lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
-    ),
+        env_secret(
+            "PORTAL_KEY_ENCRYPTION_KEYS",
+            local_file="key-encryption-key",
+            generate=lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+        ),
+    )
 )
 
 # --- Notary --------------------------------------------------------------------------------------
 
-PORTAL_NOTARY_TIMEOUT = float(env_str("PORTAL_NOTARY_TIMEOUT", "10"))
+PORTAL_NOTARY_TIMEOUT = env_float("PORTAL_NOTARY_TIMEOUT", 10.0)
 # A CA bundle for TLS to Notary servers; empty means the system's trust store.
 PORTAL_NOTARY_CA_BUNDLE = env_str("PORTAL_NOTARY_CA_BUNDLE", "")
 

@@ -185,6 +185,13 @@ class SMTPSink:
         self.port = port
         self.lock = threading.Lock()
         self.received: list[tuple[list[str], EmailMessage]] = []
+        self.refused: set[str] = set()  # mailboxes answered with 550, as a relay may
+
+    async def handle_RCPT(self, server, session, envelope, address, options) -> str:
+        if address in self.refused:
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
         message = email.message_from_bytes(envelope.content, policy=policy.default)
@@ -199,6 +206,7 @@ class SMTPSink:
     def clear(self) -> None:
         with self.lock:
             self.received.clear()
+            self.refused.clear()
 
 
 @pytest.fixture(scope="session")

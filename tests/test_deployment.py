@@ -30,16 +30,16 @@ def test_compose_has_the_services_of_the_stack(compose):
 
 def test_web_and_worker_are_built_from_the_dockerfile_and_run_the_portal(compose):
     web, worker = compose["services"]["web"], compose["services"]["worker"]
-    assert web["build"] == worker["build"] == "."
-    assert "gunicorn portal.wsgi" in web["command"]
-    assert "migrate" in web["command"]
+    assert web["build"] == worker["build"] == compose["services"]["migrate"]["build"] == "."
+    assert web["command"][:2] == ["gunicorn", "portal.wsgi"]
+    assert compose["services"]["migrate"]["command"][2:4] == ["migrate", "--noinput"]
     assert worker["command"][:3] == ["python", "manage.py", "rqworker"]
     assert "--with-scheduler" in worker["command"]
     assert compose["services"]["cron"]["command"][2:] == ["rqcron", "delegations.cron"]
 
 
 def test_every_portal_variable_in_compose_is_read_by_the_settings(compose):
-    for name in ("web", "worker", "cron"):
+    for name in ("migrate", "web", "worker", "cron"):
         for variable in compose["services"][name]["environment"]:
             if variable.startswith("PORTAL_"):
                 assert f'"{variable}"' in SETTINGS_SOURCE, f"settings never read {variable}"
@@ -58,6 +58,12 @@ def test_dependencies_name_services_that_exist_with_healthchecks(compose):
             assert dependency in services, f"{name} depends on unknown {dependency}"
             if condition.get("condition") == "service_healthy":
                 assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
+
+
+def test_nothing_starts_before_the_schema_is_migrated(compose):
+    for name in ("web", "worker", "cron"):
+        migrate = compose["services"][name]["depends_on"]["migrate"]
+        assert migrate["condition"] == "service_completed_successfully"
 
 
 def test_mounted_files_exist_and_notary_config_listens_for_the_other_containers(compose):
@@ -85,3 +91,9 @@ def test_requirements_are_pinned():
             line = line.split("#")[0].strip()
             if line and not line.startswith("-r"):
                 assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line), f"{name}: {line}"
+
+
+def test_every_setting_from_the_environment_is_documented_in_the_readme():
+    readme = (BASE_DIR / "README.md").read_text()
+    for variable in sorted(set(re.findall(r'"(PORTAL_[A-Z_]+)"', SETTINGS_SOURCE))):
+        assert f"`{variable}`" in readme, f"README does not document {variable}"

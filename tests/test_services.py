@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from delegations import services, tasks, trust
@@ -237,3 +240,36 @@ def test_an_unexpected_error_on_the_last_attempt_fails_the_request(repository, p
     request.refresh_from_db()
     assert request.status == RequestStatus.FAILED
     assert "unexpected error" in request.failure_reason
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_owners_deciding_at_the_same_moment_leave_one_decision(repository, people):
+    request = submit_request(repository, people["bob"])
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def decide(service, owner, comment) -> None:
+        start.wait()
+        try:
+            service(request_id=request.pk, acting_user=owner, comment=comment)
+            outcomes.append("won")
+        except IllegalTransition:
+            outcomes.append("lost")
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=decide, args=(services.request_approve, people["alice"], "yes")),
+        threading.Thread(target=decide, args=(services.request_reject, people["olga"], "no")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["lost", "won"]
+    assert Decision.objects.filter(request=request).count() == 1
+    decided = AuditEvent.objects.filter(
+        request=request, action__in=["request.approved", "request.rejected"]
+    )
+    assert decided.count() == 1

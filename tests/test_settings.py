@@ -79,7 +79,17 @@ def test_production_values_come_from_the_environment(tmp_path):
         assert expected in result.stdout
 
 
-def test_a_malformed_value_names_its_variable(tmp_path):
-    result = load_settings(tmp_path, PORTAL_DEBUG="maybe")
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("PORTAL_DEBUG", "maybe", "PORTAL_DEBUG must be true or false"),
+        ("PORTAL_NOTARY_TIMEOUT", "soon", "PORTAL_NOTARY_TIMEOUT must be a number"),
+        ("PORTAL_JOB_RETRY_INTERVALS", "10,later", "PORTAL_JOB_RETRY_INTERVALS must be whole"),
+        ("PORTAL_KEY_ENCRYPTION_KEYS", "c2hvcnQ=", "PORTAL_KEY_ENCRYPTION_KEYS must hold base64"),
+    ],
+)
+def test_a_malformed_value_stops_start_up_naming_its_variable(tmp_path, variable, value, message):
+    valid = {"PORTAL_SECRET_KEY": "s" * 50, "PORTAL_KEY_ENCRYPTION_KEYS": "A" * 43 + "="}
+    result = load_settings(tmp_path, **{**valid, variable: value})
     assert result.returncode != 0
-    assert "PORTAL_DEBUG must be true or false" in result.stderr
+    assert message in result.stderr

@@ -1,10 +1,11 @@
 """The jobs around the workflow: a lost apply job is found and queued again, never doubled."""
 
 import pytest
+from django.core import mail
 from rq.job import Job, JobStatus
 
 from delegations import services, tasks
-from delegations.models import RequestStatus
+from delegations.models import Notification, RequestStatus
 from stack.processes import free_port
 from tests.factories import submit_request
 
@@ -54,3 +55,34 @@ def test_a_job_waiting_to_retry_is_not_doubled(
     job = Job.fetch(tasks.apply_job_id(approved_without_a_job.pk), connection=rq_queue.connection)
     assert job.get_status() == JobStatus.SCHEDULED
     assert tasks.resume_stalled_requests() == []
+
+
+def test_emails_whose_job_was_lost_are_sent_by_the_sweep_once(
+    repository, people, settings, rq_queue, run_jobs
+):
+    settings.PORTAL_STALLED_AFTER_SECONDS = 0
+    request = submit_request(repository, people["bob"])  # its send jobs never reach Redis here
+    owed = Notification.objects.filter(request=request)
+    assert sorted(n.recipient.username for n in owed) == ["alice", "olga"]
+    assert rq_queue.count == 0
+
+    assert len(tasks.resend_unsent_notifications()) == 2
+    assert tasks.resend_unsent_notifications() == []  # queued already: not doubled
+    run_jobs()
+
+    assert sorted(message.to[0] for message in mail.outbox) == [
+        "alice@example.org",
+        "olga@example.org",
+    ]
+    assert all(n.sent_at is not None for n in owed.all())
+    assert tasks.resend_unsent_notifications() == []
+
+
+def test_an_email_that_keeps_failing_is_given_up_after_its_attempts(
+    repository, people, settings, rq_queue
+):
+    settings.PORTAL_STALLED_AFTER_SECONDS = 0
+    settings.PORTAL_NOTIFICATION_MAX_ATTEMPTS = 3
+    request = submit_request(repository, people["bob"])
+    Notification.objects.filter(request=request).update(attempts=3, last_error="550 no mailbox")
+    assert tasks.resend_unsent_notifications() == []

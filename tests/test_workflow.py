@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from delegations.models import Delegation, DelegationRequest, RequestStatus
+from delegations.models import Delegation, DelegationRequest, Notification, RequestStatus
 from delegations.notary import PublicKey
 from stack.processes import free_port
 from tests.conftest import wait_for
@@ -172,3 +172,23 @@ def test_an_approval_made_while_redis_was_down_is_applied_by_the_cron_sweep(
     assert status_becomes(request, RequestStatus.DELEGATED, RequestStatus.FAILED) == "delegated"
     canonical = PublicKey.from_certificate(bundle.certificate).canonical_id
     assert notary_cli.delegations(repository.gun)["targets/releases"]["keys"] == [canonical]
+
+
+def test_a_refused_mailbox_is_retried_alone_and_nobody_gets_a_mail_twice(
+    rq_worker, repository, people, smtp_server
+):
+    smtp_server.refused.add("olga@example.org")
+    request = request_delegation(log_in("bob"), repository, make_bundle("bob"), "qa")
+    mails_to(smtp_server, "alice@example.org", containing="asks to sign")
+    olgas = Notification.objects.get(request=request, recipient__username="olga")
+    wait_for(
+        lambda: Notification.objects.get(pk=olgas.pk).attempts >= 1,
+        what="the first delivery to olga to fail",
+    )
+    assert "Mailbox unavailable" in Notification.objects.get(pk=olgas.pk).last_error
+
+    smtp_server.refused.clear()  # the relay takes mail for olga again; the retry delivers
+    mails_to(smtp_server, "olga@example.org", containing="asks to sign")
+    delivered = [recipients for recipients, _ in smtp_server.messages()]
+    assert delivered.count(["alice@example.org"]) == 1
+    assert delivered.count(["olga@example.org"]) == 1

@@ -8,11 +8,14 @@ from .delegation_requests import (
     request_reject,
     request_submit,
 )
+from .notifications import notification_send, notifications_create
 from .repositories import repository_initialise_trust, repository_register, repository_update
 from .state import TRANSITIONS
 
 __all__ = [
     "TRANSITIONS",
+    "notification_send",
+    "notifications_create",
     "repository_initialise_trust",
     "repository_register",
     "repository_update",

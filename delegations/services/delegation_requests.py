@@ -20,7 +20,8 @@ from ..exceptions import (
 )
 from ..models import Decision, Delegation, DelegationRequest, Repository, RequestStatus, Verdict
 from ..notary import InvalidRoleName, PermanentNotaryError, PublishResult, team_role_name
-from .state import enqueue_after_commit, notify_after_commit, transition
+from .notifications import notifications_create
+from .state import enqueue_after_commit, transition
 
 
 def request_submit(
@@ -72,15 +73,16 @@ def request_submit(
                 "certificate_sha256": certificate.sha256,
             },
         )
-        notify_after_commit("request_submitted", request.pk)
+        notifications_create(kind="request_submitted", request=request, now=now)
     return request
 
 
 def _require_can_decide(request: DelegationRequest, user: AbstractBaseUser) -> None:
+    if selectors.may_decide(user, request):
+        return
     if request.requester_id == user.pk:
         raise SelfApproval("You cannot decide on your own request; another owner has to.")
-    if not selectors.is_owner(user, request.repository):
-        raise NotAnOwner()
+    raise NotAnOwner()
 
 
 def _decide(
@@ -102,7 +104,7 @@ def _decide(
         Decision.objects.create(
             request=request, owner=acting_user, verdict=verdict, comment=comment
         )
-        notify_after_commit("request_decided", request.pk)
+        notifications_create(kind="request_decided", request=request, now=now)
         if target == RequestStatus.APPROVED:
             enqueue_after_commit(lambda: tasks.enqueue_apply(request.pk))
     return request
@@ -227,7 +229,7 @@ def _record_delegation(
             active_from=now,
             certificate_expires_at=request.not_after,
         )
-        notify_after_commit("request_delegated", request.pk)
+        notifications_create(kind="request_delegated", request=request, now=now)
     return request
 
 
@@ -245,5 +247,5 @@ def request_fail(*, request_id: int, reason: str, now: datetime | None = None) -
             details={"reason": reason},
             failure_reason=reason,
         )
-        notify_after_commit("request_failed", request.pk)
+        notifications_create(kind="request_failed", request=request, now=now)
     return request

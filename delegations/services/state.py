@@ -7,7 +7,6 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from .. import tasks
 from ..audit import audit_record
 from ..exceptions import IllegalTransition
 from ..models import DelegationRequest, RequestStatus
@@ -71,15 +70,12 @@ def transition(
     return request
 
 
-def notify_after_commit(notification: str, request_id: int) -> None:
-    enqueue_after_commit(lambda: tasks.enqueue_notification(notification, request_id))
-
-
 def enqueue_after_commit(enqueue) -> None:
     """Queue a job once the change is committed.
 
     The change stands even if Redis cannot take the job: the failure is logged instead of
-    turning a committed decision into an error page, and the cron sweep
-    (`tasks.resume_stalled_requests`) queues lost apply jobs again.
+    turning a committed decision into an error page, and the cron sweeps
+    (`tasks.resume_stalled_requests`, `tasks.resend_unsent_notifications`) queue lost jobs
+    again.
     """
     transaction.on_commit(enqueue, robust=True)

@@ -28,6 +28,8 @@ class Command(BaseCommand):
         if not settings.DEBUG:
             self.stderr.write("Demo accounts with a known password are only made in debug mode.")
             return
+        # Accounts and groups belong to Django's auth, not to the portal's domain, so this seeding
+        # writes them directly rather than through a service.
         users = get_user_model()
         prefix = settings.PORTAL_TEAM_GROUP_PREFIX
         owners, _ = Group.objects.get_or_create(name=DEMO_OWNERS)
