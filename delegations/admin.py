@@ -59,7 +59,7 @@ class RepositoryAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Repository | None = None) -> list:
         # The GUN names the trust data on the server; it cannot change once registered.
-        identity = ["dtr_host", "namespace", "name", "snapshot_server_managed"] if obj else []
+        identity = ["dtr_host", "namespace", "name"] if obj else []
         return [*identity, *self.readonly_fields]
 
     def save_model(self, request: HttpRequest, obj: Repository, form, change: bool) -> None:

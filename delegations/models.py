@@ -18,7 +18,6 @@ class Repository(models.Model):
     owners_group = models.CharField(
         max_length=150, help_text="The group whose members own this repository and approve requests"
     )
-    snapshot_server_managed = models.BooleanField(default=True)
     root_certificate_pem = models.TextField(
         blank=True, help_text="The pinned root certificate, set when trust is initialised"
     )

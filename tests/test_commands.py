@@ -1,14 +1,17 @@
 """Management commands an administrator runs."""
 
+import base64
+import secrets
+
 import pytest
 from django.core.management import CommandError, call_command
 
-from delegations import trust
-from delegations.models import Repository
+from delegations import services, trust
+from delegations.models import AuditEvent, Repository, RequestStatus
+from tests.factories import submit_request
 
-pytestmark = pytest.mark.services
 
-
+@pytest.mark.services
 def test_registering_with_initialise_has_the_worker_publish_trust(
     rq_worker, notary_url, notary_cli, capsys
 ):
@@ -28,6 +31,7 @@ def test_registering_with_initialise_has_the_worker_publish_trust(
     assert trust.fetch(repository, now=repository.trust_initialised_at).targets.signed.version == 1
 
 
+@pytest.mark.services
 def test_without_a_worker_the_command_says_what_is_missing(transactional_db, rq_queue, notary_url):
     with pytest.raises(CommandError, match=r"is `manage\.py rqworker` running"):
         call_command(
@@ -44,3 +48,22 @@ def test_without_a_worker_the_command_says_what_is_missing(transactional_db, rq_
 def test_a_malformed_name_is_refused(db):
     with pytest.raises(CommandError, match="is not <dtr host>/<namespace>/<name>"):
         call_command("repository_register", "nginx", notary_url="https://x", owners_group="o")
+
+
+def test_rotating_the_key_encryption_key_keeps_repositories_usable(
+    repository, people, settings, capsys
+):
+    old = settings.PORTAL_KEY_ENCRYPTION_KEYS[0]
+    new = base64.b64encode(secrets.token_bytes(32)).decode()
+    settings.PORTAL_KEY_ENCRYPTION_KEYS = [new, old]
+
+    call_command("keys_rewrap")
+    assert "Re-sealed 2 repository keys" in capsys.readouterr().out
+    assert AuditEvent.objects.filter(action="repository.key_resealed").count() == 2
+    call_command("keys_rewrap")
+    assert "Re-sealed 0 repository keys" in capsys.readouterr().out
+
+    settings.PORTAL_KEY_ENCRYPTION_KEYS = [new]  # the old key is retired
+    request = submit_request(repository, people["bob"])
+    services.request_approve(request_id=request.pk, acting_user=people["alice"])
+    assert services.request_apply(request_id=request.pk).status == RequestStatus.DELEGATED

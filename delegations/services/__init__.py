@@ -9,7 +9,12 @@ from .delegation_requests import (
     request_submit,
 )
 from .notifications import notification_send, notifications_create
-from .repositories import repository_initialise_trust, repository_register, repository_update
+from .repositories import (
+    repository_initialise_trust,
+    repository_keys_rewrap,
+    repository_register,
+    repository_update,
+)
 from .state import TRANSITIONS
 
 __all__ = [
@@ -17,6 +22,7 @@ __all__ = [
     "notification_send",
     "notifications_create",
     "repository_initialise_trust",
+    "repository_keys_rewrap",
     "repository_register",
     "repository_update",
     "request_apply",

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from .. import clock, trust
+from .. import clock, keystore, trust
 from ..audit import audit_record
 from ..exceptions import TrustSetupError
 from ..models import KeyRole, Repository, RepositoryKey
@@ -140,3 +140,43 @@ def repository_initialise_trust(
         )
     repository.refresh_from_db()
     return repository
+
+
+def repository_keys_rewrap(
+    *, acting_user: AbstractBaseUser | None = None, now: datetime | None = None
+) -> int:
+    """Re-seal every repository key under the current key-encryption key (the first configured).
+
+    Only the small data keys are re-encrypted; the signing keys themselves are never opened.
+    Once this has run, older key-encryption keys can be removed from the configuration.
+    Returns how many keys were re-sealed.
+    """
+    now = now or clock.now()
+    rewrapped = 0
+    with transaction.atomic():
+        for stored in RepositoryKey.objects.select_for_update().select_related("repository"):
+            sealed = keystore.SealedKey(
+                stored.key_encryption_key_id, bytes(stored.sealed_private_key)
+            )
+            fresh = keystore.rewrap(
+                sealed, context=trust.key_context(stored.repository, stored.role)
+            )
+            if fresh == sealed:
+                continue
+            RepositoryKey.objects.filter(pk=stored.pk).update(
+                sealed_private_key=fresh.blob, key_encryption_key_id=fresh.key_encryption_key_id
+            )
+            audit_record(
+                action="repository.key_resealed",
+                actor=acting_user,
+                now=now,
+                repository=stored.repository,
+                details={
+                    "role": stored.role,
+                    "canonical_key_id": stored.canonical_key_id,
+                    "from": stored.key_encryption_key_id,
+                    "to": fresh.key_encryption_key_id,
+                },
+            )
+            rewrapped += 1
+    return rewrapped
