@@ -22,6 +22,15 @@ class Repository(models.Model):
         blank=True, help_text="The pinned root certificate, set when trust is initialised"
     )
     trust_initialised_at = models.DateTimeField(null=True, blank=True)
+    # The Notary client's memory between runs (see delegations.notary.reading.TrustMemory).
+    trusted_root = models.TextField(
+        blank=True, help_text="root.json as last verified: root rotations are followed from it"
+    )
+    seen_versions = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The highest version seen of each role; older ones are refused as replays",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -7,33 +7,104 @@ in memory, for the one operation that needs them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from cryptography import x509
 from django.conf import settings
+from django.db import transaction
 
 from . import keystore
 from .exceptions import TrustSetupError
 from .models import KeyRole, Repository, RepositoryKey
-from .notary import NotaryClient, PublicKey, PublishResult, SigningKey, Transport, TrustState
+from .notary import (
+    AddKey,
+    DelegatedRole,
+    InvalidKey,
+    NotaryClient,
+    Plan,
+    PublicKey,
+    PublishResult,
+    RemoveKey,
+    ReplaceKey,
+    SigningKey,
+    Transport,
+    TrustMemory,
+    TrustState,
+)
+from .notary.changes import DelegationChange
 
 
-def client_for(repository: Repository) -> NotaryClient:
-    """A client for the repository's Notary server that trusts only the portal's root key."""
+def transport_for(repository: Repository) -> Transport:
     verify: bool | str = settings.PORTAL_NOTARY_CA_BUNDLE or True
-    transport = Transport(
+    return Transport(
         repository.notary_url,
         repository.gun,
         timeout=settings.PORTAL_NOTARY_TIMEOUT,
         verify=verify,
     )
+
+
+def pinned_root_keys(repository: Repository) -> list[PublicKey]:
+    """The root the portal trusts before any read: its own root key, or a configured root
+    certificate for a repository whose trust was set up elsewhere."""
     pinned = [
         PublicKey(keytype, public)
         for keytype, public in repository.keys.filter(role=KeyRole.ROOT).values_list(
             "keytype", "public"
         )
     ]
-    return NotaryClient(transport, pinned_root_keys=pinned)
+    if not pinned and repository.root_certificate_pem:
+        pinned = [certificate_key(repository.root_certificate_pem)]
+    return pinned
+
+
+@contextmanager
+def client_for(repository: Repository) -> Iterator[NotaryClient]:
+    """A client anchored in the repository's pinned root and remembered trust data; what it
+    learns (a followed rotation, newer versions) is remembered afterwards, even on failure."""
+    memory = TrustMemory(
+        root=repository.trusted_root.encode() if repository.trusted_root else None,
+        versions=repository.seen_versions or {},
+    )
+    client = NotaryClient(
+        transport_for(repository),
+        pinned_root_keys=pinned_root_keys(repository),
+        memory=memory,
+    )
+    try:
+        yield client
+    finally:
+        if client.memory != memory:
+            _remember(repository, client.memory)
+
+
+def _remember(repository: Repository, memory: TrustMemory) -> None:
+    # The client's cache, like ~/.notary/tuf for the Go client; not workflow state, so it is
+    # written here rather than by a service. Merged under a row lock: workers may race.
+    with transaction.atomic():
+        row = Repository.objects.select_for_update().get(pk=repository.pk)
+        stored = TrustMemory(
+            root=row.trusted_root.encode() if row.trusted_root else None,
+            versions=row.seen_versions or {},
+        )
+        merged = stored.merged(memory)
+        Repository.objects.filter(pk=repository.pk).update(
+            trusted_root=merged.root.decode() if merged.root else "",
+            seen_versions=dict(merged.versions),
+        )
+    repository.trusted_root = merged.root.decode() if merged.root else ""
+    repository.seen_versions = dict(merged.versions)
+
+
+def certificate_key(certificate_pem: str) -> PublicKey:
+    """The key `notary delegation add cert.pem` would write for a certificate."""
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise InvalidKey("the stored certificate does not parse") from None
+    return PublicKey.from_certificate(certificate)
 
 
 def key_context(repository: Repository, role: str) -> str:
@@ -76,35 +147,70 @@ def _stored_key(repository: Repository, role: str) -> RepositoryKey:
         ) from None
 
 
+def _snapshot_key(repository: Repository) -> SigningKey | None:
+    """The snapshot key, held only for a repository whose snapshots the client signs."""
+    stored = repository.keys.filter(role=KeyRole.SNAPSHOT).first()
+    return signing_key(stored) if stored else None
+
+
 def new_repository_keys(repository: Repository, *, now: datetime) -> dict[str, SigningKey]:
     return {
         KeyRole.ROOT: SigningKey.generate_root(repository.gun, now=now),
-        KeyRole.TARGETS: SigningKey.generate(),
+        KeyRole.TARGETS: SigningKey.generate(settings.PORTAL_TARGETS_KEY_ALGORITHM),
     }
 
 
 def initialise(repository: Repository, *, now: datetime) -> TrustState:
     """Publish the first root and targets with the repository's stored keys."""
-    return client_for(repository).initialise(
-        root_key=signing_key(_stored_key(repository, KeyRole.ROOT)),
-        targets_key=signing_key(_stored_key(repository, KeyRole.TARGETS)),
-        now=now,
-    )
+    with client_for(repository) as client:
+        return client.initialise(
+            root_key=signing_key(_stored_key(repository, KeyRole.ROOT)),
+            targets_key=signing_key(_stored_key(repository, KeyRole.TARGETS)),
+            now=now,
+        )
 
 
 def fetch(repository: Repository, *, now: datetime) -> TrustState:
-    return client_for(repository).fetch(now=now)
+    with client_for(repository) as client:
+        return client.fetch(now=now)
+
+
+def delegations(repository: Repository, *, now: datetime) -> list[DelegatedRole]:
+    """The repository's delegation roles as the live server has them, keys with both IDs."""
+    with client_for(repository) as client:
+        return client.list_delegations(now=now)
+
+
+def adding(certificate_pem: str, role_names: Sequence[str]) -> AddKey:
+    return AddKey(certificate_key(certificate_pem), tuple(role_names))
+
+
+def removing(certificate_pem: str, role_names: Sequence[str]) -> RemoveKey:
+    return RemoveKey(certificate_key(certificate_pem), tuple(role_names))
+
+
+def replacing(old_pem: str, new_pem: str, role_names: Sequence[str]) -> ReplaceKey:
+    return ReplaceKey(certificate_key(old_pem), certificate_key(new_pem), tuple(role_names))
+
+
+def plan(repository: Repository, change: DelegationChange, *, now: datetime) -> Plan:
+    """What `change` would do to the live targets.json, without signing anything."""
+    with client_for(repository) as client:
+        return client.plan(change, now=now)
+
+
+def publish(repository: Repository, change: DelegationChange, *, now: datetime) -> PublishResult:
+    """Apply `change` in one signed publish (idempotent: nothing is sent when it is in place)."""
+    targets_key = signing_key(_stored_key(repository, KeyRole.TARGETS))
+    snapshot_key = _snapshot_key(repository)
+    with client_for(repository) as client:
+        return client.publish_change(
+            change, targets_key=targets_key, snapshot_key=snapshot_key, now=now
+        )
 
 
 def add_delegate(
     repository: Repository, *, certificate_pem: str, role_names: list[str], now: datetime
 ) -> PublishResult:
     """Put the certificate's key into every role in one signed publish (idempotent)."""
-    stored = _stored_key(repository, KeyRole.TARGETS)
-    certificate = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
-    return client_for(repository).add_delegate(
-        key=PublicKey.from_certificate(certificate),
-        role_names=role_names,
-        targets_key=signing_key(stored),
-        now=now,
-    )
+    return publish(repository, adding(certificate_pem, role_names), now=now)

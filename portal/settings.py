@@ -273,6 +273,13 @@ PORTAL_KEY_ENCRYPTION_KEYS = key_encryption_keys(
 PORTAL_NOTARY_TIMEOUT = env_float("PORTAL_NOTARY_TIMEOUT", 10.0)
 # A CA bundle for TLS to Notary servers; empty means the system's trust store.
 PORTAL_NOTARY_CA_BUNDLE = env_str("PORTAL_NOTARY_CA_BUNDLE", "")
+# The kind of targets key the portal makes for a repository whose trust it initialises.
+PORTAL_TARGETS_KEY_ALGORITHM = env_str("PORTAL_TARGETS_KEY_ALGORITHM", "ecdsa-p256")
+_TARGETS_KEY_ALGORITHMS = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")
+if PORTAL_TARGETS_KEY_ALGORITHM not in _TARGETS_KEY_ALGORITHMS:
+    raise ImproperlyConfigured(
+        f"PORTAL_TARGETS_KEY_ALGORITHM must be one of {', '.join(_TARGETS_KEY_ALGORITHMS)}"
+    )
 
 # --- Certificates --------------------------------------------------------------------------------
 

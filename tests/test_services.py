@@ -228,18 +228,38 @@ def test_repository_keys_are_stored_sealed(repository):
         assert stored.canonical_key_id
 
 
-def test_an_unexpected_error_on_the_last_attempt_fails_the_request(repository, people):
+def test_an_unexpected_error_on_the_last_attempt_fails_the_request(
+    repository, people, monkeypatch
+):
     request = submit_request(repository, people["bob"])
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
-    DelegationRequest.objects.filter(pk=request.pk).update(certificate_pem="not a certificate")
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(trust, "add_delegate", broken)
 
     # Re-raised, so RQ keeps the traceback for administrators.
-    with pytest.raises(ValueError, match="Unable to load PEM"):
+    with pytest.raises(ZeroDivisionError, match="a bug"):
         tasks.apply_request(request.pk)
 
     request.refresh_from_db()
     assert request.status == RequestStatus.FAILED
     assert "unexpected error" in request.failure_reason
+
+
+def test_a_stored_certificate_that_no_longer_parses_fails_the_request_with_the_reason(
+    repository, people
+):
+    request = submit_request(repository, people["bob"])
+    services.request_approve(request_id=request.pk, acting_user=people["alice"])
+    DelegationRequest.objects.filter(pk=request.pk).update(certificate_pem="not a certificate")
+
+    tasks.apply_request(request.pk)
+
+    request.refresh_from_db()
+    assert request.status == RequestStatus.FAILED
+    assert "certificate does not parse" in request.failure_reason
 
 
 @pytest.mark.django_db(transaction=True)

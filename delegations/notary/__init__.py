@@ -3,36 +3,59 @@
 The rest of the portal uses only what is imported here.
 """
 
-from .client import NotaryClient, PublishResult, TrustState
+from .changes import AddKey, DelegatedKey, DelegatedRole, Plan, RemoveKey, ReplaceKey, RoleChange
+from .client import NotaryClient, PublishResult
 from .errors import (
     InvalidKey,
     InvalidMetadata,
     InvalidRoleName,
     NotaryError,
+    PassphraseRequired,
     PermanentNotaryError,
     RepositoryAlreadyInitialised,
     RepositoryNotInitialised,
+    RollbackDetected,
+    SnapshotKeyRequired,
     TransientNotaryError,
+    WrongPassphrase,
 )
-from .keys import PublicKey, SigningKey
+from .keyfiles import KeyFileInfo, key_file_info, load_key_file
+from .keys import KEY_ALGORITHMS, PublicKey, SigningKey
+from .reading import TrustMemory, TrustState
 from .roles import RELEASES, team_role_name
 from .transport import Transport
 
 __all__ = [
+    "KEY_ALGORITHMS",
     "RELEASES",
+    "AddKey",
+    "DelegatedKey",
+    "DelegatedRole",
     "InvalidKey",
     "InvalidMetadata",
     "InvalidRoleName",
+    "KeyFileInfo",
     "NotaryClient",
     "NotaryError",
+    "PassphraseRequired",
     "PermanentNotaryError",
+    "Plan",
     "PublicKey",
     "PublishResult",
+    "RemoveKey",
+    "ReplaceKey",
     "RepositoryAlreadyInitialised",
     "RepositoryNotInitialised",
+    "RoleChange",
+    "RollbackDetected",
     "SigningKey",
+    "SnapshotKeyRequired",
     "TransientNotaryError",
     "Transport",
+    "TrustMemory",
     "TrustState",
+    "WrongPassphrase",
+    "key_file_info",
+    "load_key_file",
     "team_role_name",
 ]

@@ -1,26 +1,36 @@
-"""Reading, initialising and delegating on one repository of a Notary v1 server."""
+"""Reading, initialising and changing the delegations of one repository on a Notary v1 server."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
+from .changes import (
+    AddKey,
+    DelegatedRole,
+    DelegationChange,
+    Plan,
+    RemoveKey,
+    ReplaceKey,
+    delegated_roles,
+    plan_change,
+)
 from .errors import (
     InvalidMetadata,
     MetadataNotFound,
     PermanentNotaryError,
     ReadBackMismatch,
     RepositoryAlreadyInitialised,
-    RepositoryNotInitialised,
     VersionConflict,
 )
 from .gotime import GoTime
-from .keys import X509_KEYTYPES, PublicKey, SigningKey, certificate_common_name
+from .keys import PublicKey, SigningKey
 from .metadata import (
     ROOT_LIFETIME,
+    SNAPSHOT_LIFETIME,
     TARGETS_LIFETIME,
     FileMeta,
     Metadata,
@@ -28,30 +38,20 @@ from .metadata import (
     RootRole,
     Snapshot,
     Targets,
-    Timestamp,
 )
+from .reading import FileSource, TrustMemory, TrustReader, TrustState
 from .roles import ROOT, SNAPSHOT, TARGETS, TIMESTAMP, Delegations
-from .transport import Transport
 
-# The Go client caps timestamp.json at 1 MiB.
-_TIMESTAMP_LIMIT = 1024 * 1024
 DEFAULT_PUBLISH_ATTEMPTS = 5
 
 
-@dataclass
-class TrustState:
-    """A repository's current trust data as the server serves it, hash chain checked."""
-
-    root: Metadata[Root]
-    timestamp: Metadata[Timestamp]
-    snapshot: Metadata[Snapshot]
-    targets: Metadata[Targets]
-    targets_bytes: bytes
+class Publisher(FileSource, Protocol):
+    def publish(self, files: dict[str, bytes]) -> None: ...
 
 
 @dataclass(frozen=True)
 class PublishResult:
-    """What a delegation change did: `changed` is False when the keys were already in place."""
+    """What a delegation change did: `changed` is False when it was already in place."""
 
     changed: bool
     version_before: int
@@ -61,105 +61,60 @@ class PublishResult:
 class NotaryClient:
     """One repository (GUN) on one Notary server.
 
-    Reads follow the Go client's path (root, timestamp, snapshot by hash, targets by hash) and
-    check each signature and hash on the way. Root must be signed by one of `pinned_root_keys`:
-    without that anchor a server could serve a root of its own choosing, whose delegations the
-    portal would then re-sign with the real targets key. Writes are one signed publish each,
-    retried from a fresh read when another publisher wins the race, then read back.
+    Reads are verified from the trust anchor (`pinned_root_keys`, and `memory` of what was
+    verified before; see `reading`). Writes are one signed publish each, re-applied to a fresh
+    read when another publisher wins the race, then read back. `memory` is updated by every
+    successful read; callers that keep it between runs get rollback protection and follow root
+    rotations.
     """
 
-    def __init__(self, transport: Transport, *, pinned_root_keys: Sequence[PublicKey] = ()) -> None:
+    def __init__(
+        self,
+        transport: Publisher,
+        *,
+        pinned_root_keys: Sequence[PublicKey] = (),
+        memory: TrustMemory | None = None,
+    ) -> None:
         self.transport = transport
         self.gun = transport.gun
         self.pinned_root_keys = list(pinned_root_keys)
+        self.memory = memory or TrustMemory()
 
     # -- reading -------------------------------------------------------------------------------
 
-    def fetch(self, *, now: datetime) -> TrustState:
-        root_bytes, root = self._fetch_root(now=now)
-        timestamp, snapshot = self._fetch_snapshot(root.signed, now=now)
-        recorded_root = (snapshot.signed.meta or {}).get(ROOT)
-        if recorded_root is not None and not recorded_root.describes(root_bytes):
-            raise InvalidMetadata(f"{self.gun}: root.json is not the root the snapshot records")
-        targets_bytes = self._get_by_hash(TARGETS, snapshot.signed.meta)
-        targets = Metadata.from_bytes(targets_bytes, Targets)
-        self._require_signed(targets, root.signed, TARGETS)
-        self._require_fresh(targets, now)
-        return TrustState(root, timestamp, snapshot, targets, targets_bytes)
-
-    def _fetch_root(self, *, now: datetime) -> tuple[bytes, Metadata[Root]]:
-        try:
-            root_bytes = self.transport.get(f"{ROOT}.json")
-        except MetadataNotFound:
-            raise RepositoryNotInitialised(f"{self.gun} has no trust data on the server") from None
-        root = Metadata.from_bytes(root_bytes, Root)
-        self._require_signed(root, root.signed, ROOT)
-        self._require_fresh(root, now)
-        for key in root.signed.role_keys(ROOT):
-            if key.keytype in X509_KEYTYPES and certificate_common_name(key) != self.gun:
-                raise InvalidMetadata(
-                    f"{self.gun}: a root certificate names {certificate_common_name(key)!r}, "
-                    "not this repository"
-                )
-        if self.pinned_root_keys and not root.valid_signers(self.pinned_root_keys):
-            raise InvalidMetadata(
-                f"{self.gun}: root.json is not signed by the root key the portal trusts for this "
-                "repository; refusing it"
-            )
-        return root_bytes, root
-
-    def _fetch_snapshot(
-        self, root: Root, *, now: datetime
-    ) -> tuple[Metadata[Timestamp], Metadata[Snapshot]]:
-        timestamp = Metadata.from_bytes(
-            self.transport.get(f"{TIMESTAMP}.json", limit=_TIMESTAMP_LIMIT), Timestamp
+    def _reader(self) -> TrustReader:
+        return TrustReader(
+            self.transport, pinned_root_keys=self.pinned_root_keys, memory=self.memory
         )
-        self._require_signed(timestamp, root, TIMESTAMP)
-        self._require_fresh(timestamp, now)
-        snapshot = Metadata.from_bytes(self._get_by_hash(SNAPSHOT, timestamp.signed.meta), Snapshot)
-        self._require_signed(snapshot, root, SNAPSHOT)
-        self._require_fresh(snapshot, now)
-        return timestamp, snapshot
 
-    def _get_by_hash(self, role: str, meta: dict[str, FileMeta] | None) -> bytes:
-        file_meta = (meta or {}).get(role)
-        if file_meta is None or not file_meta.sha256_hex:
-            raise InvalidMetadata(f"{self.gun}: no sha256 for {role} in the metadata above it")
-        try:
-            data = self.transport.get(f"{role}.{file_meta.sha256_hex}.json", limit=file_meta.length)
-        except MetadataNotFound:
-            raise InvalidMetadata(
-                f"{self.gun}: {role} with the hash the server lists is missing; the repository's "
-                "trust data is broken"
-            ) from None
-        if not file_meta.describes(data):
-            raise InvalidMetadata(f"{self.gun}: {role} does not match its length and hashes")
-        return data
+    def fetch(self, *, now: datetime) -> TrustState:
+        state = self._reader().read(now=now)
+        self.memory = state.memory
+        return state
 
-    def _require_signed(self, metadata: Metadata, root: Root, role: str) -> None:
-        root_role = (root.roles or {}).get(role)
-        if root_role is None or root_role.threshold < 1:
-            raise InvalidMetadata(f"{self.gun}: root defines no usable {role} role")
-        signers = metadata.valid_signers(root.role_keys(role))
-        if len(signers) < root_role.threshold:
-            raise InvalidMetadata(f"{self.gun}: valid signatures did not meet threshold for {role}")
+    def list_delegations(self, *, now: datetime) -> list[DelegatedRole]:
+        """The roles `notary delegation list` shows, each key with its canonical and TUF IDs."""
+        return delegated_roles(self.fetch(now=now).targets.signed)
 
-    def _require_fresh(self, metadata: Metadata, now: datetime) -> None:
-        if metadata.signed.is_expired(now):
-            raise InvalidMetadata(
-                f"{self.gun}: {metadata.signed.type_name.lower()} expired at "
-                f"{metadata.signed.expires.format()}"
-            )
+    def plan(self, change: DelegationChange, *, now: datetime) -> Plan:
+        """What `change` would do to the live targets.json; nothing is signed or published."""
+        return plan_change(self.fetch(now=now).targets.signed, change)
 
-    # -- writing -------------------------------------------------------------------------------
+    # -- initialising --------------------------------------------------------------------------
 
     def initialise(
-        self, *, root_key: SigningKey, targets_key: SigningKey, now: datetime
+        self,
+        *,
+        root_key: SigningKey,
+        targets_key: SigningKey,
+        now: datetime,
+        snapshot_key: SigningKey | None = None,
     ) -> TrustState:
-        """Create the repository's trust data with a server-managed snapshot and timestamp.
+        """Create the repository's trust data; the timestamp is always the server's.
 
-        Like `docker trust signer add` on a new repository: root and targets are uploaded, and
-        the server signs snapshot and timestamp with keys it holds, so delegates can publish.
+        Without `snapshot_key` the snapshot is server-managed too, like `docker trust signer
+        add` on a new repository, so delegates can publish. With one, the portal signs
+        snapshots itself (like plain `notary init`) and uploads one with every change.
         """
         try:
             self.transport.get(f"{ROOT}.json")
@@ -169,13 +124,11 @@ class NotaryClient:
             raise RepositoryAlreadyInitialised(f"{self.gun} already has trust data on the server")
 
         # GET <role>.key makes the server create the key if it has none yet.
-        timestamp_key = self._server_key(TIMESTAMP)
-        snapshot_key = self._server_key(SNAPSHOT)
         keys = {
             ROOT: root_key.public,
             TARGETS: targets_key.public,
-            SNAPSHOT: snapshot_key,
-            TIMESTAMP: timestamp_key,
+            SNAPSHOT: snapshot_key.public if snapshot_key else self._server_key(SNAPSHOT),
+            TIMESTAMP: self._server_key(TIMESTAMP),
         }
         root = Metadata(
             Root(
@@ -186,6 +139,7 @@ class NotaryClient:
             )
         )
         root.sign([root_key])
+        root_bytes = root.to_bytes()
         targets = Metadata(
             Targets(
                 version=1,
@@ -195,10 +149,14 @@ class NotaryClient:
             )
         )
         targets.sign([targets_key])
-        targets_bytes = targets.to_bytes()
-        self.transport.publish({ROOT: root.to_bytes(), TARGETS: targets_bytes})
+        files = {ROOT: root_bytes, TARGETS: targets.to_bytes()}
+        if snapshot_key is not None:
+            files[SNAPSHOT] = _signed_snapshot(
+                None, root_bytes, files[TARGETS], snapshot_key, version=1, now=now
+            )
+        self.transport.publish(files)
         self.pinned_root_keys = self.pinned_root_keys or [root_key.public]
-        self._require_read_back(root.signed, targets_bytes, now=now)
+        self._require_read_back(root.signed, files, now=now)
         return self.fetch(now=now)
 
     def _server_key(self, role: str) -> PublicKey:
@@ -208,6 +166,8 @@ class NotaryClient:
         except ValueError:
             raise InvalidMetadata(f"the server's {role} key is not JSON") from None
 
+    # -- changing delegations ------------------------------------------------------------------
+
     def add_delegate(
         self,
         *,
@@ -215,56 +175,118 @@ class NotaryClient:
         role_names: Sequence[str],
         targets_key: SigningKey,
         now: datetime,
+        snapshot_key: SigningKey | None = None,
+    ) -> PublishResult:
+        """Delegate `key` in every role of `role_names` for all paths, keeping the others."""
+        return self.publish_change(
+            AddKey(key, tuple(role_names)),
+            targets_key=targets_key,
+            snapshot_key=snapshot_key,
+            now=now,
+        )
+
+    def remove_delegate(
+        self,
+        *,
+        key: PublicKey,
+        role_names: Sequence[str],
+        targets_key: SigningKey,
+        now: datetime,
+        snapshot_key: SigningKey | None = None,
+    ) -> PublishResult:
+        """Take one member's key out of every role of `role_names`; the roles stay."""
+        return self.publish_change(
+            RemoveKey(key, tuple(role_names)),
+            targets_key=targets_key,
+            snapshot_key=snapshot_key,
+            now=now,
+        )
+
+    def replace_delegate(
+        self,
+        *,
+        old_key: PublicKey,
+        new_key: PublicKey,
+        role_names: Sequence[str],
+        targets_key: SigningKey,
+        now: datetime,
+        snapshot_key: SigningKey | None = None,
+    ) -> PublishResult:
+        """Renew: the new key in and the old one out of every role, in one version."""
+        return self.publish_change(
+            ReplaceKey(old_key, new_key, tuple(role_names)),
+            targets_key=targets_key,
+            snapshot_key=snapshot_key,
+            now=now,
+        )
+
+    def publish_change(
+        self,
+        change: DelegationChange,
+        *,
+        targets_key: SigningKey,
+        now: datetime,
+        snapshot_key: SigningKey | None = None,
         attempts: int = DEFAULT_PUBLISH_ATTEMPTS,
     ) -> PublishResult:
-        """Delegate `key` in every role of `role_names` for all paths, in one signed publish.
+        """Apply `change` in one signed publish; nothing is published when it is in place.
 
-        Existing delegations are kept. When the key is already delegated in every role nothing
-        is published, so applying the same change twice is harmless.
+        A `VERSION` conflict means someone else published first: the change is re-applied to
+        their result, up to `attempts` times.
         """
         for _ in range(attempts):
             state = self.fetch(now=now)
-            self._require_targets_key(state.root.signed, targets_key)
-            targets = copy.deepcopy(state.targets.signed)
-            before = targets.version
-            targets.delegations.add_key(key, role_names)
-            if targets.to_dict() == state.targets.signed.to_dict():
+            root = state.root.signed
+            _require_role_key(self.gun, root, TARGETS, targets_key)
+            plan = plan_change(state.targets.signed, change)
+            before = plan.before.version
+            if not plan.changed:
                 return PublishResult(changed=False, version_before=before, version_after=before)
-            targets.version = before + 1
-            targets.expires = GoTime.from_datetime(now + TARGETS_LIFETIME)
-            signed = Metadata(targets)
+            plan.after.expires = GoTime.from_datetime(now + TARGETS_LIFETIME)
+            signed = Metadata(plan.after)
             signed.sign([targets_key])
-            data = signed.to_bytes()
+            files = {TARGETS: signed.to_bytes()}
+            if _signs_snapshot(root, snapshot_key):
+                files[SNAPSHOT] = _signed_snapshot(
+                    state.snapshot.signed,
+                    state.root_bytes,
+                    files[TARGETS],
+                    snapshot_key,
+                    version=state.snapshot.signed.version + 1,
+                    now=now,
+                )
             try:
-                self.transport.publish({TARGETS: data})
+                self.transport.publish(files)
             except VersionConflict:
                 continue
-            self._require_read_back(state.root.signed, data, now=now)
+            self._require_read_back(root, files, now=now)
             return PublishResult(changed=True, version_before=before, version_after=before + 1)
         raise VersionConflict(
             f"{self.gun}: other publishers won {attempts} times in a row; try again later"
         )
 
-    def _require_targets_key(self, root: Root, targets_key: SigningKey) -> None:
-        if targets_key.public.tuf_id not in {key.tuf_id for key in root.role_keys(TARGETS)}:
-            raise PermanentNotaryError(
-                f"{self.gun}: the portal's targets key ({targets_key.public.canonical_id[:12]}) "
-                "is not this repository's targets key; import the right key"
-            )
-
-    def _require_read_back(self, root: Root, sent: bytes, *, now: datetime) -> None:
-        """Check that the server's new snapshot hashes exactly the targets bytes we uploaded.
+    def _require_read_back(self, root: Root, sent: dict[str, bytes], *, now: datetime) -> None:
+        """Check that the server's snapshot hashes exactly the bytes we uploaded.
 
         notary-server hashes its own re-serialisation of an upload; if that differed from our
         bytes every reader would be broken while the upload got 200 (protocol note §2.2).
         """
-        _, snapshot = self._fetch_snapshot(root, now=now)
+        reader = self._reader()
+        _, snapshot_bytes, snapshot = reader.read_snapshot(root, now=now)
+        self.memory = reader.memory
+        if SNAPSHOT in sent and snapshot_bytes != sent[SNAPSHOT]:
+            ours = Metadata.from_bytes(sent[SNAPSHOT], Snapshot).signed.version
+            if snapshot.signed.version <= ours:
+                raise ReadBackMismatch(
+                    f"{self.gun}: the server's timestamp does not hash the snapshot we sent"
+                )
         listed = (snapshot.signed.meta or {}).get(TARGETS)
-        if listed is not None and listed.describes(sent):
+        if listed is not None and listed.describes(sent[TARGETS]):
             return
-        ours = Metadata.from_bytes(sent, Targets).signed.version
+        ours = Metadata.from_bytes(sent[TARGETS], Targets).signed.version
         try:
-            current = Metadata.from_bytes(self._get_by_hash(TARGETS, snapshot.signed.meta), Targets)
+            current_bytes = reader.get_by_hash(TARGETS, snapshot.signed.meta)
+            current = Metadata.from_bytes(current_bytes, Targets)
         except InvalidMetadata:
             current = None
         if current is not None and current.signed.version > ours:
@@ -273,3 +295,43 @@ class NotaryClient:
             f"{self.gun}: the server's snapshot does not hash the targets file we sent (version "
             f"{ours}); the repository may be unreadable until it is republished"
         )
+
+
+def _require_role_key(gun: str, root: Root, role: str, key: SigningKey) -> None:
+    if key.public.tuf_id not in {listed.tuf_id for listed in root.role_keys(role)}:
+        raise PermanentNotaryError(
+            f"{gun}: the portal's {role} key ({key.public.canonical_id[:12]}) is not this "
+            f"repository's {role} key; import the right key"
+        )
+
+
+def _signs_snapshot(root: Root, snapshot_key: SigningKey | None) -> bool:
+    """Whether the portal signs this repository's snapshots: it holds a key root names for them.
+
+    Otherwise the server is expected to; if it does not either, it refuses the upload and the
+    transport reports that the snapshot key is missing (protocol note §6.5).
+    """
+    if snapshot_key is None:
+        return False
+    return snapshot_key.public.tuf_id in {key.tuf_id for key in root.role_keys(SNAPSHOT)}
+
+
+def _signed_snapshot(
+    previous: Snapshot | None,
+    root_bytes: bytes,
+    targets_bytes: bytes,
+    snapshot_key: SigningKey,
+    *,
+    version: int,
+    now: datetime,
+) -> bytes:
+    """A client-managed snapshot for an upload: the new targets and the stored root hashed
+    exactly, every other entry carried over (protocol note §6.6)."""
+    meta = dict((previous.meta if previous else None) or {})
+    meta[ROOT] = FileMeta.for_bytes(root_bytes)
+    meta[TARGETS] = FileMeta.for_bytes(targets_bytes)
+    snapshot = Metadata(
+        Snapshot(version=version, expires=GoTime.from_datetime(now + SNAPSHOT_LIFETIME), meta=meta)
+    )
+    snapshot.sign([snapshot_key])
+    return snapshot.to_bytes()

@@ -84,6 +84,12 @@ class InvalidMetadata(PermanentNotaryError):
     code = "invalid_metadata"
 
 
+class RollbackDetected(InvalidMetadata):
+    """The server serves an older version than the portal has already seen: a replay."""
+
+    code = "rollback_detected"
+
+
 class ReadBackMismatch(PermanentNotaryError):
     """After a publish, the server's snapshot does not hash the bytes we sent."""
 
@@ -96,8 +102,34 @@ class SnapshotKeyRequired(PermanentNotaryError):
     code = "snapshot_key_required"
 
 
+class TokenServiceUnavailable(TransientNotaryError):
+    """The token service a Notary server sends us to is unreachable or answers 5xx."""
+
+    code = "token_service_unavailable"
+
+
 class AuthenticationRequired(PermanentNotaryError):
+    """No service account is configured, or its credentials were refused."""
+
     code = "authentication_required"
+
+
+class AccessDenied(PermanentNotaryError):
+    """The service account signed in but may not do what the request needs."""
+
+    code = "access_denied"
+
+
+class InvalidTokenResponse(PermanentNotaryError):
+    """The token service answered 200 with something that is not a token."""
+
+    code = "invalid_token_response"
+
+
+class TLSVerificationFailed(PermanentNotaryError):
+    """The server's certificate does not verify: a CA bundle to configure, not a retry."""
+
+    code = "tls_verification_failed"
 
 
 class InvalidRoleName(PermanentNotaryError):
@@ -108,3 +140,15 @@ class InvalidKey(PermanentNotaryError):
     """A key or certificate that notary cannot use."""
 
     code = "invalid_key"
+
+
+class PassphraseRequired(InvalidKey):
+    """An encrypted key file was given without its passphrase."""
+
+    code = "passphrase_required"
+
+
+class WrongPassphrase(InvalidKey):
+    """The passphrase does not open the key file (or the encrypted part is damaged)."""
+
+    code = "wrong_passphrase"

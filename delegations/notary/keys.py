@@ -45,6 +45,16 @@ METHOD_RSA_PKCS1V15 = "rsapkcs1v15"  # verified, never produced (as in notary)
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 _RSA_VERIFY_PADDING = {METHOD_RSAPSS: _PSS, METHOD_RSA_PKCS1V15: padding.PKCS1v15()}
 _MINIMUM_RSA_BITS = 2048
+
+# Repository keys the portal can make: name -> (kind, size in bits).
+ECDSA_P256 = "ecdsa-p256"
+KEY_ALGORITHMS = {
+    ECDSA_P256: (ECDSA, 256),
+    "ecdsa-p384": (ECDSA, 384),
+    "rsa-2048": (RSA, 2048),
+    "rsa-3072": (RSA, 3072),
+    "rsa-4096": (RSA, 4096),
+}
 ROOT_CERTIFICATE_LIFETIME = timedelta(days=3652)
 
 
@@ -106,8 +116,14 @@ class PublicKey:
         return cls(keytype=keytype, public=base64.b64encode(pem).decode("ascii"))
 
     @classmethod
-    def from_public_key(cls, public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> PublicKey:
-        keytype = ECDSA if isinstance(public_key, ec.EllipticCurvePublicKey) else RSA
+    def from_public_key(cls, public_key: object) -> PublicKey:
+        """The bare `ecdsa` or `rsa` key notary writes for a public key (DER SPKI)."""
+        if isinstance(public_key, ec.EllipticCurvePublicKey):
+            keytype = ECDSA
+        elif isinstance(public_key, rsa.RSAPublicKey):
+            keytype = RSA
+        else:
+            raise InvalidKey("notary signs with ECDSA and RSA keys only")
         spki = public_key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -191,9 +207,20 @@ class SigningKey:
         self.public = public
 
     @classmethod
-    def generate(cls) -> SigningKey:
-        """A new ECDSA P-256 key published as a bare `ecdsa` key, like notary's targets keys."""
-        private_key = ec.generate_private_key(ec.SECP256R1())
+    def generate(cls, algorithm: str = ECDSA_P256) -> SigningKey:
+        """A new key published as a bare `ecdsa` or `rsa` key, like notary's targets keys.
+
+        `algorithm` is one of KEY_ALGORITHMS; notary itself makes ECDSA P-256 keys.
+        """
+        if algorithm not in KEY_ALGORITHMS:
+            raise InvalidKey(
+                f"unknown key algorithm {algorithm!r}; use one of {', '.join(KEY_ALGORITHMS)}"
+            )
+        kind, size = KEY_ALGORITHMS[algorithm]
+        if kind == ECDSA:
+            private_key = ec.generate_private_key(ec.SECP384R1() if size == 384 else ec.SECP256R1())
+        else:
+            private_key = rsa.generate_private_key(public_exponent=65537, key_size=size)
         return cls(private_key, PublicKey.from_public_key(private_key.public_key()))
 
     @classmethod

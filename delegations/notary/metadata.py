@@ -26,6 +26,7 @@ from .roles import Delegations
 # notary's defaults, applied by both its client and its server (protocol note §5.1).
 ROOT_LIFETIME = timedelta(days=3652)
 TARGETS_LIFETIME = timedelta(days=1095)
+SNAPSHOT_LIFETIME = timedelta(days=1095)
 
 
 @dataclass

@@ -6,11 +6,12 @@ the TUF IDs of its keys, and the keys themselves sit once in `delegations.keys`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .errors import InvalidMetadata, InvalidRoleName
+from .errors import InvalidKey, InvalidMetadata, InvalidRoleName
 from .fields import integer, key_map, string_list_or_none
 from .keys import PublicKey
 
@@ -107,6 +108,13 @@ class Delegations:
             "roles": None if self.roles is None else [role.to_dict() for role in self.roles],
         }
 
+    def copy(self) -> Delegations:
+        """A copy that edits cannot reach back from (keys are immutable and shared)."""
+        return Delegations(
+            keys=None if self.keys is None else dict(self.keys),
+            roles=None if self.roles is None else [dataclasses.replace(r) for r in self.roles],
+        )
+
     def role(self, name: str) -> DelegationRole | None:
         return next((role for role in self.roles or () if role.name == name), None)
 
@@ -135,6 +143,37 @@ class Delegations:
                 role.paths = [*(role.paths or []), ALL_PATHS]
         self.remove_unused_keys()
 
+    def remove_key(
+        self, key: PublicKey, role_names: Iterable[str], *, keep: PublicKey | None = None
+    ) -> None:
+        """Take `key` out of each role, as `notary delegation remove ROLE <canonical id>` does.
+
+        The match is by canonical ID, so every certificate of the same key pair goes: revoking
+        is about the private key, whichever certificate carried it. `keep` (a renewal's new
+        certificate for the same key pair) stays. A role left without keys stays too, with
+        `keyids` null as the Go client writes it; a team role is never deleted here. Idempotent.
+        """
+        canonical = key.canonical_id
+        keys = self.keys or {}
+        same_pair = {k for k, held in keys.items() if _canonical_id_or_none(held) == canonical}
+        doomed = {key.tuf_id} | same_pair
+        if keep is not None:
+            doomed.discard(keep.tuf_id)
+        for name in role_names:
+            check_delegation_role_name(name)
+            role = self.role(name)
+            if role is None or not role.keyids:
+                continue
+            remaining = [keyid for keyid in role.keyids if keyid not in doomed]
+            role.keyids = remaining or None
+        self.remove_unused_keys()
+
+    def replace_key(self, old: PublicKey, new: PublicKey, role_names: Iterable[str]) -> None:
+        """Renewal in one edit: `new` goes into each role, then `old` comes out of it."""
+        role_names = list(role_names)
+        self.add_key(new, role_names)
+        self.remove_key(old, role_names, keep=new)
+
     def remove_unused_keys(self) -> None:
         """Drop delegation keys no role uses, as Go's RemoveUnusedKeys does after every edit."""
         if self.keys is None:
@@ -151,3 +190,12 @@ class Delegations:
             and key.tuf_id in (self.keys or {})
             and ALL_PATHS in (role.paths or [])
         )
+
+
+def _canonical_id_or_none(key: PublicKey) -> str | None:
+    """A delegated key's canonical ID, or None for a certificate that no longer parses (which
+    then cannot be the key being removed)."""
+    try:
+        return key.canonical_id
+    except InvalidKey:
+        return None

@@ -1,0 +1,213 @@
+"""The delegation changes the portal makes, and what they do to `targets.json` before they do it.
+
+A change is a value (add, remove or replace one member's key in a set of roles) applied to the
+current delegations each time a publish is attempted, so a retry after a version conflict
+re-applies it to whatever another publisher left. A plan is the before and after of one change
+against the live trust data, for people to read before anything is signed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from .errors import InvalidKey
+from .keys import X509_KEYTYPES, PublicKey, certificate_common_name
+from .metadata import Targets
+from .roles import Delegations
+
+
+class DelegationChange(Protocol):
+    def apply(self, delegations: Delegations) -> None: ...
+
+    def describe(self) -> str: ...
+
+
+def _roles_text(role_names: Sequence[str]) -> str:
+    return " and ".join(role_names)
+
+
+@dataclass(frozen=True)
+class AddKey:
+    """Delegate `key` in every role, for all paths (the key union `notary delegation add` does)."""
+
+    key: PublicKey
+    role_names: tuple[str, ...]
+
+    def apply(self, delegations: Delegations) -> None:
+        delegations.add_key(self.key, self.role_names)
+
+    def describe(self) -> str:
+        return f"add key {self.key.canonical_id[:12]} to {_roles_text(self.role_names)}"
+
+
+@dataclass(frozen=True)
+class RemoveKey:
+    """Take `key` (by key pair, whatever certificate carried it) out of every role."""
+
+    key: PublicKey
+    role_names: tuple[str, ...]
+
+    def apply(self, delegations: Delegations) -> None:
+        delegations.remove_key(self.key, self.role_names)
+
+    def describe(self) -> str:
+        return f"remove key {self.key.canonical_id[:12]} from {_roles_text(self.role_names)}"
+
+
+@dataclass(frozen=True)
+class ReplaceKey:
+    """Renewal: `new` in and `old` out of every role, in the same version."""
+
+    old: PublicKey
+    new: PublicKey
+    role_names: tuple[str, ...]
+
+    def apply(self, delegations: Delegations) -> None:
+        delegations.replace_key(self.old, self.new, self.role_names)
+
+    def describe(self) -> str:
+        return (
+            f"replace key {self.old.canonical_id[:12]} by {self.new.canonical_id[:12]} in "
+            f"{_roles_text(self.role_names)}"
+        )
+
+
+@dataclass(frozen=True)
+class DelegatedKey:
+    """A delegated key as people need to see it: both IDs, and whose certificate it is."""
+
+    tuf_id: str
+    canonical_id: str
+    keytype: str
+    subject: str = ""
+    expires: datetime | None = None
+
+    @classmethod
+    def of(cls, key: PublicKey) -> DelegatedKey:
+        try:
+            canonical_id = key.canonical_id
+            if key.keytype not in X509_KEYTYPES:
+                return cls(key.tuf_id, canonical_id, key.keytype)
+            certificate = key.certificate()
+            return cls(
+                key.tuf_id,
+                canonical_id,
+                key.keytype,
+                subject=certificate_common_name(key),
+                expires=certificate.not_valid_after_utc,
+            )
+        except InvalidKey:
+            return cls(key.tuf_id, "(certificate does not parse)", key.keytype)
+
+    def line(self) -> str:
+        who = f" CN={self.subject}" if self.subject else ""
+        return f"key {self.canonical_id} (TUF {self.tuf_id}) {self.keytype}{who}"
+
+
+@dataclass(frozen=True)
+class DelegatedRole:
+    """One delegation role as `notary delegation list` shows it, with TUF IDs beside."""
+
+    name: str
+    paths: tuple[str, ...]
+    threshold: int
+    keys: tuple[DelegatedKey, ...]
+
+    def lines(self) -> list[str]:
+        paths = ", ".join('"' + path + '"' for path in self.paths) or "(no paths)"
+        return [
+            f"role {self.name}: threshold {self.threshold}, paths {paths}",
+            *(f"  {key.line()}" for key in self.keys),
+        ]
+
+
+def delegated_roles(targets: Targets) -> list[DelegatedRole]:
+    """The delegations of a targets file, in its order, keys resolved."""
+    delegations = targets.delegations
+    keys = delegations.keys or {}
+    return [
+        DelegatedRole(
+            name=role.name,
+            paths=tuple(role.paths or ()),
+            threshold=role.threshold,
+            keys=tuple(
+                DelegatedKey.of(keys[keyid])
+                if keyid in keys
+                else DelegatedKey(keyid, "(key missing from delegations)", "")
+                for keyid in role.keyids or ()
+            ),
+        )
+        for role in delegations.roles or ()
+    ]
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    name: str
+    before: DelegatedRole | None
+    after: DelegatedRole | None
+
+    @property
+    def added(self) -> list[DelegatedKey]:
+        before = {key.tuf_id for key in self.before.keys} if self.before else set()
+        return [key for key in self.after.keys if key.tuf_id not in before] if self.after else []
+
+    @property
+    def removed(self) -> list[DelegatedKey]:
+        after = {key.tuf_id for key in self.after.keys} if self.after else set()
+        return [key for key in self.before.keys if key.tuf_id not in after] if self.before else []
+
+
+@dataclass
+class Plan:
+    """What a change would do to `targets.json`; `after` is unsigned and never published."""
+
+    description: str
+    before: Targets
+    after: Targets
+
+    @property
+    def changed(self) -> bool:
+        return self.after.to_dict() != self.before.to_dict()
+
+    @property
+    def role_changes(self) -> list[RoleChange]:
+        before = {role.name: role for role in delegated_roles(self.before)}
+        after = {role.name: role for role in delegated_roles(self.after)}
+        names = list(before) + [name for name in after if name not in before]
+        return [
+            RoleChange(name, before.get(name), after.get(name))
+            for name in names
+            if before.get(name) != after.get(name)
+        ]
+
+    def diff(self) -> str:
+        """A unified diff of the delegations, one line per role and per key."""
+        return "".join(
+            difflib.unified_diff(
+                _summary(self.before),
+                _summary(self.after),
+                fromfile=f"targets.json version {self.before.version}",
+                tofile=f"targets.json version {self.after.version}",
+            )
+        )
+
+
+def _summary(targets: Targets) -> list[str]:
+    return [line + "\n" for role in delegated_roles(targets) for line in role.lines()]
+
+
+def plan_change(targets: Targets, change: DelegationChange) -> Plan:
+    """Apply `change` to a copy of `targets`; the version goes up only if something changed."""
+    # Only the delegations change; the (possibly large) targets map is shared, not copied.
+    after = dataclasses.replace(targets, delegations=targets.delegations.copy())
+    change.apply(after.delegations)
+    plan = Plan(change.describe(), targets, after)
+    if plan.changed:
+        after.version = targets.version + 1
+    return plan
