@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -96,9 +95,18 @@ def notary_url(service_dir: Path) -> Iterator[str]:
 class NotaryCLI:
     """The `notary` command against the test server, one trust directory per person."""
 
-    def __init__(self, server_url: str, home: Path) -> None:
+    def __init__(
+        self,
+        server_url: str,
+        home: Path,
+        *,
+        env: dict[str, str] | None = None,
+        options: tuple[str, ...] = (),
+    ) -> None:
         self.server_url = server_url
         self.home = home
+        self.env = env or {}  # e.g. NOTARY_AUTH for a server with token auth
+        self.options = options  # e.g. ("--tlscacert", path) for a server with TLS
         home.mkdir(parents=True, exist_ok=True)
 
     def run(self, *args: str, person: str = "owner", check: bool = True):
@@ -108,28 +116,39 @@ class NotaryCLI:
             "NOTARY_TARGETS_PASSPHRASE": NOTARY_PASSPHRASE,
             "NOTARY_SNAPSHOT_PASSPHRASE": NOTARY_PASSPHRASE,
             "NOTARY_DELEGATION_PASSPHRASE": NOTARY_PASSPHRASE,
+            **self.env,
         }
-        command = ["notary", "-d", str(self.home / person), "-s", self.server_url, *args]
+        home = str(self.home / person)
+        command = ["notary", "-d", home, "-s", self.server_url, *self.options, *args]
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
         if check and result.returncode != 0:
             pytest.fail(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
     def delegations(self, gun: str) -> dict[str, dict[str, object]]:
-        """`notary delegation list` as {role: {"paths": str, "keys": [ids], "threshold": str}}."""
-        output = self.run("delegation", "list", gun).stdout
+        """`notary delegation list` as {role: {"paths": [..], "keys": [ids], "threshold": str}}.
+
+        The CLI prints a table whose cells can run over several lines (one path or key per
+        line) and can be blank, so cells are cut at the header's column positions.
+        """
+        rows = self.run("delegation", "list", gun).stdout.splitlines()
+        header = next((i for i, line in enumerate(rows) if line.startswith("ROLE ")), None)
+        if header is None:
+            return {}
+        starts = [rows[header].index(title) for title in ("PATHS", "KEY IDS", "THRESHOLD")]
         roles: dict[str, dict[str, object]] = {}
-        current = None
-        rows = output.splitlines()
-        start = next((i for i, line in enumerate(rows) if line.startswith("----")), len(rows))
-        for line in rows[start + 1 :]:
+        current: dict[str, object] = {}
+        for line in rows[header + 2 :]:
             if not line.strip():
                 continue
-            if not line[0].isspace():
-                role, paths, key, threshold = re.split(r"\s{2,}", line.strip())
-                current = roles[role] = {"paths": paths, "keys": [key], "threshold": threshold}
-            elif current is not None:
-                current["keys"].append(line.strip())
+            bounds = zip([0, *starts], [*starts, len(line)], strict=True)
+            role, paths, key, threshold = (line[a:b].strip(" ") for a, b in bounds)
+            if role:
+                current = roles[role] = {"paths": [], "keys": [], "threshold": threshold}
+            if paths:
+                current["paths"].append(paths)
+            if key:
+                current["keys"].append(key)
         return roles
 
     def sign(self, gun: str, *, person: str, key_pem: bytes, tag: str, roles: list[str]) -> str:

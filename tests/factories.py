@@ -39,9 +39,14 @@ def make_bundle(
     curve: ec.EllipticCurve | None = None,
     not_before: datetime | None = None,
     not_after: datetime | None = None,
+    same_key_as: Bundle | None = None,
 ) -> Bundle:
+    """A UCP-like bundle; `same_key_as` makes a new certificate for an existing key pair."""
     now = timezone.now()
-    if key == "ec":
+    if same_key_as is not None:
+        private_key = serialization.load_pem_private_key(same_key_as.key_pem, password=None)
+        key = "ec" if isinstance(private_key, ec.EllipticCurvePrivateKey) else "rsa"
+    elif key == "ec":
         private_key = ec.generate_private_key(curve or ec.SECP256R1())
     else:
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=bits)

@@ -19,7 +19,7 @@ from tests.factories import PASSWORD, make_bundle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
-ALL_PATHS = '"" <all paths>'
+ALL_PATHS = ['"" <all paths>']  # as `notary delegation list` shows paths [""]
 
 
 def log_in(username: str) -> Client:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -28,40 +27,12 @@ from delegations.notary.metadata import FileMeta, Metadata, Root, RootRole, Snap
 from delegations.notary.roles import DelegationRole
 from stack.processes import free_port
 from tests.factories import make_bundle
-
-ALL_PATHS = '"" <all paths>'
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Repo:
-    """A freshly initialised repository on the test server, with its keys."""
-
-    def __init__(self, notary_url: str) -> None:
-        self.gun = f"dtr.example.org/t{uuid.uuid4().hex[:10]}/nginx"
-        self.client = NotaryClient(Transport(notary_url, self.gun))
-        self.root_key = SigningKey.generate_root(self.gun, now=now())
-        self.targets_key = SigningKey.generate()
-        self.client.initialise(root_key=self.root_key, targets_key=self.targets_key, now=now())
-
-    def delegate(self, key: PublicKey, team: str):
-        return self.client.add_delegate(
-            key=key,
-            role_names=[RELEASES, team_role_name(team)],
-            targets_key=self.targets_key,
-            now=now(),
-        )
+from tests.notary.repos import ALL_PATHS, Repo, key_of, now
 
 
 @pytest.fixture
 def repo(notary_url: str) -> Repo:
     return Repo(notary_url)
-
-
-def key_of(bundle) -> PublicKey:
-    return PublicKey.from_certificate(bundle.certificate)
 
 
 def test_initialised_repository_reads_back_with_a_server_managed_snapshot(repo, notary_cli):

@@ -1,0 +1,155 @@
+"""A tampering proxy between the client and a real notary-server: every read fails loudly, and
+nothing gets published on the strength of what was tampered with."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+
+from delegations.notary import RELEASES, InvalidMetadata, RollbackDetected, SigningKey
+from delegations.notary.metadata import Metadata, Root, RootRole
+from tests.factories import make_bundle
+from tests.notary.repos import Repo, key_of, now
+from tests.notary.tampering import TamperingProxy, flip_byte_inside
+
+
+@pytest.fixture
+def repo(notary_url: str) -> Repo:
+    return Repo(notary_url)
+
+
+@pytest.fixture
+def proxy(notary_url: str):
+    with TamperingProxy(notary_url) as running:
+        yield running
+
+
+def is_file(path: str, name: str) -> bool:
+    return path.rsplit("/", 1)[-1] == name
+
+
+def is_by_hash(path: str, role: str) -> bool:
+    last = path.rsplit("/", 1)[-1]
+    return last.startswith(role + ".") and len(last) == len(role) + 1 + 64 + len(".json")
+
+
+def attempt_delegation(client, repo: Repo, **overrides):
+    signing = {**repo.signing(), **overrides}
+    return client.add_delegate(key=key_of(make_bundle("bob")), role_names=[RELEASES], **signing)
+
+
+def assert_nothing_published(proxy: TamperingProxy, repo: Repo, version: int) -> None:
+    assert proxy.posts == 0
+    assert repo.targets_version() == version
+
+
+def test_a_changed_byte_in_targets_is_refused(repo, proxy):
+    client = repo.new_client(proxy.url)
+    proxy.tamper = lambda path, body: (
+        flip_byte_inside(body, b'"expires":"') if is_by_hash(path, "targets") else None
+    )
+    with pytest.raises(InvalidMetadata, match="targets does not match its length and hashes"):
+        attempt_delegation(client, repo)
+    assert_nothing_published(proxy, repo, 1)
+
+
+def test_a_changed_byte_in_a_timestamp_signature_is_refused(repo, proxy):
+    client = repo.new_client(proxy.url)
+    proxy.tamper = lambda path, body: (
+        flip_byte_inside(body, b'"sig":"') if is_file(path, "timestamp.json") else None
+    )
+    with pytest.raises(InvalidMetadata, match="did not meet threshold for timestamp"):
+        attempt_delegation(client, repo)
+    assert_nothing_published(proxy, repo, 1)
+
+
+def test_a_changed_byte_in_root_is_refused(repo, proxy):
+    client = repo.new_client(proxy.url)
+    proxy.tamper = lambda path, body: (
+        flip_byte_inside(body, b'"expires":"') if is_file(path, "root.json") else None
+    )
+    with pytest.raises(InvalidMetadata):
+        attempt_delegation(client, repo)
+    assert_nothing_published(proxy, repo, 1)
+
+
+def test_a_replayed_old_timestamp_is_refused(repo, proxy):
+    client = repo.new_client(proxy.url)
+    client.fetch(now=now())  # the proxy keeps this first timestamp
+    repo.delegate(key_of(make_bundle("dave")), "dev")  # directly: the server moves on
+    client.fetch(now=now())  # the client sees the newer one
+    timestamp_path = proxy.path_of(repo.gun, "timestamp.json")
+    proxy.tamper = lambda path, body: proxy.seen[path] if path == timestamp_path else None
+
+    with pytest.raises(RollbackDetected, match="timestamp version 1, older than version 2"):
+        attempt_delegation(client, repo)
+    assert_nothing_published(proxy, repo, 2)
+
+
+def test_an_expired_timestamp_is_refused(repo, proxy):
+    # The server signs timestamps for 14 days; the client's clock is past that.
+    client = repo.new_client(proxy.url)
+    later = now() + timedelta(days=15)
+    with pytest.raises(InvalidMetadata, match="timestamp expired at"):
+        attempt_delegation(client, repo, now=later)
+    assert_nothing_published(proxy, repo, 1)
+
+
+def rotated_root(repo: Repo, new_root_key: SigningKey, *, signers: list[SigningKey]) -> bytes:
+    """The next root version with `new_root_key` in place of the current root key."""
+    root = repo.new_client().fetch(now=now()).root.signed
+    old_ids = set(root.roles["root"].keyids)
+    keys = {keyid: key for keyid, key in root.keys.items() if keyid not in old_ids}
+    keys[new_root_key.public.tuf_id] = new_root_key.public
+    roles = {**root.roles, "root": RootRole([new_root_key.public.tuf_id], 1)}
+    rotated = Metadata(dataclasses.replace(root, version=root.version + 1, keys=keys, roles=roles))
+    rotated.sign(signers)
+    return rotated.to_bytes()
+
+
+def test_a_root_rotation_is_followed_with_or_without_memory(repo, notary_cli):
+    remembering = repo.new_client()
+    remembering.fetch(now=now())
+    new_root_key = SigningKey.generate_root(repo.gun, now=now())
+    repo.client.transport.publish(
+        {"root": rotated_root(repo, new_root_key, signers=[repo.root_key, new_root_key])}
+    )
+
+    # From the remembered version 1, and from the pinned (now rotated out) key alone.
+    for client in (remembering, repo.new_client()):
+        result = attempt_delegation(client, repo)
+        assert client.fetch(now=now()).root.signed.version == 2
+        assert result.changed
+    assert Metadata.from_bytes(remembering.memory.root, Root).signed.version == 2
+    assert notary_cli.delegations(repo.gun)[RELEASES]["keys"]  # the CLI follows it too
+
+
+def test_a_new_root_the_old_root_did_not_sign_is_refused(repo, proxy):
+    remembering = repo.new_client(proxy.url)
+    remembering.fetch(now=now())
+    usurper = SigningKey.generate_root(repo.gun, now=now())
+    forged = rotated_root(repo, usurper, signers=[usurper])
+    proxy.tamper = lambda path, body: forged if is_file(path, "root.json") else None
+
+    for client in (remembering, repo.new_client(proxy.url)):
+        with pytest.raises(InvalidMetadata, match="not signed by the keys of version 1"):
+            attempt_delegation(client, repo)
+    assert_nothing_published(proxy, repo, 1)
+
+
+def test_a_replayed_old_root_is_refused_after_a_rotation(repo, proxy):
+    client = repo.new_client(proxy.url)
+    client.fetch(now=now())  # the proxy keeps root version 1
+    new_root_key = SigningKey.generate_root(repo.gun, now=now())
+    repo.client.transport.publish(
+        {"root": rotated_root(repo, new_root_key, signers=[repo.root_key, new_root_key])}
+    )
+    client.fetch(now=now())  # the client follows to version 2
+    root_path = proxy.path_of(repo.gun, "root.json")
+    proxy.tamper = lambda path, body: proxy.seen[path] if path == root_path else None
+
+    with pytest.raises(RollbackDetected, match="root version 1, older than version 2"):
+        attempt_delegation(client, repo)
+    assert proxy.posts == 0
