@@ -8,9 +8,11 @@ side, both with server-managed snapshots. Each round delegates a new certificate
   the worker runs it;
 - the peer: `notary delegation add` twice (staged) and `notary publish`, as DTR's docs do it.
 
-Prints the median and spread of each, and their ratio.
+Prints the median and spread of each, and their ratio. Then both repositories get 1,000 more
+delegated keys (spread over `targets/releases` and ten team roles, as a large DTR shop would
+have) and the same delegation is timed again on top of them.
 
-    .venv/bin/python bench/notary_apply.py [--rounds 15]
+    .venv/bin/python bench/notary_apply.py [--rounds 15] [--existing-keys 1000]
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from delegations.notary import (
     Transport,
     team_role_name,
 )
+from delegations.notary.metadata import Metadata
 from stack.processes import free_port, notary_service
 
 PASSPHRASE = "bench-passphrase"  # noqa: S105 - an obvious value for throwaway trust dirs
@@ -106,6 +109,35 @@ def time_cli(cli: NotaryCLI, gun: str, work: Path, rounds: int) -> list:
     return durations
 
 
+def preload_ours(client: NotaryClient, targets_key: SigningKey, count: int) -> None:
+    """Put `count` certificate keys into targets/releases and ten team roles, in one publish."""
+    state = client.fetch(now=datetime.now(UTC))
+    targets = state.targets.signed
+    for number in range(count):
+        key = PublicKey.from_certificate(new_certificate(f"existing{number}"))
+        targets.delegations.add_key(key, [RELEASES, team_role_name(f"big{number % 10}")])
+    targets.version += 1
+    signed = Metadata(targets)
+    signed.sign([targets_key])
+    client.transport.publish({"targets": signed.to_bytes()})
+
+
+def preload_cli(cli: NotaryCLI, gun: str, work: Path, count: int) -> None:
+    """The same for the CLI's repository, staged per role and published once."""
+    paths_by_team: dict[str, list[str]] = {}
+    for number in range(count):
+        path = work / f"existing{number}.pem"
+        path.write_bytes(
+            new_certificate(f"existing{number}").public_bytes(serialization.Encoding.PEM)
+        )
+        paths_by_team.setdefault(team_role_name(f"big{number % 10}"), []).append(str(path))
+    every = [path for paths in paths_by_team.values() for path in paths]
+    cli("delegation", "add", gun, RELEASES, *every, "--all-paths")
+    for role, paths in paths_by_team.items():
+        cli("delegation", "add", gun, role, *paths, "--all-paths")
+    cli("publish", gun)
+
+
 def describe(durations: list[float]) -> str:
     milliseconds = sorted(d * 1000 for d in durations)
     return (
@@ -117,7 +149,9 @@ def describe(durations: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--existing-keys", type=int, default=1000)
     arguments = parser.parse_args()
+    big_rounds = max(3, arguments.rounds // 3)
 
     with tempfile.TemporaryDirectory(prefix="bench-notary-") as temporary:
         work = Path(temporary)
@@ -142,8 +176,19 @@ def main() -> None:
             ours = time_ours(client, targets_key, work, arguments.rounds)
             peer = time_cli(cli, cli_gun, work, arguments.rounds)
 
-    ratio = statistics.median(peer) / statistics.median(ours)
+            preload_ours(client, targets_key, arguments.existing_keys)
+            preload_cli(cli, cli_gun, work, arguments.existing_keys)
+            ours_big = time_ours(client, targets_key, work, big_rounds)
+            peer_big = time_cli(cli, cli_gun, work, big_rounds)
+
     print("One delegation to targets/releases and targets/<team>, local notary-server:")
+    report(ours, peer)
+    print(f"The same with {arguments.existing_keys} delegated keys already in targets.json:")
+    report(ours_big, peer_big)
+
+
+def report(ours: list[float], peer: list[float]) -> None:
+    ratio = statistics.median(peer) / statistics.median(ours)
     print(f"  portal client   {describe(ours)}")
     print(f"  notary CLI      {describe(peer)}")
     print(f"  ratio           the CLI takes {ratio:.1f}x as long as the portal client")

@@ -8,11 +8,17 @@ too, so every change is audited.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
 from . import services, tasks
+from .exceptions import PortalError
+from .forms import RepositoryKeyImportForm
 from .models import (
     AuditChainHead,
     AuditEvent,
@@ -23,6 +29,7 @@ from .models import (
     Repository,
     RepositoryKey,
 )
+from .notary import key_file_info
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -53,7 +60,7 @@ class RepositoryAdmin(admin.ModelAdmin):
     search_fields = ["dtr_host", "namespace", "name", "owners_group"]
     readonly_fields = ["trust_initialised_at", "root_certificate_pem", "created_at"]
     inlines = [RepositoryKeyInline]
-    actions = ["initialise_trust"]
+    actions = ["initialise_trust", "import_key"]
     # A Notary URL typed without a scheme is meant as https, as DTR serves it.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
@@ -81,6 +88,12 @@ class RepositoryAdmin(admin.ModelAdmin):
             )
             obj.pk = registered.pk
 
+    # Actions are posted to the changelist, so that is where the key import's passphrase would
+    # show up in an error report.
+    @method_decorator(sensitive_post_parameters("passphrase"))
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        return super().changelist_view(request, extra_context)
+
     @admin.action(description="Initialise trust (new root and targets keys)")
     def initialise_trust(self, request: HttpRequest, queryset: QuerySet) -> None:
         pending = queryset.filter(trust_initialised_at__isnull=True)
@@ -92,6 +105,50 @@ class RepositoryAdmin(admin.ModelAdmin):
             "generates the keys and publishes.",
             messages.SUCCESS,
         )
+
+    @admin.action(description="Import a key from a notary trust directory", permissions=["change"])
+    def import_key(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        if queryset.count() != 1:
+            self.message_user(
+                request, "Select exactly one repository to import a key for.", messages.WARNING
+            )
+            return None
+        repository = queryset.get()
+        # The action's first post (from the changelist) shows the form; its own post imports.
+        submitted = "import" in request.POST
+        form = RepositoryKeyImportForm(request.POST, request.FILES) if submitted else None
+        if form is not None and form.is_valid():
+            role, key_file = form.cleaned_data["role"], form.cleaned_data["key_file"]
+            try:
+                stored = services.repository_key_import(
+                    repository_id=repository.pk,
+                    role=role,
+                    key_file=key_file,
+                    passphrase=form.cleaned_data["passphrase"],
+                    acting_user=request.user,
+                )
+            except PortalError as error:
+                self.message_user(request, f"Nothing was imported: {error.message}", messages.ERROR)
+                # A fresh form: the passphrase and the file are never sent back.
+                form = RepositoryKeyImportForm(initial={"role": role})
+            else:
+                for note in key_file_info(key_file).mismatches(gun=repository.gun, role=role):
+                    self.message_user(request, note, messages.WARNING)
+                self.message_user(
+                    request,
+                    f"Imported the {role} key {stored.canonical_key_id} of {repository.gun}.",
+                    messages.SUCCESS,
+                )
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Import a key for {repository.gun}",
+            "opts": self.model._meta,
+            "repository": repository,
+            "form": form if form is not None else RepositoryKeyImportForm(),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/delegations/repository/import_key.html", context)
 
 
 @admin.register(DelegationRequest)

@@ -9,6 +9,7 @@ from django.template.defaultfilters import filesizeformat
 
 from . import clock, selectors
 from .certificates import CertificateInfo, inspect_certificate
+from .models import KeyRole
 from .notary import InvalidRoleName, team_role_name
 
 
@@ -76,3 +77,40 @@ class DecisionForm(forms.Form):
     comment = forms.CharField(
         label="Comment", required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
     )
+
+
+class RepositoryKeyImportForm(forms.Form):
+    """A key file from a notary trust directory for the admin's import action."""
+
+    role = forms.ChoiceField(
+        label="Role",
+        choices=[
+            (KeyRole.TARGETS.value, "Targets"),
+            (KeyRole.SNAPSHOT.value, "Snapshot (only where the client signs snapshots)"),
+        ],
+        initial=KeyRole.TARGETS.value,
+    )
+    key_file = forms.FileField(
+        label="Key file",
+        help_text="<canonical id>.key from the private/ folder of the trust directory "
+        "(~/.notary/private or ~/.docker/trust/private).",
+    )
+    passphrase = forms.CharField(
+        label="Passphrase",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="The key file's passphrase (NOTARY_TARGETS_PASSPHRASE or "
+        "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE when it was made). Empty for a file that is "
+        "not encrypted.",
+    )
+
+    def clean_key_file(self) -> bytes:
+        upload = self.cleaned_data["key_file"]
+        if getattr(upload, "oversized", False):
+            limit = filesizeformat(settings.PORTAL_CERTIFICATE_MAX_BYTES)
+            raise forms.ValidationError(
+                f"The file is larger than {limit}; a notary key file is a few hundred bytes.",
+                code="too_large",
+            )
+        return upload.read()

@@ -20,6 +20,7 @@ from .exceptions import TrustSetupError
 from .models import KeyRole, Repository, RepositoryKey
 from .notary import (
     AddKey,
+    Credentials,
     DelegatedRole,
     InvalidKey,
     NotaryClient,
@@ -37,12 +38,18 @@ from .notary.changes import DelegationChange
 
 
 def transport_for(repository: Repository) -> Transport:
+    """HTTP to the repository's Notary server, as the portal's service account when one is
+    configured (DTR answers with a token challenge)."""
     verify: bool | str = settings.PORTAL_NOTARY_CA_BUNDLE or True
+    credentials = None
+    if settings.PORTAL_NOTARY_USERNAME:
+        credentials = Credentials(settings.PORTAL_NOTARY_USERNAME, settings.PORTAL_NOTARY_PASSWORD)
     return Transport(
         repository.notary_url,
         repository.gun,
         timeout=settings.PORTAL_NOTARY_TIMEOUT,
         verify=verify,
+        credentials=credentials,
     )
 
 

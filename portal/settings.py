@@ -273,6 +273,10 @@ PORTAL_KEY_ENCRYPTION_KEYS = key_encryption_keys(
 PORTAL_NOTARY_TIMEOUT = env_float("PORTAL_NOTARY_TIMEOUT", 10.0)
 # A CA bundle for TLS to Notary servers; empty means the system's trust store.
 PORTAL_NOTARY_CA_BUNDLE = env_str("PORTAL_NOTARY_CA_BUNDLE", "")
+# The service account the portal gets DTR tokens with (Notary token auth); empty for none, when
+# the Notary server asks for no authentication.
+PORTAL_NOTARY_USERNAME = env_str("PORTAL_NOTARY_USERNAME", "")
+PORTAL_NOTARY_PASSWORD = env_str("PORTAL_NOTARY_PASSWORD", "")
 # The kind of targets key the portal makes for a repository whose trust it initialises.
 PORTAL_TARGETS_KEY_ALGORITHM = env_str("PORTAL_TARGETS_KEY_ALGORITHM", "ecdsa-p256")
 _TARGETS_KEY_ALGORITHMS = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")

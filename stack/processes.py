@@ -138,10 +138,24 @@ def redis_service(*, port: int, data_dir: Path, durable: bool = True) -> Service
     return Service("redis-server", command, port=port, log_path=data_dir / "redis.log")
 
 
-def notary_server_config(*, port: int, auth: dict | None = None) -> dict:
-    """notary-server with memory storage and its local signer (ED25519 timestamp/snapshot keys)."""
+def notary_server_config(
+    *,
+    port: int,
+    auth: dict | None = None,
+    tls_cert_file: Path | None = None,
+    tls_key_file: Path | None = None,
+) -> dict:
+    """notary-server with memory storage and its local signer (ED25519 timestamp/snapshot keys).
+
+    Plain HTTP unless given a certificate and its key; `auth` is notary-server's auth section.
+    """
+    if (tls_cert_file is None) != (tls_key_file is None):
+        raise ValueError("notary-server needs both a TLS certificate and its key, or neither")
+    server: dict = {"http_addr": f"{LOOPBACK}:{port}"}
+    if tls_cert_file is not None and tls_key_file is not None:
+        server.update(tls_cert_file=str(tls_cert_file), tls_key_file=str(tls_key_file))
     config: dict = {
-        "server": {"http_addr": f"{LOOPBACK}:{port}"},
+        "server": server,
         "trust_service": {"type": "local", "hostname": "", "port": "", "key_algorithm": "ecdsa"},
         "logging": {"level": "info"},
         "storage": {"backend": "memory"},
@@ -151,10 +165,20 @@ def notary_server_config(*, port: int, auth: dict | None = None) -> dict:
     return config
 
 
-def notary_service(*, port: int, data_dir: Path, auth: dict | None = None) -> Service:
+def notary_service(
+    *,
+    port: int,
+    data_dir: Path,
+    auth: dict | None = None,
+    tls_cert_file: Path | None = None,
+    tls_key_file: Path | None = None,
+) -> Service:
     data_dir.mkdir(parents=True, exist_ok=True)
+    config = notary_server_config(
+        port=port, auth=auth, tls_cert_file=tls_cert_file, tls_key_file=tls_key_file
+    )
     config_path = data_dir / f"notary-server-{port}.json"
-    config_path.write_text(json.dumps(notary_server_config(port=port, auth=auth), indent=2))
+    config_path.write_text(json.dumps(config, indent=2))
     command = [require_program("notary-server"), "-config", str(config_path)]
     return Service(
         "notary-server", command, port=port, log_path=data_dir / f"notary-server-{port}.log"

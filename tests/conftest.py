@@ -131,7 +131,8 @@ class NotaryCLI:
         The CLI prints a table whose cells can run over several lines (one path or key per
         line) and can be blank, so cells are cut at the header's column positions.
         """
-        rows = self.run("delegation", "list", gun).stdout.splitlines()
+        # Split on newlines only: a path may hold U+2028 or other characters splitlines() breaks on.
+        rows = self.run("delegation", "list", gun).stdout.split("\n")
         header = next((i for i, line in enumerate(rows) if line.startswith("ROLE ")), None)
         if header is None:
             return {}
@@ -139,7 +140,7 @@ class NotaryCLI:
         roles: dict[str, dict[str, object]] = {}
         current: dict[str, object] = {}
         for line in rows[header + 2 :]:
-            if not line.strip():
+            if not line.strip(" "):
                 continue
             bounds = zip([0, *starts], [*starts, len(line)], strict=True)
             role, paths, key, threshold = (line[a:b].strip(" ") for a, b in bounds)

@@ -228,9 +228,7 @@ def test_repository_keys_are_stored_sealed(repository):
         assert stored.canonical_key_id
 
 
-def test_an_unexpected_error_on_the_last_attempt_fails_the_request(
-    repository, people, monkeypatch
-):
+def test_an_unexpected_error_on_the_last_attempt_fails_the_request(repository, people, monkeypatch):
     request = submit_request(repository, people["bob"])
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
 

@@ -3,6 +3,7 @@
 The rest of the portal uses only what is imported here.
 """
 
+from .auth import Credentials
 from .changes import AddKey, DelegatedKey, DelegatedRole, Plan, RemoveKey, ReplaceKey, RoleChange
 from .client import NotaryClient, PublishResult
 from .errors import (
@@ -29,6 +30,7 @@ __all__ = [
     "KEY_ALGORITHMS",
     "RELEASES",
     "AddKey",
+    "Credentials",
     "DelegatedKey",
     "DelegatedRole",
     "InvalidKey",

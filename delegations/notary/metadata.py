@@ -240,6 +240,7 @@ class Metadata(Generic[SignedT]):
     # Go verifies signatures over the canonical form of the parsed document, unknown fields
     # included, not over its typed re-serialisation; kept for files read from a server.
     received_signed_bytes: bytes | None = field(default=None, repr=False, compare=False)
+    _bytes_signed: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_bytes(cls, data: bytes, signed_type: type[SignedT]) -> Metadata[SignedT]:
@@ -263,14 +264,17 @@ class Metadata(Generic[SignedT]):
 
     def sign(self, keys: Iterable[SigningKey]) -> None:
         """Replace the signatures with fresh ones from `keys` (the content changed, so old ones
-        could not verify anyway)."""
+        could not verify anyway). Sign last: `signed` is not to change afterwards."""
         message = self.signed_bytes()
         self.signatures = [key.sign(message) for key in keys]
         self.received_signed_bytes = None
+        self._bytes_signed = message
 
     def to_bytes(self) -> bytes:
         """The file bytes exactly as the Go client writes them and the server re-serialises them."""
-        return file_bytes(self.signed_bytes(), (s.to_dict() for s in self.signatures))
+        # Encoding a large targets file again costs as much as signing it; reuse what was signed.
+        canonical = self._bytes_signed if self._bytes_signed is not None else self.signed_bytes()
+        return file_bytes(canonical, (s.to_dict() for s in self.signatures))
 
     def valid_signers(self, keys: Iterable[PublicKey]) -> set[str]:
         """The keyids among `keys` whose signatures verify (distinct keyids count once)."""

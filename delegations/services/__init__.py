@@ -11,6 +11,7 @@ from .delegation_requests import (
 from .notifications import notification_send, notifications_create
 from .repositories import (
     repository_initialise_trust,
+    repository_key_import,
     repository_keys_rewrap,
     repository_register,
     repository_update,
@@ -22,6 +23,7 @@ __all__ = [
     "notification_send",
     "notifications_create",
     "repository_initialise_trust",
+    "repository_key_import",
     "repository_keys_rewrap",
     "repository_register",
     "repository_update",

@@ -10,9 +10,20 @@ from django.db import transaction
 
 from .. import clock, keystore, trust
 from ..audit import audit_record
-from ..exceptions import TrustSetupError
+from ..exceptions import InvalidInput, TrustSetupError
 from ..models import KeyRole, Repository, RepositoryKey
-from ..notary import RepositoryNotInitialised
+from ..notary import (
+    InvalidKey,
+    NotaryError,
+    PublicKey,
+    RepositoryNotInitialised,
+    SigningKey,
+    load_key_file,
+)
+
+# The portal signs targets (and, when the client signs snapshots, snapshot) with held keys; root
+# keys stay with the people who hold them offline.
+IMPORTABLE_KEY_ROLES = (KeyRole.TARGETS, KeyRole.SNAPSHOT)
 
 
 def repository_register(
@@ -111,8 +122,9 @@ def repository_initialise_trust(
     except RepositoryNotInitialised:
         state = trust.initialise(repository, now=now)
         published = True
-    targets_key = repository.keys.get(role=KeyRole.TARGETS)
-    if targets_key.tuf_key_id not in {
+    # No targets key when only a snapshot key was imported: the trust data is someone else's.
+    targets_key = repository.keys.filter(role=KeyRole.TARGETS).first()
+    if targets_key is None or targets_key.tuf_key_id not in {
         k.tuf_id for k in state.root.signed.role_keys(KeyRole.TARGETS)
     }:
         raise TrustSetupError(
@@ -180,3 +192,97 @@ def repository_keys_rewrap(
             )
             rewrapped += 1
     return rewrapped
+
+
+def repository_key_import(
+    *,
+    repository_id: int,
+    role: str,
+    key_file: bytes,
+    passphrase: str,
+    acting_user: AbstractBaseUser | None = None,
+    now: datetime | None = None,
+) -> RepositoryKey:
+    """Adopt the targets or snapshot key of a repository whose trust was set up elsewhere.
+
+    `key_file` is a private key file from a notary trust directory (or a plain PEM key). The key
+    is taken only if the repository's live root.json names it for `role`; it is then sealed
+    under the portal's key-encryption key and replaces any key the portal held for that role.
+    Neither the key nor the passphrase is ever logged or audited.
+    """
+    now = now or clock.now()
+    if role not in IMPORTABLE_KEY_ROLES:
+        raise InvalidInput(f"Only a targets or snapshot key can be imported, not a {role} key.")
+    repository = Repository.objects.filter(pk=repository_id).first()
+    if repository is None:
+        raise InvalidInput("That repository is not registered in the portal.")
+    try:
+        loaded = load_key_file(key_file, passphrase or None)
+    except InvalidKey as error:
+        raise InvalidInput(error.message) from None
+    root_version, named = _live_role_keys(repository, role, now=now)
+    published = next((k for k in named if _canonical_id(k) == loaded.public.canonical_id), None)
+    if published is None:
+        expected = ", ".join(filter(None, map(_canonical_id, named))) or "no key"
+        raise TrustSetupError(
+            f"The key {loaded.public.canonical_id} is not the {role} key of {repository.gun}: "
+            f"its root.json names {expected} for {role}."
+        )
+    # Signatures must carry the key ID root publishes, so the key is kept in root's form.
+    try:
+        key = SigningKey.from_private_bytes(loaded.private_bytes(), published)
+    except InvalidKey as error:
+        raise TrustSetupError(
+            f"The {role} key root.json names is unusable: {error.message}"
+        ) from None
+    with transaction.atomic():
+        repository = Repository.objects.select_for_update().get(pk=repository_id)
+        replaced = repository.keys.filter(role=role).first()
+        if replaced is not None:
+            replaced.delete()
+        stored = RepositoryKey.objects.create(
+            repository=repository, role=role, **trust.sealed_key_fields(repository, role, key)
+        )
+        # With the targets key the portal can publish delegations: the trust is set up.
+        if role == KeyRole.TARGETS and repository.trust_initialised_at is None:
+            Repository.objects.filter(pk=repository.pk).update(trust_initialised_at=now)
+        audit_record(
+            action="repository.key_imported",
+            actor=acting_user,
+            now=now,
+            repository=repository,
+            details={
+                "role": role,
+                "canonical_key_id": stored.canonical_key_id,
+                "tuf_key_id": stored.tuf_key_id,
+                "replaced_canonical_key_id": replaced.canonical_key_id if replaced else None,
+                "root_version": root_version,
+            },
+        )
+    return stored
+
+
+def _live_role_keys(
+    repository: Repository, role: str, *, now: datetime
+) -> tuple[int, list[PublicKey]]:
+    """The version of the repository's root on its Notary server, and the keys it names for
+    `role`."""
+    try:
+        state = trust.fetch(repository, now=now)
+    except RepositoryNotInitialised:
+        raise TrustSetupError(
+            f"{repository.gun} has no trust data on {repository.notary_url}; initialise its "
+            "trust instead of importing a key."
+        ) from None
+    except NotaryError as error:
+        raise TrustSetupError(
+            f"The trust data of {repository.gun} could not be read: {error.message}"
+        ) from None
+    return state.root.signed.version, state.root.signed.role_keys(role)
+
+
+def _canonical_id(key: PublicKey) -> str:
+    try:
+        return key.canonical_id
+    except InvalidKey:
+        return ""  # a certificate that does not parse matches nothing

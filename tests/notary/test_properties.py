@@ -4,10 +4,12 @@ import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from delegations.notary.canonical import encode_canonical, file_bytes
+from delegations.notary.canonical import _encode_exactly, encode_canonical, file_bytes
+from delegations.notary.errors import InvalidMetadata
 from delegations.notary.gotime import GoTime
 
 # Text notary can publish: anything but control characters (and lone surrogates).
@@ -50,3 +52,24 @@ def test_go_time_round_trips_to_the_nanosecond(moment, nanosecond, offset_minute
     assert GoTime.parse(text) == original
     fraction = re.search(r"\.(\d+)", text)
     assert fraction is None or not fraction.group(1).endswith("0")  # Go trims trailing zeros
+
+
+any_text = st.text(max_size=12)  # control characters and lone surrogates included
+awkward_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | any_text,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(any_text, children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(awkward_values)
+def test_the_fast_canonical_encoder_agrees_with_the_exact_one(value):
+    try:
+        expected = _encode_exactly(value)
+    except InvalidMetadata:
+        with pytest.raises(InvalidMetadata):
+            encode_canonical(value)
+        return
+    assert encode_canonical(value) == expected

@@ -6,21 +6,36 @@ is covered against the real server in test_client.py.
 
 from __future__ import annotations
 
+import base64
+import json
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from delegations.notary import PermanentNotaryError, TransientNotaryError, Transport
-from delegations.notary.errors import ServerUnreachable, UnexpectedResponse
+from delegations.notary import (
+    InvalidMetadata,
+    PermanentNotaryError,
+    TransientNotaryError,
+    Transport,
+)
+from delegations.notary.auth import Credentials, TokenCache
+from delegations.notary.errors import (
+    AuthenticationRequired,
+    InvalidTokenResponse,
+    ServerUnreachable,
+    UnexpectedResponse,
+)
 
 BEHAVIOURS = {}
 
 
 class Misbehaving(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        BEHAVIOURS[self.path.rsplit("/", 1)[-1]](self)
+        BEHAVIOURS[urlsplit(self.path).path.rsplit("/", 1)[-1]](self)
 
     def do_POST(self) -> None:
         BEHAVIOURS["POST"](self)
@@ -90,3 +105,122 @@ def test_publish_to_a_wrong_url_is_permanent(server):
     BEHAVIOURS["POST"] = status(404)
     with pytest.raises(PermanentNotaryError):
         Transport(server, "dtr.example.org/a/b", timeout=5).publish({"targets": b"{}"})
+
+
+# -- authentication: a server and token service in one, whose tokens can be revoked ---------------
+
+GUN = "dtr.example.org/a/b"
+ACCOUNT = Credentials("svc-portal", "generated-in-the-test")
+
+
+def send(handler: BaseHTTPRequestHandler, code: int, body: bytes = b"", **headers: str) -> None:
+    handler.send_response(code)
+    for name, value in headers.items():
+        handler.send_header(name.replace("_", "-"), value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class TokenAuth:
+    """Answers 401 with a Bearer challenge to any request without one of its valid tokens."""
+
+    def __init__(self) -> None:
+        self.valid: set[str] = set()
+        self.token_queries: list[dict[str, list[str]]] = []
+        self.challenged = 0
+
+    def protected(self, body: bytes) -> Callable[[BaseHTTPRequestHandler], None]:
+        def answer(handler: BaseHTTPRequestHandler) -> None:
+            sent = handler.headers.get("Authorization", "")
+            if sent.removeprefix("Bearer ") in self.valid:
+                send(handler, 200, body)
+                return
+            self.challenged += 1
+            realm = f"http://127.0.0.1:{handler.server.server_address[1]}/token"
+            challenge = f'Bearer realm="{realm}",service="dtr",scope="repository:{GUN}:pull"'
+            if sent:
+                challenge += ',error="invalid_token"'
+            send(handler, 401, b'{"errors":[]}', WWW_Authenticate=challenge)
+
+        return answer
+
+    def token(self, handler: BaseHTTPRequestHandler) -> None:
+        query = parse_qs(urlsplit(handler.path).query)
+        self.token_queries.append(query)
+        expected = base64.b64encode(f"{ACCOUNT.username}:{ACCOUNT.password}".encode()).decode()
+        if handler.headers.get("Authorization") != f"Basic {expected}":
+            send(handler, 401)
+            return
+        token = f"token-{len(self.token_queries)}"
+        self.valid.add(token)
+        send(handler, 200, json.dumps({"token": token, "expires_in": 300}).encode())
+
+
+@pytest.fixture
+def token_auth() -> TokenAuth:
+    auth = TokenAuth()
+    BEHAVIOURS["token"] = auth.token
+    BEHAVIOURS["root.json"] = auth.protected(b'{"signed": {}}')
+    return auth
+
+
+def transport(server: str, credentials: Credentials | None = ACCOUNT) -> Transport:
+    return Transport(server, GUN, timeout=5, credentials=credentials, tokens=TokenCache())
+
+
+def test_a_revoked_token_is_replaced_once_and_the_request_repeated(server, token_auth, caplog):
+    caplog.set_level(logging.DEBUG)
+    reader = transport(server)
+    assert reader.get("root.json") == b'{"signed": {}}'
+    assert token_auth.token_queries == [
+        {"account": [ACCOUNT.username], "scope": [f"repository:{GUN}:pull"], "service": ["dtr"]}
+    ]
+    reader.get("root.json")
+    assert (len(token_auth.token_queries), token_auth.challenged) == (1, 1)
+
+    token_auth.valid.clear()
+    assert reader.get("root.json") == b'{"signed": {}}'
+    assert (len(token_auth.token_queries), token_auth.challenged) == (2, 2)
+    assert "token-1" not in caplog.text
+    assert ACCOUNT.password not in caplog.text
+
+
+def test_a_size_limited_stream_still_applies_to_the_repeated_request(server, token_auth):
+    BEHAVIOURS["root.json"] = token_auth.protected(b"x" * 5000)
+    reader = transport(server)
+    with pytest.raises(InvalidMetadata):
+        reader.get("root.json", limit=1000)
+    assert transport(server).get("root.json", limit=5000) == b"x" * 5000
+
+
+def test_refused_credentials_at_the_token_service_are_permanent(server, token_auth):
+    with pytest.raises(AuthenticationRequired, match="refused the credentials") as raised:
+        transport(server, Credentials(ACCOUNT.username, "wrong-password")).get("root.json")
+    assert "wrong-password" not in str(raised.value)
+
+
+def test_a_token_response_without_a_token_is_permanent(server, token_auth):
+    BEHAVIOURS["token"] = lambda handler: send(handler, 200, b'{"token": 42}')
+    with pytest.raises(InvalidTokenResponse):
+        transport(server).get("root.json")
+
+
+def test_a_basic_challenge_gets_the_credentials_and_then_gets_them_up_front(server):
+    expected = base64.b64encode(f"{ACCOUNT.username}:{ACCOUNT.password}".encode()).decode()
+    challenged = []
+
+    def basic_only(handler: BaseHTTPRequestHandler) -> None:
+        if handler.headers.get("Authorization") == f"Basic {expected}":
+            send(handler, 200, b"{}")
+        else:
+            challenged.append(handler.path)
+            send(handler, 401, WWW_Authenticate='Basic realm="notary"')
+
+    BEHAVIOURS["root.json"] = basic_only
+    reader = transport(server)
+    assert reader.get("root.json") == b"{}"
+    assert reader.get("root.json") == b"{}"
+    assert len(challenged) == 1
+    with pytest.raises(AuthenticationRequired, match="PORTAL_NOTARY_USERNAME"):
+        transport(server, credentials=None).get("root.json")
