@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -18,13 +17,14 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from . import services, tasks
 from .exceptions import PortalError
-from .forms import RepositoryKeyImportForm
+from .forms import RepositoryAdminForm, RepositoryKeyImportForm
 from .models import (
     AuditChainHead,
     AuditEvent,
     Decision,
     Delegation,
     DelegationRequest,
+    KeyRole,
     Notification,
     Repository,
     RepositoryKey,
@@ -58,16 +58,18 @@ class RepositoryKeyInline(admin.TabularInline):
 class RepositoryAdmin(admin.ModelAdmin):
     list_display = ["gun", "owners_group", "notary_url", "trust_initialised_at"]
     search_fields = ["dtr_host", "namespace", "name", "owners_group"]
-    readonly_fields = ["trust_initialised_at", "root_certificate_pem", "created_at"]
+    form = RepositoryAdminForm
+    readonly_fields = ["trust_initialised_at", "seen_versions", "created_at"]
     inlines = [RepositoryKeyInline]
-    actions = ["initialise_trust", "import_key"]
-    # A Notary URL typed without a scheme is meant as https, as DTR serves it.
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    actions = ["initialise_trust", "import_key", "forget_trust_memory"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Repository | None = None) -> list:
         # The GUN names the trust data on the server; it cannot change once registered.
         identity = ["dtr_host", "namespace", "name"] if obj else []
-        return [*identity, *self.readonly_fields]
+        # The portal pins its own root key where it made the root; a certificate is configured
+        # only for a repository whose trust was set up elsewhere.
+        own_root = obj is not None and obj.keys.filter(role=KeyRole.ROOT).exists()
+        return [*identity, *self.readonly_fields, *(["root_certificate_pem"] if own_root else [])]
 
     def save_model(self, request: HttpRequest, obj: Repository, form, change: bool) -> None:
         if change:
@@ -87,6 +89,26 @@ class RepositoryAdmin(admin.ModelAdmin):
                 acting_user=request.user,
             )
             obj.pk = registered.pk
+        if "root_certificate_pem" in form.changed_data:
+            services.repository_root_pin(
+                repository_id=obj.pk,
+                root_certificate_pem=obj.root_certificate_pem,
+                acting_user=request.user,
+            )
+
+    @admin.action(
+        description="Forget the remembered trust data (after a deliberate reset on the server)",
+        permissions=["change"],
+    )
+    def forget_trust_memory(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for repository in queryset:
+            services.repository_trust_forget(repository_id=repository.pk, acting_user=request.user)
+        self.message_user(
+            request,
+            f"Forgot the remembered root and versions of {queryset.count()} repositories; the "
+            "next read trusts the pinned root, or the served one on first use.",
+            messages.SUCCESS,
+        )
 
     # Actions are posted to the changelist, so that is where the key import's passphrase would
     # show up in an error report.

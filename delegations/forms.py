@@ -7,9 +7,10 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.template.defaultfilters import filesizeformat
 
-from . import clock, selectors
+from . import clock, selectors, trust
 from .certificates import CertificateInfo, inspect_certificate
-from .models import KeyRole
+from .exceptions import InvalidInput
+from .models import KeyRole, Repository
 from .notary import InvalidRoleName, team_role_name
 
 
@@ -114,3 +115,38 @@ class RepositoryKeyImportForm(forms.Form):
                 code="too_large",
             )
         return upload.read()
+
+
+class RepositoryAdminForm(forms.ModelForm):
+    """The admin's repository form: a configured root certificate must be this repository's."""
+
+    # A Notary URL typed without a scheme is meant as https, as DTR serves it.
+    notary_url = forms.URLField(
+        assume_scheme="https", help_text=Repository._meta.get_field("notary_url").help_text
+    )
+
+    class Meta:
+        model = Repository
+        fields = [
+            "dtr_host",
+            "namespace",
+            "name",
+            "notary_url",
+            "owners_group",
+            "root_certificate_pem",
+        ]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        pem = (cleaned.get("root_certificate_pem") or "").strip()
+        if pem and "root_certificate_pem" in self.changed_data:
+            instance = self.instance
+            parts = [
+                cleaned.get(name, getattr(instance, name))
+                for name in ("dtr_host", "namespace", "name")
+            ]
+            try:
+                trust.root_certificate_key(pem, gun="/".join(str(part) for part in parts))
+            except InvalidInput as error:
+                self.add_error("root_certificate_pem", error.message)
+        return cleaned

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 
 from . import keystore
-from .exceptions import TrustSetupError
+from .exceptions import InvalidInput, TrustSetupError
 from .models import KeyRole, Repository, RepositoryKey
 from .notary import (
     AddKey,
@@ -35,6 +35,7 @@ from .notary import (
     TrustState,
 )
 from .notary.changes import DelegationChange
+from .notary.keys import certificate_common_name
 
 
 def transport_for(repository: Repository) -> Transport:
@@ -110,8 +111,24 @@ def certificate_key(certificate_pem: str) -> PublicKey:
     try:
         certificate = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError):
-        raise InvalidKey("the stored certificate does not parse") from None
+        raise InvalidKey("the certificate does not parse") from None
     return PublicKey.from_certificate(certificate)
+
+
+def root_certificate_key(certificate_pem: str, *, gun: str) -> PublicKey:
+    """The root key a configured root certificate pins; its CN must be the repository's GUN,
+    as notary's trust pinning demands."""
+    try:
+        key = certificate_key(certificate_pem)
+        common_name = certificate_common_name(key)
+    except InvalidKey as error:
+        raise InvalidInput(f"the root certificate is not usable: {error.message}") from None
+    if common_name != gun:
+        raise InvalidInput(
+            f"the root certificate names {common_name!r}; a root certificate of this repository "
+            f"names {gun!r}"
+        )
+    return key
 
 
 def key_context(repository: Repository, role: str) -> str:

@@ -156,7 +156,7 @@ class NotaryClient:
             )
         self.transport.publish(files)
         self.pinned_root_keys = self.pinned_root_keys or [root_key.public]
-        self._require_read_back(root.signed, files, now=now)
+        self._require_read_back(root.signed, files, targets_version=1, now=now)
         return self.fetch(now=now)
 
     def _server_key(self, role: str) -> PublicKey:
@@ -259,13 +259,15 @@ class NotaryClient:
                 self.transport.publish(files)
             except VersionConflict:
                 continue
-            self._require_read_back(root, files, now=now)
+            self._require_read_back(root, files, targets_version=plan.after.version, now=now)
             return PublishResult(changed=True, version_before=before, version_after=before + 1)
         raise VersionConflict(
             f"{self.gun}: other publishers won {attempts} times in a row; try again later"
         )
 
-    def _require_read_back(self, root: Root, sent: dict[str, bytes], *, now: datetime) -> None:
+    def _require_read_back(
+        self, root: Root, sent: dict[str, bytes], *, targets_version: int, now: datetime
+    ) -> None:
         """Check that the server's snapshot hashes exactly the bytes we uploaded.
 
         notary-server hashes its own re-serialisation of an upload; if that differed from our
@@ -282,18 +284,20 @@ class NotaryClient:
                 )
         listed = (snapshot.signed.meta or {}).get(TARGETS)
         if listed is not None and listed.describes(sent[TARGETS]):
+            self.memory = self.memory.remembering({TARGETS: targets_version})
             return
-        ours = Metadata.from_bytes(sent[TARGETS], Targets).signed.version
         try:
             current_bytes = reader.get_by_hash(TARGETS, snapshot.signed.meta)
             current = Metadata.from_bytes(current_bytes, Targets)
         except InvalidMetadata:
             current = None
-        if current is not None and current.signed.version > ours:
-            return  # another publisher already built on top of our version, so it was readable
+        if current is not None and current.signed.version > targets_version:
+            # Another publisher already built on top of our version, so it was readable.
+            self.memory = self.memory.remembering({TARGETS: targets_version})
+            return
         raise ReadBackMismatch(
             f"{self.gun}: the server's snapshot does not hash the targets file we sent (version "
-            f"{ours}); the repository may be unreadable until it is republished"
+            f"{targets_version}); the repository may be unreadable until it is republished"
         )
 
 

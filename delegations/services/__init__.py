@@ -17,6 +17,7 @@ from .repositories import (
     repository_update,
 )
 from .state import TRANSITIONS
+from .trust_anchors import repository_root_pin, repository_trust_forget
 
 __all__ = [
     "TRANSITIONS",
@@ -26,6 +27,8 @@ __all__ = [
     "repository_key_import",
     "repository_keys_rewrap",
     "repository_register",
+    "repository_root_pin",
+    "repository_trust_forget",
     "repository_update",
     "request_apply",
     "request_approve",

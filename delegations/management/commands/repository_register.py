@@ -1,9 +1,11 @@
 import time
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from rq.job import JobStatus
 
 from delegations import services, tasks
+from delegations.exceptions import PortalError
 from delegations.models import Repository
 
 _DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -22,6 +24,12 @@ class Command(BaseCommand):
         parser.add_argument("--notary-url", required=True, help="e.g. https://dtr.example.org")
         parser.add_argument("--owners-group", required=True, help="the group that owns it")
         parser.add_argument("--initialise", action="store_true", help="initialise its trust data")
+        parser.add_argument(
+            "--root-certificate",
+            type=Path,
+            help="PEM file of the root certificate to pin, for trust set up outside the portal "
+            "(without it, the first read trusts the served root)",
+        )
         parser.add_argument(
             "--wait", type=float, default=120, help="seconds to wait for the worker (default 120)"
         )
@@ -47,8 +55,21 @@ class Command(BaseCommand):
             repository = services.repository_update(
                 repository_id=repository.pk, notary_url=notary_url, owners_group=owners_group
             )
+        if options["root_certificate"]:
+            self._pin_root(repository, options["root_certificate"])
         if options["initialise"]:
             self._initialise(repository, wait=options["wait"])
+
+    def _pin_root(self, repository: Repository, path: Path) -> None:
+        try:
+            pem = path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as error:
+            raise CommandError(f"Cannot read the root certificate {path}: {error}") from None
+        try:
+            services.repository_root_pin(repository_id=repository.pk, root_certificate_pem=pem)
+        except PortalError as error:
+            raise CommandError(f"The root was not pinned: {error.message}") from None
+        self.stdout.write(f"Pinned the root certificate of {repository.gun}.")
 
     def _initialise(self, repository: Repository, *, wait: float) -> None:
         job = tasks.enqueue_trust_initialisation(repository.pk, None)

@@ -1,0 +1,77 @@
+"""What the portal trusts before it reads a repository's trust data: its pinned root, and what
+it remembers from earlier reads (see delegations.notary.reading)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from .. import clock, trust
+from ..audit import audit_record
+from ..exceptions import InvalidInput
+from ..models import KeyRole, Repository
+
+
+def repository_root_pin(
+    *,
+    repository_id: int,
+    root_certificate_pem: str,
+    acting_user: AbstractBaseUser | None = None,
+    now: datetime | None = None,
+) -> Repository:
+    """Pin the root certificate of a repository whose trust was set up outside the portal.
+
+    Reads then accept only a root signed by that certificate's key, or reached from it by a
+    rotation. An empty certificate unpins: the next read trusts the served root on first use.
+    What was remembered of the old root is dropped so the new pin governs the next read.
+    """
+    now = now or clock.now()
+    with transaction.atomic():
+        repository = Repository.objects.select_for_update().get(pk=repository_id)
+        if repository.keys.filter(role=KeyRole.ROOT).exists():
+            raise InvalidInput(
+                f"the portal created the root of {repository.gun} and pins its own root key"
+            )
+        pem = root_certificate_pem.strip()
+        key = trust.root_certificate_key(pem, gun=repository.gun) if pem else None
+        pem = pem + "\n" if pem else ""
+        if pem == repository.root_certificate_pem:
+            return repository
+        Repository.objects.filter(pk=repository_id).update(
+            root_certificate_pem=pem, trusted_root=""
+        )
+        repository.refresh_from_db()
+        audit_record(
+            action="repository.root_pinned" if key else "repository.root_unpinned",
+            actor=acting_user,
+            now=now,
+            repository=repository,
+            details={"canonical_key_id": key.canonical_id, "key_id": key.tuf_id} if key else {},
+        )
+    return repository
+
+
+def repository_trust_forget(
+    *,
+    repository_id: int,
+    acting_user: AbstractBaseUser | None = None,
+    now: datetime | None = None,
+) -> Repository:
+    """Forget the remembered root and versions, after a deliberate reset of the trust data on
+    the server (which the portal would otherwise refuse as a rollback). The pinned root stays."""
+    now = now or clock.now()
+    with transaction.atomic():
+        repository = Repository.objects.select_for_update().get(pk=repository_id)
+        forgotten = dict(repository.seen_versions or {})
+        Repository.objects.filter(pk=repository_id).update(trusted_root="", seen_versions={})
+        repository.refresh_from_db()
+        audit_record(
+            action="repository.trust_memory_cleared",
+            actor=acting_user,
+            now=now,
+            repository=repository,
+            details={"versions_forgotten": forgotten},
+        )
+    return repository

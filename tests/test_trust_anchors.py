@@ -1,0 +1,186 @@
+"""What the portal trusts before reading a repository: its pinned root and its memory of earlier
+reads, kept per repository in the database, against a real notary-server."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from delegations import services, trust
+from delegations.exceptions import InvalidInput
+from delegations.models import AuditEvent, Repository
+from delegations.notary import InvalidMetadata, RollbackDetected, SigningKey
+from tests.factories import make_bundle
+from tests.notary.repos import Repo, key_of, now
+from tests.notary.tampering import TamperingProxy
+
+
+def certificate_pem(signing_key: SigningKey) -> str:
+    return base64.b64decode(signing_key.public.public).decode("ascii")
+
+
+@pytest.fixture
+def adopted(db, notary_url):
+    """A repository whose trust someone else set up, registered in the portal without keys."""
+    outside = Repo(notary_url)
+    host, namespace, name = outside.gun.split("/")
+    repository = services.repository_register(
+        dtr_host=host, namespace=namespace, name=name, notary_url=notary_url, owners_group="o"
+    )
+    return outside, repository
+
+
+def test_every_read_is_remembered_in_the_database(repository):
+    trust.add_delegate(
+        repository,
+        certificate_pem=make_bundle("bob").cert_pem.decode(),
+        role_names=["targets/releases", "targets/qa"],
+        now=timezone.now(),
+    )
+    repository = Repository.objects.get(pk=repository.pk)
+    assert repository.seen_versions["targets"] == 2
+    assert repository.seen_versions["root"] == 1
+    assert repository.trusted_root.startswith('{"signed":{"_type":"Root"')
+
+
+def test_a_replay_is_refused_until_the_memory_is_deliberately_cleared(repository, notary_url):
+    with TamperingProxy(notary_url) as proxy:
+        Repository.objects.filter(pk=repository.pk).update(notary_url=proxy.url)
+        repository.refresh_from_db()
+        trust.fetch(repository, now=timezone.now())  # the proxy keeps this timestamp
+        trust.add_delegate(
+            repository,
+            certificate_pem=make_bundle("bob").cert_pem.decode(),
+            role_names=["targets/releases", "targets/qa"],
+            now=timezone.now(),
+        )
+        timestamp = proxy.path_of(repository.gun, "timestamp.json")
+        proxy.tamper = lambda path, body: proxy.seen[path] if path == timestamp else None
+
+        with pytest.raises(RollbackDetected):
+            trust.fetch(Repository.objects.get(pk=repository.pk), now=timezone.now())
+
+        services.repository_trust_forget(repository_id=repository.pk)
+        trust.fetch(Repository.objects.get(pk=repository.pk), now=timezone.now())
+    assert AuditEvent.objects.filter(action="repository.trust_memory_cleared").exists()
+
+
+def test_a_pinned_root_certificate_anchors_an_adopted_repository(adopted):
+    outside, repository = adopted
+    services.repository_root_pin(
+        repository_id=repository.pk, root_certificate_pem=certificate_pem(outside.root_key)
+    )
+    repository.refresh_from_db()
+    assert trust.fetch(repository, now=now()).root.signed.version == 1
+    event = AuditEvent.objects.get(action="repository.root_pinned")
+    assert event.details["canonical_key_id"] == outside.root_key.public.canonical_id
+
+
+def test_a_root_not_signed_by_the_pinned_certificate_is_refused(adopted):
+    outside, repository = adopted
+    impostor = SigningKey.generate_root(outside.gun, now=now())
+    services.repository_root_pin(
+        repository_id=repository.pk, root_certificate_pem=certificate_pem(impostor)
+    )
+    repository.refresh_from_db()
+    with pytest.raises(InvalidMetadata, match="not signed by the root key the portal trusts"):
+        trust.fetch(repository, now=now())
+
+
+def test_pinning_replaces_what_was_trusted_on_first_use(adopted):
+    outside, repository = adopted
+    trust.fetch(repository, now=now())  # trusted on first use, and remembered
+    impostor = SigningKey.generate_root(outside.gun, now=now())
+    services.repository_root_pin(
+        repository_id=repository.pk, root_certificate_pem=certificate_pem(impostor)
+    )
+    repository.refresh_from_db()
+    assert repository.trusted_root == ""
+    with pytest.raises(InvalidMetadata):
+        trust.fetch(repository, now=now())
+
+
+def test_a_root_certificate_for_another_repository_is_refused(adopted):
+    _, repository = adopted
+    elsewhere = SigningKey.generate_root("dtr.example.org/other/repo", now=now())
+    with pytest.raises(InvalidInput, match=r"names 'dtr\.example\.org/other/repo'"):
+        services.repository_root_pin(
+            repository_id=repository.pk, root_certificate_pem=certificate_pem(elsewhere)
+        )
+    with pytest.raises(InvalidInput, match="not usable"):
+        services.repository_root_pin(
+            repository_id=repository.pk, root_certificate_pem="not a certificate"
+        )
+    assert Repository.objects.get(pk=repository.pk).root_certificate_pem == ""
+
+
+def test_a_repository_the_portal_initialised_keeps_its_own_root_key(repository):
+    stranger = SigningKey.generate_root(repository.gun, now=now())
+    with pytest.raises(InvalidInput, match="pins its own root key"):
+        services.repository_root_pin(
+            repository_id=repository.pk, root_certificate_pem=certificate_pem(stranger)
+        )
+
+
+def test_the_register_command_pins_a_root_certificate(db, notary_url, tmp_path):
+    outside = Repo(notary_url)
+    pem_file = tmp_path / "root.pem"
+    pem_file.write_text(certificate_pem(outside.root_key))
+    call_command(
+        "repository_register",
+        outside.gun,
+        "--notary-url",
+        notary_url,
+        "--owners-group",
+        "owners",
+        "--root-certificate",
+        str(pem_file),
+    )
+    repository = Repository.objects.get(name="nginx", namespace=outside.gun.split("/")[1])
+    assert trust.fetch(repository, now=now()).root.signed.version == 1
+    outside.delegate(key_of(make_bundle("bob")), "qa")
+    pem_file.write_text("garbage")
+    with pytest.raises(CommandError, match="root was not pinned"):
+        call_command(
+            "repository_register",
+            outside.gun,
+            "--notary-url",
+            notary_url,
+            "--owners-group",
+            "owners",
+            "--root-certificate",
+            str(pem_file),
+        )
+
+
+def test_the_admin_form_refuses_a_root_certificate_of_another_repository(adopted, admin_client):
+    outside, repository = adopted
+    elsewhere = SigningKey.generate_root("dtr.example.org/other/repo", now=now())
+    response = admin_client.post(
+        f"/admin/delegations/repository/{repository.pk}/change/",
+        {
+            "notary_url": repository.notary_url,
+            "owners_group": repository.owners_group,
+            "root_certificate_pem": certificate_pem(elsewhere),
+            "keys-TOTAL_FORMS": "0",
+            "keys-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200
+    assert "names &#x27;dtr.example.org/other/repo&#x27;" in response.content.decode()
+    response = admin_client.post(
+        f"/admin/delegations/repository/{repository.pk}/change/",
+        {
+            "notary_url": repository.notary_url,
+            "owners_group": repository.owners_group,
+            "root_certificate_pem": certificate_pem(outside.root_key),
+            "keys-TOTAL_FORMS": "0",
+            "keys-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302
+    assert AuditEvent.objects.filter(action="repository.root_pinned").exists()
