@@ -31,6 +31,9 @@ class Repository(models.Model):
         blank=True,
         help_text="The highest version seen of each role; older ones are refused as replays",
     )
+    # Raised when the pin changes or the memory is cleared, so a read that began before does
+    # not write back what it remembered under the old anchor.
+    trust_epoch = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -22,6 +22,7 @@ from .notary import (
     AddKey,
     Credentials,
     DelegatedRole,
+    DelegationChange,
     InvalidKey,
     NotaryClient,
     Plan,
@@ -33,9 +34,8 @@ from .notary import (
     Transport,
     TrustMemory,
     TrustState,
+    certificate_common_name,
 )
-from .notary.changes import DelegationChange
-from .notary.keys import certificate_common_name
 
 
 def transport_for(repository: Repository) -> Transport:
@@ -81,18 +81,21 @@ def client_for(repository: Repository) -> Iterator[NotaryClient]:
         pinned_root_keys=pinned_root_keys(repository),
         memory=memory,
     )
+    epoch = repository.trust_epoch
     try:
         yield client
     finally:
         if client.memory != memory:
-            _remember(repository, client.memory)
+            _remember(repository, client.memory, epoch=epoch)
 
 
-def _remember(repository: Repository, memory: TrustMemory) -> None:
+def _remember(repository: Repository, memory: TrustMemory, *, epoch: int) -> None:
     # The client's cache, like ~/.notary/tuf for the Go client; not workflow state, so it is
     # written here rather than by a service. Merged under a row lock: workers may race.
     with transaction.atomic():
         row = Repository.objects.select_for_update().get(pk=repository.pk)
+        if row.trust_epoch != epoch:
+            return  # re-pinned or cleared meanwhile: what this read learnt no longer applies
         stored = TrustMemory(
             root=row.trusted_root.encode() if row.trusted_root else None,
             versions=row.seen_versions or {},

@@ -93,3 +93,10 @@ def test_a_malformed_value_stops_start_up_naming_its_variable(tmp_path, variable
     result = load_settings(tmp_path, **{**valid, variable: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_the_targets_key_algorithms_settings_accept_are_the_ones_the_client_makes():
+    from delegations.notary import KEY_ALGORITHMS
+    from portal import settings as portal_settings
+
+    assert set(portal_settings._TARGETS_KEY_ALGORITHMS) == set(KEY_ALGORITHMS)

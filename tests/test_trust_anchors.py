@@ -184,3 +184,13 @@ def test_the_admin_form_refuses_a_root_certificate_of_another_repository(adopted
     )
     assert response.status_code == 302
     assert AuditEvent.objects.filter(action="repository.root_pinned").exists()
+
+
+def test_a_read_that_began_before_the_memory_was_cleared_does_not_write_it_back(repository):
+    with trust.client_for(repository) as client:
+        client.fetch(now=timezone.now())
+        services.repository_trust_forget(repository_id=repository.pk)
+    cleared = Repository.objects.get(pk=repository.pk)
+    assert (cleared.trusted_root, cleared.seen_versions) == ("", {})
+    trust.fetch(cleared, now=timezone.now())  # a read that begins afterwards remembers again
+    assert Repository.objects.get(pk=repository.pk).trusted_root

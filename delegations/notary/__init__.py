@@ -4,7 +4,16 @@ The rest of the portal uses only what is imported here.
 """
 
 from .auth import Credentials
-from .changes import AddKey, DelegatedKey, DelegatedRole, Plan, RemoveKey, ReplaceKey, RoleChange
+from .changes import (
+    AddKey,
+    DelegatedKey,
+    DelegatedRole,
+    DelegationChange,
+    Plan,
+    RemoveKey,
+    ReplaceKey,
+    RoleChange,
+)
 from .client import NotaryClient, PublishResult
 from .errors import (
     InvalidKey,
@@ -21,7 +30,13 @@ from .errors import (
     WrongPassphrase,
 )
 from .keyfiles import KeyFileInfo, key_file_info, load_key_file
-from .keys import KEY_ALGORITHMS, PublicKey, SigningKey
+from .keys import (
+    KEY_ALGORITHMS,
+    PublicKey,
+    SigningKey,
+    canonical_id_or_none,
+    certificate_common_name,
+)
 from .reading import TrustMemory, TrustState
 from .roles import RELEASES, team_role_name
 from .transport import Transport
@@ -33,6 +48,7 @@ __all__ = [
     "Credentials",
     "DelegatedKey",
     "DelegatedRole",
+    "DelegationChange",
     "InvalidKey",
     "InvalidMetadata",
     "InvalidRoleName",
@@ -57,6 +73,8 @@ __all__ = [
     "TrustMemory",
     "TrustState",
     "WrongPassphrase",
+    "canonical_id_or_none",
+    "certificate_common_name",
     "key_file_info",
     "load_key_file",
     "team_role_name",

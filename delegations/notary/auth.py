@@ -144,27 +144,40 @@ def token_from_response(body: bytes, *, realm: str, now: datetime) -> Token:
     )
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise malformed from None
     if not isinstance(data, dict):
         raise malformed
     # When both are present, the OAuth 2 name wins.
     value = data.get("access_token") or data.get("token")
     expires_in = data.get("expires_in", 0)
-    if not isinstance(value, str) or not value or not _is_int(expires_in):
+    # A token goes into a header: anything but RFC 6750's token characters could split it, and
+    # the error that follows would quote the header, token and all.
+    if not isinstance(value, str) or not _BEARER_TOKEN.fullmatch(value):
         raise malformed
-    lifetime = max(timedelta(seconds=expires_in), MINIMUM_TOKEN_LIFETIME)
+    if not _is_int(expires_in):
+        raise malformed
+    lifetime = timedelta(seconds=min(max(expires_in, 0), MAXIMUM_TOKEN_SECONDS))
+    lifetime = max(lifetime, MINIMUM_TOKEN_LIFETIME)
     issued_at = now
     if data.get("issued_at") is not None:
         try:
             issued_at = datetime.fromisoformat(data["issued_at"])
-        except (TypeError, ValueError):
+            if issued_at.tzinfo is not None:
+                issued_at.astimezone(UTC)  # an offset at the edge of time does not convert
+        except (TypeError, ValueError, OverflowError):
             raise malformed from None
         if issued_at.tzinfo is None:
             issued_at = issued_at.replace(tzinfo=UTC)
         # A token service clock ahead of ours must not stretch the token's life here.
         issued_at = min(issued_at, now)
     return Token(value, issued_at + lifetime)
+
+
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# Longer-lived tokens are used for a day at most; a token service's typo should not make a
+# refused token stick.
+MAXIMUM_TOKEN_SECONDS = 24 * 60 * 60
 
 
 def _is_int(value: object) -> bool:

@@ -45,6 +45,13 @@ _PYTHON_ONLY_ESCAPE = re.compile(r'\\[^"\\]')
 def encode_canonical(value: object) -> bytes:
     """Return the canonical JSON bytes of `value`, as docker/go's MarshalCanonical writes them."""
     try:
+        return _encode_fast_or_exactly(value)
+    except RecursionError:
+        raise InvalidMetadata("JSON nested too deeply to be metadata") from None
+
+
+def _encode_fast_or_exactly(value: object) -> bytes:
+    try:
         text = json.dumps(
             value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )

@@ -18,7 +18,7 @@ from typing import Protocol
 from .errors import InvalidKey
 from .keys import X509_KEYTYPES, PublicKey, certificate_common_name
 from .metadata import Targets
-from .roles import Delegations
+from .roles import RELEASES, Delegations
 
 
 class DelegationChange(Protocol):
@@ -45,15 +45,29 @@ class AddKey:
         return f"add key {self.key.canonical_id[:12]} to {_roles_text(self.role_names)}"
 
 
+def _remove_member_key(
+    delegations: Delegations,
+    key: PublicKey,
+    role_names: Sequence[str],
+    keep: PublicKey | None = None,
+) -> None:
+    """Take a member's key (by key pair) out of their team roles, and out of `targets/releases`
+    only when no other team still delegates it: a key delegated through two teams must stay in
+    releases for the other one (both roles or neither)."""
+    delegations.remove_key(key, [name for name in role_names if name != RELEASES], keep=keep)
+    if RELEASES in role_names and not delegations.holds_key(key, besides=RELEASES, ignoring=keep):
+        delegations.remove_key(key, [RELEASES], keep=keep)
+
+
 @dataclass(frozen=True)
 class RemoveKey:
-    """Take `key` (by key pair, whatever certificate carried it) out of every role."""
+    """Take `key` (by key pair, whatever certificate carried it) out of the roles."""
 
     key: PublicKey
     role_names: tuple[str, ...]
 
     def apply(self, delegations: Delegations) -> None:
-        delegations.remove_key(self.key, self.role_names)
+        _remove_member_key(delegations, self.key, self.role_names)
 
     def describe(self) -> str:
         return f"remove key {self.key.canonical_id[:12]} from {_roles_text(self.role_names)}"
@@ -68,7 +82,8 @@ class ReplaceKey:
     role_names: tuple[str, ...]
 
     def apply(self, delegations: Delegations) -> None:
-        delegations.replace_key(self.old, self.new, self.role_names)
+        delegations.add_key(self.new, self.role_names)
+        _remove_member_key(delegations, self.old, self.role_names, keep=self.new)
 
     def describe(self) -> str:
         return (
@@ -173,7 +188,8 @@ class Plan:
 
     @property
     def changed(self) -> bool:
-        return self.after.to_dict() != self.before.to_dict()
+        # Only the delegations differ between before and after (the rest is shared).
+        return self.after.delegations.to_dict() != self.before.delegations.to_dict()
 
     @property
     def role_changes(self) -> list[RoleChange]:

@@ -234,10 +234,20 @@ class NotaryClient:
         A `VERSION` conflict means someone else published first: the change is re-applied to
         their result, up to `attempts` times.
         """
+        # Each attempt starts from a fresh read, so it can follow at once, as the Go client does.
         for _ in range(attempts):
             state = self.fetch(now=now)
             root = state.root.signed
             _require_role_key(self.gun, root, TARGETS, targets_key)
+            # Re-signing vouches for everything in the file. Without this, a root first met
+            # on a hostile server (trust on first use) that lists a second targets key could
+            # have us sign delegations someone else wrote.
+            if not state.targets.valid_signers([targets_key.public]):
+                raise PermanentNotaryError(
+                    f"{self.gun}: targets.json is not signed by the portal's targets key "
+                    f"({targets_key.public.canonical_id[:12]}); refusing to re-sign content "
+                    "the portal did not write or check"
+                )
             plan = plan_change(state.targets.signed, change)
             before = plan.before.version
             if not plan.changed:
@@ -277,8 +287,8 @@ class NotaryClient:
         _, snapshot_bytes, snapshot = reader.read_snapshot(root, now=now)
         self.memory = reader.memory
         if SNAPSHOT in sent and snapshot_bytes != sent[SNAPSHOT]:
-            ours = Metadata.from_bytes(sent[SNAPSHOT], Snapshot).signed.version
-            if snapshot.signed.version <= ours:
+            sent_version = Metadata.from_bytes(sent[SNAPSHOT], Snapshot).signed.version
+            if snapshot.signed.version <= sent_version:
                 raise ReadBackMismatch(
                     f"{self.gun}: the server's timestamp does not hash the snapshot we sent"
                 )
@@ -289,6 +299,7 @@ class NotaryClient:
         try:
             current_bytes = reader.get_by_hash(TARGETS, snapshot.signed.meta)
             current = Metadata.from_bytes(current_bytes, Targets)
+            reader.require_signed(current, root, TARGETS)
         except InvalidMetadata:
             current = None
         if current is not None and current.signed.version > targets_version:

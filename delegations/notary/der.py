@@ -23,6 +23,9 @@ _HIGH_TAG_NUMBER = 0x1F
 _MAX_LENGTH_BYTES = 4
 
 
+_MAX_OBJECT_IDENTIFIER_BYTES = 64
+
+
 class DerError(ValueError):
     """Bytes that are not the strict DER expected; the message says where it went wrong."""
 
@@ -57,6 +60,10 @@ class Element:
         arcs: list[int] = []
         value = 0
         starting = True
+        # Real arcs fit in a few bytes; a long one would only cost time (and str() refuses
+        # integers of more than 4300 digits).
+        if len(self.content) > _MAX_OBJECT_IDENTIFIER_BYTES:
+            raise DerError(f"{what} is too long")
         for byte in self.content:
             if starting and byte == 0x80:
                 raise DerError(f"{what} is not minimally encoded")

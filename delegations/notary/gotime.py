@@ -66,5 +66,9 @@ class GoTime:
 
     def as_datetime(self) -> datetime:
         """The time in UTC, to the microsecond (the sub-microsecond rest is dropped)."""
-        moment = self.seconds + timedelta(microseconds=self.nanosecond // 1000)
-        return moment.astimezone(UTC)
+        try:
+            moment = self.seconds + timedelta(microseconds=self.nanosecond // 1000)
+            return moment.astimezone(UTC)
+        except OverflowError:
+            # Only at the edges of year 1 and 9999, which no real expiry is near.
+            raise InvalidMetadata(f"the time {self.format()} is out of range") from None

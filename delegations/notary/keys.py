@@ -189,6 +189,15 @@ class PublicKey:
         raise InvalidKey(f"unsupported key type {self.keytype!r}")
 
 
+def canonical_id_or_none(key: PublicKey) -> str | None:
+    """A key's canonical ID, or None for a certificate that does not parse (which then matches
+    no key)."""
+    try:
+        return key.canonical_id
+    except InvalidKey:
+        return None
+
+
 def certificate_common_name(key: PublicKey) -> str:
     """The CN of a certificate key, which for a root key must be the repository's GUN."""
     names = key.certificate().subject.get_attributes_for_oid(NameOID.COMMON_NAME)

@@ -245,7 +245,8 @@ class Metadata(Generic[SignedT]):
     @classmethod
     def from_bytes(cls, data: bytes, signed_type: type[SignedT]) -> Metadata[SignedT]:
         try:
-            document = json.loads(data)
+            # UTF-8 only, as Go reads JSON (json.loads would also take UTF-16 and UTF-32 bytes).
+            document = json.loads(data.decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError) as error:
             raise InvalidMetadata(
                 f"{signed_type.type_name} metadata is not JSON: {error}"

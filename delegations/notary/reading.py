@@ -27,6 +27,7 @@ from .errors import (
 from .keys import X509_KEYTYPES, PublicKey, certificate_common_name
 from .metadata import FileMeta, Metadata, Root, Snapshot, Targets, Timestamp
 from .roles import ROOT, SNAPSHOT, TARGETS, TIMESTAMP
+from .transport import MAX_METADATA_BYTES
 
 # The Go client caps timestamp.json at 1 MiB, and root at 100 KiB per version.
 _TIMESTAMP_LIMIT = 1024 * 1024
@@ -242,6 +243,11 @@ class TrustReader:
         file_meta = (meta or {}).get(role)
         if file_meta is None or not file_meta.sha256_hex:
             raise InvalidMetadata(f"{self.gun}: no sha256 for {role} in the metadata above it")
+        if file_meta.length > MAX_METADATA_BYTES:
+            raise InvalidMetadata(
+                f"{self.gun}: {role} is listed at {file_meta.length} bytes, more than "
+                f"{MAX_METADATA_BYTES}"
+            )
         try:
             data = self.source.get(f"{role}.{file_meta.sha256_hex}.json", limit=file_meta.length)
         except MetadataNotFound:

@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .errors import InvalidKey, InvalidMetadata, InvalidRoleName
+from .errors import InvalidMetadata, InvalidRoleName
 from .fields import integer, key_map, string_list_or_none
-from .keys import PublicKey
+from .keys import PublicKey, canonical_id_or_none
 
 ROOT = "root"
 TARGETS = "targets"
@@ -112,7 +112,16 @@ class Delegations:
         """A copy that edits cannot reach back from (keys are immutable and shared)."""
         return Delegations(
             keys=None if self.keys is None else dict(self.keys),
-            roles=None if self.roles is None else [dataclasses.replace(r) for r in self.roles],
+            roles=None
+            if self.roles is None
+            else [
+                dataclasses.replace(
+                    role,
+                    keyids=None if role.keyids is None else list(role.keyids),
+                    paths=None if role.paths is None else list(role.paths),
+                )
+                for role in self.roles
+            ],
         )
 
     def role(self, name: str) -> DelegationRole | None:
@@ -155,7 +164,7 @@ class Delegations:
         """
         canonical = key.canonical_id
         keys = self.keys or {}
-        same_pair = {k for k, held in keys.items() if _canonical_id_or_none(held) == canonical}
+        same_pair = {k for k, held in keys.items() if canonical_id_or_none(held) == canonical}
         doomed = {key.tuf_id} | same_pair
         if keep is not None:
             doomed.discard(keep.tuf_id)
@@ -168,11 +177,18 @@ class Delegations:
             role.keyids = remaining or None
         self.remove_unused_keys()
 
-    def replace_key(self, old: PublicKey, new: PublicKey, role_names: Iterable[str]) -> None:
-        """Renewal in one edit: `new` goes into each role, then `old` comes out of it."""
-        role_names = list(role_names)
-        self.add_key(new, role_names)
-        self.remove_key(old, role_names, keep=new)
+    def holds_key(self, key: PublicKey, *, besides: str, ignoring: PublicKey | None = None) -> bool:
+        """Whether a role other than `besides` delegates `key`'s key pair (through any
+        certificate but `ignoring`)."""
+        keys = self.keys or {}
+        canonical = key.canonical_id
+        return any(
+            keyid in keys and canonical_id_or_none(keys[keyid]) == canonical
+            for role in self.roles or ()
+            if role.name != besides
+            for keyid in role.keyids or ()
+            if ignoring is None or keyid != ignoring.tuf_id
+        )
 
     def remove_unused_keys(self) -> None:
         """Drop delegation keys no role uses, as Go's RemoveUnusedKeys does after every edit."""
@@ -190,12 +206,3 @@ class Delegations:
             and key.tuf_id in (self.keys or {})
             and ALL_PATHS in (role.paths or [])
         )
-
-
-def _canonical_id_or_none(key: PublicKey) -> str | None:
-    """A delegated key's canonical ID, or None for a certificate that no longer parses (which
-    then cannot be the key being removed)."""
-    try:
-        return key.canonical_id
-    except InvalidKey:
-        return None

@@ -114,7 +114,9 @@ class Transport:
             ("files", (role, data, "application/octet-stream")) for role, data in files.items()
         ]
         # A redirect would turn the POST into a GET and lose the upload.
-        response = self._request("POST", "", "publish", files=parts, allow_redirects=False)
+        response = self._request(
+            "POST", "", "publish", files=parts, allow_redirects=False, stream=True
+        )
         with response:
             self._raise_for_status(response, "publish")
 
@@ -168,12 +170,31 @@ class Transport:
             raise AuthenticationRequired(
                 f"{action} on {self.gun}: {self.server_url} asks for a token but {error}"
             ) from None
+        self._require_trustworthy(scope, action)
         token = None if renew else self.tokens.token(self.credentials, scope)
         fetched_now = token is None
         if token is None:
             token = self._fetch_token(scope, action)
             self.tokens.store(self.credentials, scope, token)
         return _Authorization(f"Bearer {token.value}", scope, token, fetched_now)
+
+    def _require_trustworthy(self, scope: TokenScope, action: str) -> None:
+        """Send the service account's password only where DTR's own token service would be,
+        and ask only for this repository: the challenge comes from the server, and a wrong or
+        hostile one must not collect the password or tokens for other repositories."""
+        server, realm = urlsplit(self.server_url), urlsplit(scope.realm)
+        plain_server = server.scheme == "http"  # a loopback test server, say
+        if realm.scheme != "https" and not plain_server:
+            problem = f"the token service {scope.realm} is not https"
+        elif realm.hostname != server.hostname:
+            problem = f"the token service {scope.realm} is not on {server.hostname}"
+        elif not all(item.startswith(f"repository:{self.gun}:") for item in scope.scope.split()):
+            problem = f"the token scope {scope.scope!r} is not this repository's"
+        else:
+            return
+        raise AuthenticationRequired(
+            f"{action} on {self.gun}: {problem}; the portal does not send its credentials there"
+        )
 
     def _fetch_token(self, scope: TokenScope, action: str) -> Token:
         """GET <realm>?account=&scope=&service= as docker/distribution's clients do (§8.3)."""
@@ -255,7 +276,8 @@ class Transport:
                 "PORTAL_NOTARY_USERNAME and PORTAL_NOTARY_PASSWORD"
             )
         if challenge.error == "insufficient_scope":
-            actions = " and ".join(requested_actions(challenge)) or "the"
+            # Sorted: notary-server lists the actions in no fixed order.
+            actions = " and ".join(sorted(set(requested_actions(challenge)))) or "the"
             return AccessDenied(
                 f"{account} lacks {actions} permission on the repository {self.gun}, which "
                 f"{action} needs; grant it to the account in DTR"
@@ -340,6 +362,10 @@ class _TooLarge(Exception):
     pass
 
 
+# notary's error envelopes are a few hundred bytes.
+_MAX_ERROR_BYTES = 64 * 1024
+
+
 def _read(response: requests.Response, limit: int) -> bytes:
     body = bytearray()
     for chunk in response.iter_content(_CHUNK):
@@ -352,11 +378,15 @@ def _read(response: requests.Response, limit: int) -> bytes:
 def _rejection(response: requests.Response, action: str, gun: str) -> NotaryError:
     """Turn notary's errcode envelope into the error that says what went wrong."""
     try:
-        first = json.loads(response.content)["errors"][0]
+        body = _read(response, _MAX_ERROR_BYTES)
+    except (_TooLarge, requests.RequestException):
+        body = b""
+    try:
+        first = json.loads(body)["errors"][0]
         server_code, detail = str(first.get("code", "")), first.get("detail")
         message = str(first.get("message", ""))
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        server_code, detail, message = "", None, response.text[:200]
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
+        server_code, detail, message = "", None, body[:200].decode("utf-8", "replace")
     if server_code == "VERSION":
         return VersionConflict(f"{action} on {gun}: a newer version was published meanwhile")
     reason = message

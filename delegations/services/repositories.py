@@ -18,6 +18,7 @@ from ..notary import (
     PublicKey,
     RepositoryNotInitialised,
     SigningKey,
+    canonical_id_or_none,
     load_key_file,
 )
 
@@ -221,9 +222,10 @@ def repository_key_import(
     except InvalidKey as error:
         raise InvalidInput(error.message) from None
     root_version, named = _live_role_keys(repository, role, now=now)
-    published = next((k for k in named if _canonical_id(k) == loaded.public.canonical_id), None)
+    wanted = loaded.public.canonical_id
+    published = next((k for k in named if canonical_id_or_none(k) == wanted), None)
     if published is None:
-        expected = ", ".join(filter(None, map(_canonical_id, named))) or "no key"
+        expected = ", ".join(filter(None, map(canonical_id_or_none, named))) or "no key"
         raise TrustSetupError(
             f"The key {loaded.public.canonical_id} is not the {role} key of {repository.gun}: "
             f"its root.json names {expected} for {role}."
@@ -279,10 +281,3 @@ def _live_role_keys(
             f"The trust data of {repository.gun} could not be read: {error.message}"
         ) from None
     return state.root.signed.version, state.root.signed.role_keys(role)
-
-
-def _canonical_id(key: PublicKey) -> str:
-    try:
-        return key.canonical_id
-    except InvalidKey:
-        return ""  # a certificate that does not parse matches nothing

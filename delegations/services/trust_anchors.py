@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F
 
 from .. import clock, trust
 from ..audit import audit_record
@@ -40,7 +41,7 @@ def repository_root_pin(
         if pem == repository.root_certificate_pem:
             return repository
         Repository.objects.filter(pk=repository_id).update(
-            root_certificate_pem=pem, trusted_root=""
+            root_certificate_pem=pem, trusted_root="", trust_epoch=F("trust_epoch") + 1
         )
         repository.refresh_from_db()
         audit_record(
@@ -65,7 +66,9 @@ def repository_trust_forget(
     with transaction.atomic():
         repository = Repository.objects.select_for_update().get(pk=repository_id)
         forgotten = dict(repository.seen_versions or {})
-        Repository.objects.filter(pk=repository_id).update(trusted_root="", seen_versions={})
+        Repository.objects.filter(pk=repository_id).update(
+            trusted_root="", seen_versions={}, trust_epoch=F("trust_epoch") + 1
+        )
         repository.refresh_from_db()
         audit_record(
             action="repository.trust_memory_cleared",

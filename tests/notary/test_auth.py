@@ -268,7 +268,7 @@ def test_a_pull_only_account_reads_but_cannot_publish(token_repo, token_issuer):
     with pytest.raises(AccessDenied) as raised:
         token_repo.delegate(client)
     assert isinstance(raised.value, PermanentNotaryError)
-    assert "lacks push and pull permission" in str(raised.value)
+    assert "lacks pull and push permission" in str(raised.value)
     assert token_repo.gun in str(raised.value)
     assert token_repo.client(token_repo.owner).fetch(now=now()).targets.signed.version == 1
 

@@ -99,3 +99,27 @@ def test_unparseable_expires_is_invalid_metadata(bad):
 def test_absurdly_nested_metadata_is_invalid_not_a_crash():
     with pytest.raises(InvalidMetadata):
         Metadata.from_bytes(b"[" * 200_000, Targets)
+
+
+def test_metadata_nested_deeper_than_any_real_file_is_refused():
+    with pytest.raises(InvalidMetadata):
+        encode_canonical(nested(5000))
+    deep = b'{"signed":{"_type":"Targets","x":' + b"[" * 5000 + b"]" * 5000 + b'},"signatures":[]}'
+    with pytest.raises(InvalidMetadata):
+        Metadata.from_bytes(deep, Targets)
+
+
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_metadata_is_read_as_utf8_only_as_go_reads_it():
+    document = '{"signed":{"_type":"Targets","expires":"2030-01-01T00:00:00Z","version":1},'
+    document += '"signatures":[]}'
+    assert Metadata.from_bytes(document.encode(), Targets).signed.version == 1
+    for encoding in ("utf-16", "utf-32"):
+        with pytest.raises(InvalidMetadata):
+            Metadata.from_bytes(document.encode(encoding), Targets)

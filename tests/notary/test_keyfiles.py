@@ -517,3 +517,14 @@ def test_garbage_inside_a_well_formed_envelope_is_invalid_key(ciphertext, iterat
 def test_arbitrary_bytes_are_invalid_key(data):
     with pytest.raises(InvalidKey):
         load_key_file(data, NOTARY_PASSPHRASE)
+
+
+def test_an_object_identifier_with_a_huge_arc_is_refused_quickly():
+    # One arc of 27,000 base-128 digits: str() of it would refuse, after long work.
+    huge_arc = b"\xff" * 27_000 + b"\x7f"
+    algorithm = seq(tlv(0x06, b"\x2a" + huge_arc))
+    data = pem("PRIVATE KEY", seq(integer(0), algorithm, octets(b"\x00" * 32)))
+    started = time.perf_counter()
+    with pytest.raises(InvalidKey):
+        load_key_file(data, None)
+    assert time.perf_counter() - started < 1

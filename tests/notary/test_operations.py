@@ -10,9 +10,11 @@ import pytest
 from delegations.notary import (
     RELEASES,
     AddKey,
+    NotaryClient,
     RemoveKey,
     ReplaceKey,
     SnapshotKeyRequired,
+    Transport,
     team_role_name,
 )
 from delegations.notary.metadata import Metadata, Snapshot
@@ -96,6 +98,25 @@ def test_a_role_left_without_keys_stays_as_the_go_client_writes_it(repo, notary_
     assert notary_cli.delegations(repo.gun)["targets/qa"]["keys"] == []
 
 
+def test_a_key_delegated_through_two_teams_stays_in_releases_until_the_last_goes(repo, notary_cli):
+    bob = key_of(make_bundle("bob"))
+    repo.delegate(bob, "qa")
+    repo.delegate(bob, "dev")
+
+    repo.revoke(bob, "qa")
+
+    listed = notary_cli.delegations(repo.gun)
+    assert listed["targets/qa"]["keys"] == []
+    assert listed["targets/dev"]["keys"] == [bob.canonical_id]
+    assert listed[RELEASES]["keys"] == [bob.canonical_id]  # still delegated through dev
+
+    repo.revoke(bob, "dev")
+
+    listed = notary_cli.delegations(repo.gun)
+    assert listed["targets/dev"]["keys"] == []
+    assert listed[RELEASES]["keys"] == []
+
+
 def test_revoking_twice_publishes_nothing_the_second_time(repo):
     bob = key_of(make_bundle("bob"))
     repo.delegate(bob, "qa")
@@ -147,6 +168,7 @@ def test_renewing_a_certificate_of_the_same_key_pair_keeps_the_key(repo, notary_
 
     roles = repo.client.fetch(now=now()).targets.signed.delegations
     assert roles.role("targets/qa").keyids == [key_of(renewed).tuf_id]
+    assert roles.role(RELEASES).keyids == [key_of(renewed).tuf_id]
     member.sign(repo.gun, "v1", RELEASES)  # the same private key still signs
     assert "v1" in listed_tags(notary_cli, repo.gun)
 
@@ -280,3 +302,33 @@ def test_concurrent_add_and_revoke_both_land(repo, notary_cli):
     assert sorted(listed[RELEASES]["keys"]) == sorted([erin.canonical_id, dave.canonical_id])
     assert listed["targets/qa"]["keys"] == [erin.canonical_id]
     assert listed["targets/dev"]["keys"] == [dave.canonical_id]
+
+
+class RacingTransport(Transport):
+    """A transport that lets another publisher in just before its first upload."""
+
+    def __init__(self, *args, before_first_publish, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_first_publish = before_first_publish
+        self.publishes = 0
+
+    def publish(self, files: dict[str, bytes]) -> None:
+        self.publishes += 1
+        if self.publishes == 1:
+            self.before_first_publish()
+        super().publish(files)
+
+
+def test_a_version_conflict_is_resolved_by_reapplying_to_the_winners_result(repo, notary_cli):
+    bob, erin = key_of(make_bundle("bob")), key_of(make_bundle("erin"))
+    transport = RacingTransport(
+        repo.notary_url, repo.gun, before_first_publish=lambda: repo.delegate(erin, "dev")
+    )
+    loser = NotaryClient(transport, pinned_root_keys=[repo.root_key.public])
+
+    result = loser.add_delegate(key=bob, role_names=[RELEASES, "targets/qa"], **repo.signing())
+
+    assert transport.publishes == 2  # refused once with VERSION, then applied to erin's version
+    assert (result.version_before, result.version_after) == (2, 3)
+    listed = notary_cli.delegations(repo.gun)
+    assert listed[RELEASES]["keys"] == [erin.canonical_id, bob.canonical_id]

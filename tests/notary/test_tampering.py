@@ -8,7 +8,15 @@ from datetime import timedelta
 
 import pytest
 
-from delegations.notary import RELEASES, InvalidMetadata, RollbackDetected, SigningKey
+from delegations.notary import (
+    RELEASES,
+    InvalidMetadata,
+    NotaryClient,
+    PermanentNotaryError,
+    RollbackDetected,
+    SigningKey,
+    Transport,
+)
 from delegations.notary.metadata import Metadata, Root, RootRole
 from tests.factories import make_bundle
 from tests.notary.repos import Repo, key_of, now
@@ -68,10 +76,15 @@ def test_a_changed_byte_in_a_timestamp_signature_is_refused(repo, proxy):
 def test_a_changed_byte_in_root_is_refused(repo, proxy):
     client = repo.new_client(proxy.url)
     proxy.tamper = lambda path, body: (
-        flip_byte_inside(body, b'"expires":"') if is_file(path, "root.json") else None
+        flip_byte_inside(body, b'"sig":"') if is_file(path, "root.json") else None
     )
-    with pytest.raises(InvalidMetadata):
+    # Anchored in the pinned key, the walk from version 1 finds a different version 1; trusting
+    # on first use, the root's own signature check fails.
+    with pytest.raises(InvalidMetadata, match="not the one the portal verified before"):
         attempt_delegation(client, repo)
+    first_use = NotaryClient(Transport(proxy.url, repo.gun))
+    with pytest.raises(InvalidMetadata, match="did not meet threshold for root"):
+        attempt_delegation(first_use, repo)
     assert_nothing_published(proxy, repo, 1)
 
 
@@ -153,3 +166,28 @@ def test_a_replayed_old_root_is_refused_after_a_rotation(repo, proxy):
     with pytest.raises(RollbackDetected, match="root version 1, older than version 2"):
         attempt_delegation(client, repo)
     assert proxy.posts == 0
+
+
+def test_a_targets_file_the_portals_key_did_not_sign_is_not_re_signed(repo):
+    # A root (here a real rotation; on a hostile server, one trusted on first use) that names a
+    # second targets key, and a targets file signed only by that key.
+    intruder = SigningKey.generate()
+    root = repo.new_client().fetch(now=now()).root.signed
+    keys = {**root.keys, intruder.public.tuf_id: intruder.public}
+    targets_role = RootRole([*root.roles["targets"].keyids, intruder.public.tuf_id], 1)
+    rotated = Metadata(
+        dataclasses.replace(
+            root, version=2, keys=keys, roles={**root.roles, "targets": targets_role}
+        )
+    )
+    rotated.sign([repo.root_key])
+    targets = repo.new_client().fetch(now=now()).targets.signed
+    targets.delegations.add_key(key_of(make_bundle("mallory")), [RELEASES])
+    targets.version += 1
+    planted = Metadata(targets)
+    planted.sign([intruder])
+    repo.client.transport.publish({"root": rotated.to_bytes(), "targets": planted.to_bytes()})
+
+    with pytest.raises(PermanentNotaryError, match="not signed by the portal's targets key"):
+        attempt_delegation(repo.new_client(), repo)
+    assert repo.targets_version() == 2

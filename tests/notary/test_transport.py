@@ -129,6 +129,8 @@ class TokenAuth:
         self.valid: set[str] = set()
         self.token_queries: list[dict[str, list[str]]] = []
         self.challenged = 0
+        self.realm_host = "127.0.0.1"
+        self.scope = f"repository:{GUN}:pull"
 
     def protected(self, body: bytes) -> Callable[[BaseHTTPRequestHandler], None]:
         def answer(handler: BaseHTTPRequestHandler) -> None:
@@ -137,8 +139,8 @@ class TokenAuth:
                 send(handler, 200, body)
                 return
             self.challenged += 1
-            realm = f"http://127.0.0.1:{handler.server.server_address[1]}/token"
-            challenge = f'Bearer realm="{realm}",service="dtr",scope="repository:{GUN}:pull"'
+            realm = f"http://{self.realm_host}:{handler.server.server_address[1]}/token"
+            challenge = f'Bearer realm="{realm}",service="dtr",scope="{self.scope}"'
             if sent:
                 challenge += ',error="invalid_token"'
             send(handler, 401, b'{"errors":[]}', WWW_Authenticate=challenge)
@@ -200,10 +202,47 @@ def test_refused_credentials_at_the_token_service_are_permanent(server, token_au
     assert "wrong-password" not in str(raised.value)
 
 
-def test_a_token_response_without_a_token_is_permanent(server, token_auth):
-    BEHAVIOURS["token"] = lambda handler: send(handler, 200, b'{"token": 42}')
-    with pytest.raises(InvalidTokenResponse):
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"token": 42}',
+        b'{"token": "abc\\r\\nX-Injected: 1"}',  # would split the header, and be quoted
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"token": "abc", "expires_in": "soon"}',
+        b'{"token": "abc", "issued_at": "9999-12-31T23:59:59-23:59"}',
+    ],
+)
+def test_a_token_response_without_a_usable_token_is_permanent(server, token_auth, body):
+    BEHAVIOURS["token"] = lambda handler: send(handler, 200, body)
+    with pytest.raises(InvalidTokenResponse) as raised:
         transport(server).get("root.json")
+    assert "abc" not in str(raised.value)
+
+
+def test_an_absurd_token_lifetime_is_capped_not_an_error(server, token_auth):
+    def long_lived(handler: BaseHTTPRequestHandler) -> None:
+        token_auth.valid.add("forever")
+        send(handler, 200, json.dumps({"token": "forever", "expires_in": 10**14}).encode())
+
+    BEHAVIOURS["token"] = long_lived
+    assert transport(server).get("root.json") == b'{"signed": {}}'
+
+
+@pytest.mark.parametrize(
+    ("realm_host", "scope", "problem"),
+    [
+        ("127.0.0.2", f"repository:{GUN}:pull", "is not on 127.0.0.1"),
+        ("127.0.0.1", "repository:dtr.example.org/other/repo:push,pull", "not this repository's"),
+        ("127.0.0.1", f"repository:{GUN}:pull registry:catalog:*", "not this repository's"),
+    ],
+)
+def test_credentials_go_only_to_the_servers_host_for_this_repository(
+    server, token_auth, realm_host, scope, problem
+):
+    token_auth.realm_host, token_auth.scope = realm_host, scope
+    with pytest.raises(AuthenticationRequired, match=problem):
+        transport(server).get("root.json")
+    assert token_auth.token_queries == []
 
 
 def test_a_basic_challenge_gets_the_credentials_and_then_gets_them_up_front(server):
