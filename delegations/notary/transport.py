@@ -8,6 +8,7 @@ account; the parts without HTTP are in `auth.py`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -119,6 +120,9 @@ class Transport:
         )
         with response:
             self._raise_for_status(response, "publish")
+            # Read the (empty) answer, so the connection goes back to the pool for the read-back.
+            with contextlib.suppress(_TooLarge, requests.RequestException):
+                _read(response, _MAX_ERROR_BYTES)
 
     # -- authentication ------------------------------------------------------------------------
 
