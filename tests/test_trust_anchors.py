@@ -130,59 +130,44 @@ def test_the_register_command_pins_a_root_certificate(db, notary_url, tmp_path):
     outside = Repo(notary_url)
     pem_file = tmp_path / "root.pem"
     pem_file.write_text(certificate_pem(outside.root_key))
-    call_command(
-        "repository_register",
-        outside.gun,
-        "--notary-url",
-        notary_url,
-        "--owners-group",
-        "owners",
-        "--root-certificate",
-        str(pem_file),
-    )
+    register_with_root(outside.gun, notary_url, pem_file)
     repository = Repository.objects.get(name="nginx", namespace=outside.gun.split("/")[1])
     assert trust.fetch(repository, now=now()).root.signed.version == 1
     outside.delegate(key_of(make_bundle("bob")), "qa")
     pem_file.write_text("garbage")
     with pytest.raises(CommandError, match="root was not pinned"):
-        call_command(
-            "repository_register",
-            outside.gun,
-            "--notary-url",
-            notary_url,
-            "--owners-group",
-            "owners",
-            "--root-certificate",
-            str(pem_file),
-        )
+        register_with_root(outside.gun, notary_url, pem_file)
+
+
+def register_with_root(gun: str, notary_url: str, pem_file) -> None:
+    call_command(
+        "repository_register",
+        gun,
+        *("--notary-url", notary_url, "--owners-group", "owners"),
+        *("--root-certificate", str(pem_file)),
+    )
 
 
 def test_the_admin_form_refuses_a_root_certificate_of_another_repository(adopted, admin_client):
     outside, repository = adopted
     elsewhere = SigningKey.generate_root("dtr.example.org/other/repo", now=now())
-    response = admin_client.post(
-        f"/admin/delegations/repository/{repository.pk}/change/",
-        {
-            "notary_url": repository.notary_url,
-            "owners_group": repository.owners_group,
-            "root_certificate_pem": certificate_pem(elsewhere),
-            "keys-TOTAL_FORMS": "0",
-            "keys-INITIAL_FORMS": "0",
-        },
-    )
-    assert response.status_code == 200
-    assert "names &#x27;dtr.example.org/other/repo&#x27;" in response.content.decode()
-    response = admin_client.post(
-        f"/admin/delegations/repository/{repository.pk}/change/",
-        {
-            "notary_url": repository.notary_url,
-            "owners_group": repository.owners_group,
-            "root_certificate_pem": certificate_pem(outside.root_key),
-            "keys-TOTAL_FORMS": "0",
-            "keys-INITIAL_FORMS": "0",
-        },
-    )
-    assert response.status_code == 302
+
+    def save_with_root(signing_key: SigningKey):
+        return admin_client.post(
+            f"/admin/delegations/repository/{repository.pk}/change/",
+            {
+                "notary_url": repository.notary_url,
+                "owners_group": repository.owners_group,
+                "root_certificate_pem": certificate_pem(signing_key),
+                "keys-TOTAL_FORMS": "0",
+                "keys-INITIAL_FORMS": "0",
+            },
+        )
+
+    refused = save_with_root(elsewhere)
+    assert refused.status_code == 200
+    assert "names &#x27;dtr.example.org/other/repo&#x27;" in refused.content.decode()
+    assert save_with_root(outside.root_key).status_code == 302
     assert AuditEvent.objects.filter(action="repository.root_pinned").exists()
 
 

@@ -13,8 +13,6 @@ from .changes import (
     DelegatedRole,
     DelegationChange,
     Plan,
-    RemoveKey,
-    ReplaceKey,
     delegated_roles,
     plan_change,
 )
@@ -177,44 +175,12 @@ class NotaryClient:
         now: datetime,
         snapshot_key: SigningKey | None = None,
     ) -> PublishResult:
-        """Delegate `key` in every role of `role_names` for all paths, keeping the others."""
+        """Delegate `key` in every role of `role_names` for all paths, keeping the others.
+
+        The other changes (RemoveKey, ReplaceKey) go through `publish_change` the same way.
+        """
         return self.publish_change(
             AddKey(key, tuple(role_names)),
-            targets_key=targets_key,
-            snapshot_key=snapshot_key,
-            now=now,
-        )
-
-    def remove_delegate(
-        self,
-        *,
-        key: PublicKey,
-        role_names: Sequence[str],
-        targets_key: SigningKey,
-        now: datetime,
-        snapshot_key: SigningKey | None = None,
-    ) -> PublishResult:
-        """Take one member's key out of every role of `role_names`; the roles stay."""
-        return self.publish_change(
-            RemoveKey(key, tuple(role_names)),
-            targets_key=targets_key,
-            snapshot_key=snapshot_key,
-            now=now,
-        )
-
-    def replace_delegate(
-        self,
-        *,
-        old_key: PublicKey,
-        new_key: PublicKey,
-        role_names: Sequence[str],
-        targets_key: SigningKey,
-        now: datetime,
-        snapshot_key: SigningKey | None = None,
-    ) -> PublishResult:
-        """Renew: the new key in and the old one out of every role, in one version."""
-        return self.publish_change(
-            ReplaceKey(old_key, new_key, tuple(role_names)),
             targets_key=targets_key,
             snapshot_key=snapshot_key,
             now=now,

@@ -167,8 +167,8 @@ def _private_key_block(data: bytes) -> _PemBlock:
             "the private/ folder of the notary trust directory."
         )
     raise InvalidKey(
-        "This is not a private key file: it holds no PEM block such as "
-        "-----BEGIN ENCRYPTED PRIVATE KEY-----."
+        f"This is not a private key file: it holds no PEM block such as {ENCRYPTED_PKCS8} "
+        "(the files in the private/ folder of a notary trust directory)."
     )
 
 

@@ -9,6 +9,8 @@ from delegations.notary import (
     RELEASES,
     NotaryClient,
     PublicKey,
+    RemoveKey,
+    ReplaceKey,
     SigningKey,
     Transport,
     team_role_name,
@@ -68,14 +70,12 @@ class Repo:
         )
 
     def revoke(self, key: PublicKey, team: str):
-        return self.client.remove_delegate(
-            key=key, role_names=[RELEASES, team_role_name(team)], **self.signing()
-        )
+        change = RemoveKey(key, (RELEASES, team_role_name(team)))
+        return self.client.publish_change(change, **self.signing())
 
     def renew(self, old: PublicKey, new: PublicKey, team: str):
-        return self.client.replace_delegate(
-            old_key=old, new_key=new, role_names=[RELEASES, team_role_name(team)], **self.signing()
-        )
+        change = ReplaceKey(old, new, (RELEASES, team_role_name(team)))
+        return self.client.publish_change(change, **self.signing())
 
     def targets_version(self) -> int:
         """The version on the server, read by a client that remembers nothing."""
