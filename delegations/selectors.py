@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+from .exceptions import InvalidInput
 from .models import Delegation, DelegationRequest, Notification, Repository, RequestStatus
 
 User = get_user_model()
@@ -58,6 +59,19 @@ def repositories_owned_by(user: AbstractBaseUser) -> QuerySet:
 
 
 # -- repositories ---------------------------------------------------------------------------------
+
+
+def split_gun(gun: str) -> tuple[str, str, str]:
+    """(dtr host, namespace, name) of `<dtr host>/<namespace>/<name>`; InvalidInput otherwise."""
+    parts = gun.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise InvalidInput(f"{gun!r} is not <dtr host>/<namespace>/<name>")
+    return parts[0], parts[1], parts[2]
+
+
+def repository_by_gun(gun: str) -> Repository | None:
+    dtr_host, namespace, name = split_gun(gun)
+    return Repository.objects.filter(dtr_host=dtr_host, namespace=namespace, name=name).first()
 
 
 def repositories_open_for_requests() -> QuerySet:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from delegations import services
-from delegations.exceptions import PortalError
+from delegations import selectors, services
+from delegations.exceptions import InvalidInput, PortalError
 from delegations.models import KeyRole, Repository
 from delegations.notary import InvalidKey, key_file_info
 from delegations.notary.keyfiles import MAX_KEY_FILE_BYTES
@@ -63,12 +63,9 @@ class Command(BaseCommand):
 
     def _repository(self, gun: str) -> Repository:
         try:
-            dtr_host, namespace, name = gun.split("/")
-        except ValueError:
-            raise CommandError(f"{gun!r} is not <dtr host>/<namespace>/<name>") from None
-        repository = Repository.objects.filter(
-            dtr_host=dtr_host, namespace=namespace, name=name
-        ).first()
+            repository = selectors.repository_by_gun(gun)
+        except InvalidInput as error:
+            raise CommandError(error.message) from None
         if repository is None:
             raise CommandError(
                 f"{gun} is not registered in the portal; run `manage.py repository_register` first"

@@ -4,8 +4,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from rq.job import JobStatus
 
-from delegations import services, tasks
-from delegations.exceptions import PortalError
+from delegations import selectors, services, tasks
+from delegations.exceptions import InvalidInput, PortalError
 from delegations.models import Repository
 
 _DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -36,13 +36,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, gun: str, notary_url: str, owners_group: str, **options) -> None:
         try:
-            dtr_host, namespace, name = gun.split("/")
-        except ValueError:
-            raise CommandError(f"{gun!r} is not <dtr host>/<namespace>/<name>") from None
-        repository = Repository.objects.filter(
-            dtr_host=dtr_host, namespace=namespace, name=name
-        ).first()
+            repository = selectors.repository_by_gun(gun)
+        except InvalidInput as error:
+            raise CommandError(error.message) from None
         if repository is None:
+            dtr_host, namespace, name = selectors.split_gun(gun)
             repository = services.repository_register(
                 dtr_host=dtr_host,
                 namespace=namespace,
