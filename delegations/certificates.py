@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -25,6 +25,8 @@ MAX_NOT_BEFORE_SKEW = timedelta(days=1)
 MINIMUM_RSA_BITS = 2048
 ACCEPTED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
 WEAK_HASHES = (hashes.SHA1, hashes.MD5)
+# A certificate that ends sooner than this is accepted with a warning: the delegation ends with it.
+EXPIRY_WARNING = timedelta(days=183)
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
 _PRIVATE_KEY_MARKER = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY")
@@ -51,6 +53,19 @@ class CertificateInfo:
     not_before: datetime
     not_after: datetime
     key_description: str
+    # The parsed certificate, for the checks that need more than these facts.
+    certificate: x509.Certificate = field(repr=False, compare=False)
+
+    def expires_soon(self, now: datetime) -> bool:
+        return self.not_after - now < EXPIRY_WARNING
+
+    def expiry_warning(self, now: datetime) -> str:
+        days = (self.not_after - now).days
+        return (
+            f"This certificate expires on {date_format(self.not_after, 'DATE_FORMAT')} (in "
+            f"{days} days), and the delegation ends with it. Renew it with a new client bundle "
+            "before then."
+        )
 
 
 def inspect_certificate(data: bytes, *, now: datetime) -> CertificateInfo:
@@ -96,6 +111,7 @@ def _inspect(certificate: x509.Certificate, *, now: datetime) -> CertificateInfo
         not_before=certificate.not_valid_before_utc,
         not_after=certificate.not_valid_after_utc,
         key_description=_describe_key(certificate.public_key()),
+        certificate=certificate,
     )
 
 

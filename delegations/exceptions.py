@@ -6,11 +6,18 @@ from django.core.exceptions import PermissionDenied
 
 
 class PortalError(Exception):
+    """`field` names the form field the error belongs to; `link` is (url, text) of a page that
+    helps, such as the pending request a new one would duplicate."""
+
     code = "portal_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, link: tuple[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field
+        self.link = link
 
 
 class NotAllowed(PortalError, PermissionDenied):

@@ -12,6 +12,7 @@ from .certificates import CertificateInfo, inspect_certificate
 from .exceptions import InvalidInput
 from .models import KeyRole, Repository
 from .notary import InvalidRoleName, team_role_name
+from .possession import MAX_SIGNATURE_CHARACTERS, PossessionProof
 
 
 class DelegationRequestForm(forms.Form):
@@ -39,6 +40,22 @@ class DelegationRequestForm(forms.Form):
         max_length=2000,
         help_text="What will you sign, and why? The repository owners read this.",
     )
+    # The server's challenge and the requester's signature over it (see `possession`). Whether a
+    # signature is required is the service's decision, so it is optional here.
+    challenge = forms.CharField(widget=forms.HiddenInput, required=False, max_length=200)
+    possession_signature = forms.CharField(
+        label="Signature",
+        required=False,
+        strip=False,
+        max_length=MAX_SIGNATURE_CHARACTERS,
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false", "autocomplete": "off"}),
+        help_text="Proof that you hold the certificate's private key: filled in for you when you "
+        "drop your client bundle, or the output of the openssl command below.",
+        error_messages={
+            "max_length": "This is far longer than a signature. Paste only the one "
+            "line the openssl command prints."
+        },
+    )
 
     def __init__(self, *args, user: AbstractBaseUser, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -60,6 +77,20 @@ class DelegationRequestForm(forms.Form):
                 code="invalid_team_name",
             ) from None
         return team
+
+    @property
+    def proof(self) -> PossessionProof:
+        return PossessionProof(
+            challenge=self.cleaned_data.get("challenge", ""),
+            signature=self.cleaned_data.get("possession_signature", ""),
+        )
+
+    def show_challenge(self, challenge: str, *, keep_signature: bool) -> None:
+        """Render the form again with `challenge`, dropping a signature that no longer fits."""
+        self.data = self.data.copy()
+        self.data["challenge"] = challenge
+        if not keep_signature:
+            self.data["possession_signature"] = ""
 
     def clean_certificate(self):
         upload = self.cleaned_data["certificate"]

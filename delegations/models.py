@@ -99,6 +99,11 @@ class RequestStatus(models.TextChoices):
     SUPERSEDED = "superseded", "Superseded"
 
 
+# A request in one of these states still stands in the way of another for the same key, or for
+# the same member, repository and team.
+OPEN_STATUSES = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.APPLYING)
+
+
 class DelegationRequest(models.Model):
     """A member's request to sign for a repository as a member of one team."""
 
@@ -118,6 +123,10 @@ class DelegationRequest(models.Model):
     issuer = models.CharField(max_length=1024)
     not_before = models.DateTimeField()
     not_after = models.DateTimeField()
+    key_description = models.CharField(max_length=32, blank=True, help_text="e.g. ECDSA P-256")
+    # The nonce of the challenge the requester signed with the certificate's key; unique, so a
+    # challenge proves possession once. Empty when proof of possession was not required.
+    possession_nonce = models.CharField(max_length=64, null=True, blank=True, unique=True)
     status = models.CharField(
         max_length=16, choices=RequestStatus.choices, default=RequestStatus.PENDING
     )
@@ -133,6 +142,18 @@ class DelegationRequest(models.Model):
             models.Index(fields=["repository", "status", "created_at"]),
             models.Index(fields=["requester", "created_at"]),
         ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repository", "requester", "team"],
+                condition=models.Q(status__in=OPEN_STATUSES),
+                name="one_open_request_per_member_and_team",
+            ),
+            models.UniqueConstraint(
+                fields=["repository", "canonical_key_id"],
+                condition=models.Q(status__in=OPEN_STATUSES),
+                name="one_open_request_per_key",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.requester} → {self.repository} ({self.team})"
@@ -146,6 +167,16 @@ class DelegationRequest(models.Model):
     def short_key_id(self) -> str:
         """The 12-character form `docker trust inspect` shows."""
         return self.canonical_key_id[:12]
+
+    @property
+    def certificate_fingerprint(self) -> str:
+        """The SHA-256 fingerprint as `openssl x509 -noout -fingerprint -sha256` prints it."""
+        upper = self.certificate_sha256.upper()
+        return ":".join(upper[index : index + 2] for index in range(0, len(upper), 2))
+
+    @property
+    def possession_proven(self) -> bool:
+        return bool(self.possession_nonce)
 
 
 class Verdict(models.TextChoices):

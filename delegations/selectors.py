@@ -8,11 +8,18 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import Case, Q, QuerySet, Value, When
 from django.http import Http404
 
 from .exceptions import InvalidInput
-from .models import Delegation, DelegationRequest, Notification, Repository, RequestStatus
+from .models import (
+    OPEN_STATUSES,
+    Delegation,
+    DelegationRequest,
+    Notification,
+    Repository,
+    RequestStatus,
+)
 
 User = get_user_model()
 
@@ -94,6 +101,26 @@ def approval_queue_for(user: AbstractBaseUser) -> QuerySet:
         )
         .select_related("repository", "requester")
         .order_by("created_at", "id")
+    )
+
+
+def conflicting_request(
+    *, repository: Repository, requester: AbstractBaseUser, team: str, canonical_key_id: str
+) -> DelegationRequest | None:
+    """An open or delegated request that a new one would repeat: the same member and team, or the
+    same key, on `repository`. The requester's own same-team request comes first."""
+    return (
+        DelegationRequest.objects.filter(
+            repository=repository, status__in=[*OPEN_STATUSES, RequestStatus.DELEGATED]
+        )
+        .filter(Q(requester=requester, team=team) | Q(canonical_key_id=canonical_key_id))
+        .annotate(
+            same_member_and_team=Case(
+                When(requester=requester, team=team, then=Value(0)), default=Value(1)
+            )
+        )
+        .order_by("same_member_and_team", "-id")
+        .first()
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -12,11 +13,13 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from . import selectors, services
+from . import clock, selectors, services
+from .certificates import EXPIRY_WARNING
 from .exceptions import IllegalTransition, InvalidInput, NotAnOwner, PortalError
 from .forms import DecisionForm, DelegationRequestForm
 from .instructions import signing_steps
 from .models import DelegationRequest, RequestStatus
+from .possession import SIGNATURE_FIELD, challenge_issue, challenge_still_valid, openssl_command
 
 PAGE_SIZE = 50
 # While the worker is busy with a request, its page refreshes itself to show the outcome.
@@ -31,6 +34,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def request_create(request: HttpRequest) -> HttpResponse:
     form = DelegationRequestForm(request.POST or None, request.FILES or None, user=request.user)
+    error_link = None
     if request.method == "POST" and form.is_valid():
         try:
             created = services.request_submit(
@@ -39,17 +43,46 @@ def request_create(request: HttpRequest) -> HttpResponse:
                 team=form.cleaned_data["team"],
                 certificate=form.certificate_info,
                 reason=form.cleaned_data["reason"],
+                proof=form.proof,
             )
         except PortalError as error:
-            form.add_error(None, error.message)
+            form.add_error(error.field if error.field in form.fields else None, error.message)
+            error_link = {"url": error.link[0], "text": error.link[1]} if error.link else None
         else:
             messages.success(
                 request,
                 f"Request #{created.pk} sent. The owners of {created.repository.path} are told.",
             )
+            now = clock.now()
+            if form.certificate_info.expires_soon(now):
+                messages.warning(request, form.certificate_info.expiry_warning(now))
             return redirect("delegations:request_detail", created.pk)
+    challenge = _challenge_for(form, request.user)
+    context = {
+        "form": form,
+        "error_link": error_link,
+        "openssl_command": openssl_command(challenge),
+        "proof_required": settings.PORTAL_REQUIRE_PROOF_OF_POSSESSION,
+        "subject_attribute": settings.PORTAL_CERTIFICATE_SUBJECT_ATTRIBUTE,
+    }
     status = 400 if form.errors else 200
-    return render(request, "delegations/request_form.html", {"form": form}, status=status)
+    return render(request, "delegations/request_form.html", context, status=status)
+
+
+def _challenge_for(form: DelegationRequestForm, user) -> str:
+    """The challenge the page shows: the posted one while it still holds, so a signature the
+    requester already made survives an unrelated error; a new one otherwise."""
+    posted = form.data.get("challenge", "") if form.is_bound else ""
+    signature_refused = SIGNATURE_FIELD in form.errors
+    if posted and not signature_refused and challenge_still_valid(posted, user, now=clock.now()):
+        challenge = posted
+    else:
+        challenge = challenge_issue(user, now=clock.now())
+    if form.is_bound:
+        form.show_challenge(challenge, keep_signature=challenge == posted)
+    else:
+        form.initial["challenge"] = challenge
+    return challenge
 
 
 @login_required
@@ -76,6 +109,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         if delegation_request.status == RequestStatus.DELEGATED
         else [],
         "refresh": delegation_request.status in IN_PROGRESS,
+        "expires_soon": delegation_request.not_after - clock.now() < EXPIRY_WARNING,
     }
     return render(request, "delegations/request_detail.html", context)
 

@@ -289,6 +289,20 @@ if PORTAL_TARGETS_KEY_ALGORITHM not in _TARGETS_KEY_ALGORITHMS:
 
 # Upload cap for a certificate: a bundle's cert.pem is a few KiB.
 PORTAL_CERTIFICATE_MAX_BYTES = env_int("PORTAL_CERTIFICATE_MAX_BYTES", 64 * 1024)
+# The UCP client CA (UCP's ca.pem, PEM, several allowed): a member's certificate must chain to it.
+# Empty means any issuer (the other checks still apply).
+PORTAL_UCP_CA_BUNDLE = env_str("PORTAL_UCP_CA_BUNDLE", "")
+# The certificate subject attribute that must name the requester: CN and UID are compared with
+# the username, emailAddress with the user's email, all case-insensitively.
+PORTAL_CERTIFICATE_SUBJECT_ATTRIBUTE = env_str("PORTAL_CERTIFICATE_SUBJECT_ATTRIBUTE", "CN")
+if PORTAL_CERTIFICATE_SUBJECT_ATTRIBUTE not in ("CN", "UID", "emailAddress"):
+    raise ImproperlyConfigured(
+        "PORTAL_CERTIFICATE_SUBJECT_ATTRIBUTE must be CN, UID or emailAddress"
+    )
+# Requesters prove they hold the certificate's private key by signing a challenge; how long a
+# challenge stays usable.
+PORTAL_REQUIRE_PROOF_OF_POSSESSION = env_bool("PORTAL_REQUIRE_PROOF_OF_POSSESSION", True)
+PORTAL_POSSESSION_CHALLENGE_SECONDS = env_int("PORTAL_POSSESSION_CHALLENGE_SECONDS", 30 * 60)
 # Uploads are kept in memory only (never in a temporary file) and refused beyond the cap.
 FILE_UPLOAD_HANDLERS = ["delegations.uploads.CappedMemoryUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024

@@ -44,6 +44,9 @@ def main() -> int:
         "PORTAL_BASE_URL": portal_url,
         "PYTHONUNBUFFERED": "1",
     }
+    # The demo UCP client CA signs the demo bundles; requests must chain to it, as at work.
+    bundles = data_dir / "demo-bundles"
+    env.setdefault("PORTAL_UCP_CA_BUNDLE", str(bundles / "ca" / "ca.pem"))
     manage = [sys.executable, str(BASE_DIR / "manage.py")]
     logs = data_dir / "logs"
 
@@ -66,7 +69,10 @@ def main() -> int:
         started.append(worker.start())
         # The worker initialises the demo repository's trust: keys are unsealed only there.
         subprocess.run(
-            [*manage, "demo_setup", "--notary-url", notary_url], env=env, cwd=BASE_DIR, check=True
+            [*manage, "demo_setup", "--notary-url", notary_url, "--bundles", str(bundles)],
+            env=env,
+            cwd=BASE_DIR,
+            check=True,
         )
         cron = Service(
             "rqcron",
@@ -86,7 +92,13 @@ def main() -> int:
             cwd=BASE_DIR,
         )
         started.append(web.start(timeout=60))
-        print_facts(portal_url=portal_url, notary_url=notary_url, redis_port=redis_port, logs=logs)
+        print_facts(
+            portal_url=portal_url,
+            notary_url=notary_url,
+            redis_port=redis_port,
+            logs=logs,
+            bundles=bundles,
+        )
         while all(service.running for service in started):
             time.sleep(0.5)
         stopped = next(service for service in started if not service.running)
@@ -112,7 +124,9 @@ def main() -> int:
             print("Stopped: " + ", ".join(service.name for service in reversed(started)) + ".")
 
 
-def print_facts(*, portal_url: str, notary_url: str, redis_port: int, logs: Path) -> None:
+def print_facts(
+    *, portal_url: str, notary_url: str, redis_port: int, logs: Path, bundles: Path
+) -> None:
     print(
         f"""
 The delegation portal is running.
@@ -128,6 +142,9 @@ The delegation portal is running.
     bob     team qa
     carol   team qa
     dave    team dev
+
+  Client bundles  {bundles}/ucp-bundle-<account>.zip
+                  drop yours on the Request delegation form (its key.pem never leaves the browser)
 
 Press Ctrl-C to stop everything.
 """,

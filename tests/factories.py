@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -18,8 +20,16 @@ from django.utils import timezone
 
 from delegations import services
 from delegations.certificates import inspect_certificate
+from delegations.possession import PossessionProof, challenge_issue
+from delegations.ucp_bundles import ClientCA, bundle_zip
 
 PASSWORD = "test-password"
+
+
+@cache
+def test_ca() -> ClientCA:
+    """The UCP client CA of this test run: every `make_bundle` certificate is issued by it."""
+    return ClientCA.create(now=timezone.now(), common_name="Test UCP Client Root CA")
 
 
 @dataclass
@@ -29,6 +39,28 @@ class Bundle:
     cert_pem: bytes
     key_pem: bytes
     certificate: x509.Certificate
+    ca: ClientCA
+
+    @property
+    def private_key(self):
+        return serialization.load_pem_private_key(self.key_pem, password=None)
+
+    def zip(self) -> bytes:
+        """The bundle as UCP downloads it: cert.pem, key.pem, ca.pem, cert.pub, env.sh."""
+        return bundle_zip(self.certificate, self.private_key, self.ca.certificate)
+
+    def sign(self, message: bytes) -> bytes:
+        """What `openssl dgst -sha256 -sign key.pem` prints for `message` (before base64)."""
+        key = self.private_key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(message, ec.ECDSA(hashes.SHA256()))
+        return key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+
+    def prove(self, user, *, challenge: str | None = None, now=None) -> PossessionProof:
+        """A proof of possession of this bundle's key for `user`, on a new challenge by default."""
+        challenge = challenge or challenge_issue(user, now=now or timezone.now())
+        signature = base64.b64encode(self.sign(challenge.encode("ascii"))).decode("ascii")
+        return PossessionProof(challenge=challenge, signature=signature)
 
 
 def make_bundle(
@@ -40,8 +72,12 @@ def make_bundle(
     not_before: datetime | None = None,
     not_after: datetime | None = None,
     same_key_as: Bundle | None = None,
+    ca: ClientCA | None = None,
+    subject: x509.Name | None = None,
 ) -> Bundle:
-    """A UCP-like bundle; `same_key_as` makes a new certificate for an existing key pair."""
+    """A UCP-like bundle issued by `ca` (the run's test CA by default); `same_key_as` makes a new
+    certificate for an existing key pair."""
+    ca = ca or test_ca()
     now = timezone.now()
     if same_key_as is not None:
         private_key = serialization.load_pem_private_key(same_key_as.key_pem, password=None)
@@ -50,23 +86,21 @@ def make_bundle(
         private_key = ec.generate_private_key(curve or ec.SECP256R1())
     else:
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    name = x509.Name(
+    name = subject or x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "ucp"),
         ]
     )
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "UCP Client Root CA")])
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
-        .issuer_name(issuer)
+        .issuer_name(ca.certificate.subject)
         .public_key(private_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before or now - timedelta(hours=1))
         .not_valid_after(not_after or now + timedelta(days=365))
-        .sign(ca_key, hashes.SHA256())
+        .sign(ca.key, hashes.SHA256())
     )
     return Bundle(
         cert_pem=certificate.public_bytes(serialization.Encoding.PEM),
@@ -78,6 +112,7 @@ def make_bundle(
             serialization.NoEncryption(),
         ),
         certificate=certificate,
+        ca=ca,
     )
 
 
@@ -118,6 +153,7 @@ def submission(repository, requester, *, team="qa", bundle: Bundle | None = None
         "team": team,
         "certificate": inspect_certificate(bundle.cert_pem, now=timezone.now()),
         "reason": "I sign the <nginx> & friends images",
+        "proof": bundle.prove(requester),
     }
 
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import pytest
 import requests
 
 from stack.processes import free_port, port_is_open
 from tests.conftest import BASE_DIR, wait_for
-from tests.factories import make_bundle
 
 pytestmark = pytest.mark.services
 
@@ -32,8 +33,16 @@ class Browser:
         response.raise_for_status()
         return response.text
 
-    def post(self, path: str, data: dict, files: dict | None = None, page: str | None = None):
-        self.get(page or path)
+    def post(
+        self,
+        path: str,
+        data: dict,
+        files: dict | None = None,
+        page: str | None = None,
+        keep_page: bool = False,
+    ):
+        if not keep_page:  # a form already fetched keeps its challenge
+            self.get(page or path)
         data = {**data, "csrfmiddlewaretoken": self.session.cookies["csrftoken"]}
         response = self.session.post(
             self.base_url + path,
@@ -96,13 +105,33 @@ def test_make_run_serves_the_demo_and_stops_cleanly_on_ctrl_c(stack):
     assert login.status_code == 200
     assert ">Username</label>" in login.text
 
+    bundles = output.parent / "var" / "demo-bundles"
+    assert str(bundles) in facts
+    with zipfile.ZipFile(bundles / "ucp-bundle-bob.zip") as bundle:
+        assert sorted(bundle.namelist()) == ["ca.pem", "cert.pem", "cert.pub", "env.sh", "key.pem"]
+        cert_pem, key_pem = bundle.read("cert.pem"), bundle.read("key.pem")
+
     bob, alice = Browser(base_url, "bob"), Browser(base_url, "alice")
     form = bob.get("/requests/new/")
     repository_id = re.search(r'<option value="(\d+)">dtr.example.org/dev/nginx', form).group(1)
+    # The JavaScript-free way: the page's openssl command, run in the bundle's folder.
+    command = html.unescape(re.search(r"<code[^>]*>(printf .*?)</code>", form, re.S).group(1))
+    (output.parent / "key.pem").write_bytes(key_pem)
+    signature = subprocess.run(
+        ["bash", "-c", command], cwd=output.parent, check=True, capture_output=True, text=True
+    ).stdout
+    challenge = html.unescape(re.search(r'name="challenge" value="([^"]+)"', form).group(1))
     created = bob.post(
         "/requests/new/",
-        {"repository": repository_id, "team": "qa", "reason": "try the portal"},
-        files={"certificate": ("cert.pem", make_bundle("bob").cert_pem)},
+        {
+            "repository": repository_id,
+            "team": "qa",
+            "reason": "try the portal",
+            "challenge": challenge,
+            "possession_signature": signature,
+        },
+        files={"certificate": ("cert.pem", cert_pem)},
+        keep_page=True,
     )
     request_path = re.search(r"/requests/\d+/", created.url).group(0)
     assert "Pending" in created.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 from datetime import timedelta
@@ -29,6 +30,18 @@ def form_data(repository, upload: bytes, *, team="qa", reason="nginx releases"):
         "team": team,
         "reason": reason,
         "certificate": SimpleUploadedFile("cert.pem", upload, "application/x-pem-file"),
+    }
+
+
+def signed_form_data(client, repository, bundle, **fields):
+    """The form as a member fills it in: the page's challenge signed with the bundle's key."""
+    page = client.get(reverse("delegations:request_create")).content.decode()
+    challenge = html.unescape(re.search(r'name="challenge" value="([^"]+)"', page).group(1))
+    signature = base64.b64encode(bundle.sign(challenge.encode("ascii"))).decode("ascii")
+    return {
+        **form_data(repository, bundle.cert_pem, **fields),
+        "challenge": challenge,
+        "possession_signature": signature,
     }
 
 
@@ -78,8 +91,10 @@ def test_request_form_offers_only_the_members_teams(client, people, repository):
 
 
 def test_submitting_a_certificate_opens_a_pending_request(client, people, repository):
-    response = logged_in(client, people["bob"]).post(
-        reverse("delegations:request_create"), form_data(repository, make_bundle("bob").cert_pem)
+    logged_in(client, people["bob"])
+    response = client.post(
+        reverse("delegations:request_create"),
+        signed_form_data(client, repository, make_bundle("bob")),
     )
     request = DelegationRequest.objects.get()
     assert response.status_code == 302

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from .. import clock, selectors, tasks, trust
 from ..audit import audit_record
@@ -18,8 +20,10 @@ from ..exceptions import (
     SelfApproval,
     TrustSetupError,
 )
+from ..identity import identity_check
 from ..models import Decision, Delegation, DelegationRequest, Repository, RequestStatus, Verdict
 from ..notary import InvalidRoleName, PermanentNotaryError, PublishResult, team_role_name
+from ..possession import SIGNATURE_FIELD, PossessionProof, possession_verify
 from .notifications import notifications_create
 from .state import enqueue_after_commit, transition
 
@@ -31,35 +35,46 @@ def request_submit(
     team: str,
     certificate: CertificateInfo,
     reason: str,
+    proof: PossessionProof | None = None,
     now: datetime | None = None,
 ) -> DelegationRequest:
+    """Open a request, once the certificate is shown to be the requester's own.
+
+    The checks run in the order a requester can act on them: the form's choices, then whose
+    certificate it is, then whether it would repeat a request, then the proof of possession.
+    """
     now = now or clock.now()
     if team not in selectors.teams_of(requester):
-        raise NotAllowed(f"You are not a member of team {team}.")
+        raise NotAllowed(f"You are not a member of team {team}.", field="team")
     if repository.trust_initialised_at is None:
-        raise InvalidInput(f"{repository.gun} is not ready for delegations yet.")
+        raise InvalidInput(
+            f"{repository.gun} is not ready for delegations yet.", field="repository"
+        )
     try:
         team_role_name(team)
     except InvalidRoleName as error:
-        raise InvalidInput(error.message) from None
+        raise InvalidInput(error.message, field="team") from None
     if not reason.strip():
-        raise InvalidInput("Say why you need to sign for this repository.")
+        raise InvalidInput("Say why you need to sign for this repository.", field="reason")
+    identity_check(certificate.certificate, requester, now=now)
+    _refuse_conflicts(requester=requester, repository=repository, team=team, key=certificate)
+    nonce = _proven_possession(requester, certificate, proof, now=now)
     with transaction.atomic():
-        request = DelegationRequest.objects.create(
-            requester=requester,
-            repository=repository,
-            team=team,
-            reason=reason.strip(),
-            certificate_pem=certificate.pem,
-            keytype=certificate.keytype,
-            tuf_key_id=certificate.tuf_key_id,
-            canonical_key_id=certificate.canonical_key_id,
-            certificate_sha256=certificate.sha256,
-            subject=certificate.subject,
-            issuer=certificate.issuer,
-            not_before=certificate.not_before,
-            not_after=certificate.not_after,
-        )
+        try:
+            with transaction.atomic():
+                request = _create_request(
+                    requester, repository, team, certificate, reason.strip(), nonce
+                )
+        except IntegrityError:
+            # Another submission won a race for the same key, team or challenge.
+            _refuse_conflicts(
+                requester=requester, repository=repository, team=team, key=certificate
+            )
+            raise InvalidInput(
+                "This challenge was already used for a request. The form has a new one: sign it "
+                "again.",
+                field=SIGNATURE_FIELD,
+            ) from None
         audit_record(
             action="request.submitted",
             actor=requester,
@@ -71,10 +86,92 @@ def request_submit(
                 "canonical_key_id": certificate.canonical_key_id,
                 "tuf_key_id": certificate.tuf_key_id,
                 "certificate_sha256": certificate.sha256,
+                "possession": "proven" if nonce else "not required",
             },
         )
         notifications_create(kind="request_submitted", request=request, now=now)
     return request
+
+
+def _create_request(
+    requester: AbstractBaseUser,
+    repository: Repository,
+    team: str,
+    certificate: CertificateInfo,
+    reason: str,
+    nonce: str | None,
+) -> DelegationRequest:
+    return DelegationRequest.objects.create(
+        requester=requester,
+        repository=repository,
+        team=team,
+        reason=reason,
+        certificate_pem=certificate.pem,
+        keytype=certificate.keytype,
+        tuf_key_id=certificate.tuf_key_id,
+        canonical_key_id=certificate.canonical_key_id,
+        certificate_sha256=certificate.sha256,
+        subject=certificate.subject,
+        issuer=certificate.issuer,
+        not_before=certificate.not_before,
+        not_after=certificate.not_after,
+        key_description=certificate.key_description,
+        possession_nonce=nonce,
+    )
+
+
+def _proven_possession(
+    requester: AbstractBaseUser,
+    certificate: CertificateInfo,
+    proof: PossessionProof | None,
+    *,
+    now: datetime,
+) -> str | None:
+    """The nonce of a verified proof; None when none is required and none was given."""
+    given = proof is not None and proof.signature.strip()
+    if not given and not settings.PORTAL_REQUIRE_PROOF_OF_POSSESSION:
+        return None
+    return possession_verify(
+        proof or PossessionProof(challenge="", signature=""),
+        public_key=certificate.certificate.public_key(),
+        user=requester,
+        now=now,
+    )
+
+
+def _refuse_conflicts(
+    *, requester: AbstractBaseUser, repository: Repository, team: str, key: CertificateInfo
+) -> None:
+    """A member asks once per repository and team, and a key is delegated once per repository."""
+    conflict = selectors.conflicting_request(
+        repository=repository, requester=requester, team=team, canonical_key_id=key.canonical_key_id
+    )
+    if conflict is None:
+        return
+    own = conflict.requester_id == requester.pk
+    link = (
+        reverse("delegations:request_detail", args=[conflict.pk]),
+        f"Open request #{conflict.pk}",
+    )
+    delegated = conflict.status == RequestStatus.DELEGATED
+    if own and conflict.team == team:
+        message = (
+            f"You can already sign {repository.gun} as team {team} (request #{conflict.pk}). "
+            "To use a new certificate, renew that delegation instead."
+            if delegated
+            else f"You already asked to sign {repository.gun} as team {team}: request "
+            f"#{conflict.pk} is {conflict.get_status_display().lower()}. Wait for it, or "
+            "withdraw it before asking again."
+        )
+        raise InvalidInput(message, link=link)
+    state = "delegated" if delegated else "in an open request"
+    whose = f"for you as team {conflict.team}" if own else "for another member"
+    raise InvalidInput(
+        f"This certificate's key is already {state} on {repository.gun} ({whose}). A key is "
+        "delegated once per repository: use the client bundle that UCP issued to you.",
+        field="certificate",
+        link=link if own else None,
+    )
 
 
 def _require_can_decide(request: DelegationRequest, user: AbstractBaseUser) -> None:

@@ -1,10 +1,16 @@
-"""The demo of `make run`: accounts, teams and one repository with its trust initialised."""
+"""The demo of `make run`: accounts, teams, one repository with its trust initialised, and a UCP
+client bundle per account, issued by a demo UCP client CA."""
+
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+from delegations import clock
+from delegations.ucp_bundles import ClientCA, write_demo_bundles
 
 DEMO_PASSWORD = "demo"  # noqa: S105 - the documented password of the demo accounts
 DEMO_GUN = "dtr.example.org/dev/nginx"
@@ -23,8 +29,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--notary-url", default="http://127.0.0.1:4443")
+        parser.add_argument(
+            "--bundles",
+            type=Path,
+            help="Write a UCP-like client bundle zip per account here, issued by the demo UCP "
+            "client CA (ca.pem beside it); PORTAL_UCP_CA_BUNDLE should name that ca.pem.",
+        )
 
-    def handle(self, *args, notary_url: str, **options) -> None:
+    def handle(self, *args, notary_url: str, bundles: Path | None, **options) -> None:
         if not settings.DEBUG:
             self.stderr.write("Demo accounts with a known password are only made in debug mode.")
             return
@@ -53,3 +65,11 @@ class Command(BaseCommand):
             initialise=True,
             stdout=self.stdout,
         )
+        if bundles is not None:
+            self._write_bundles(bundles)
+
+    def _write_bundles(self, directory: Path) -> None:
+        now = clock.now()
+        ca, created = ClientCA.load_or_create(directory / "ca", now=now)
+        paths = write_demo_bundles(directory, ca, list(DEMO_PEOPLE), now=now, replace=created)
+        self.stdout.write(f"Demo client bundles: {', '.join(path.name for path in paths)}")
