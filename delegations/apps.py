@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class DelegationsConfig(AppConfig):
     name = "delegations"
     verbose_name = "Signing delegations"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the start-up checks

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from delegations import selectors, services
+from delegations.checks import ucp_ca_bundle_readable
 from delegations.exceptions import InvalidInput
 from delegations.models import AuditEvent, Delegation, DelegationRequest, RequestStatus
 from delegations.possession import PossessionProof, challenge_issue, openssl_command
@@ -351,3 +352,10 @@ def test_a_certificate_expiring_within_six_months_is_accepted_with_a_warning(
     page = client.get(response["Location"]).content.decode()
     assert "This certificate expires on" in page
     assert "expires in" in page
+
+
+def test_an_unreadable_ucp_ca_bundle_is_reported_at_start_up(settings, tmp_path):
+    settings.PORTAL_UCP_CA_BUNDLE = str(tmp_path / "missing.pem")
+    assert [error.id for error in ucp_ca_bundle_readable(None)] == ["delegations.E001"]
+    (tmp_path / "missing.pem").write_text("not a certificate")
+    assert "holds no PEM certificate" in ucp_ca_bundle_readable(None)[0].msg
