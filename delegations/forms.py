@@ -50,7 +50,7 @@ class DelegationRequestForm(forms.Form):
         max_length=MAX_SIGNATURE_CHARACTERS,
         widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false", "autocomplete": "off"}),
         help_text="Proof that you hold the certificate's private key: filled in for you when you "
-        "drop your client bundle, or the output of the openssl command below.",
+        "drop your client bundle, or the output of the openssl command shown above.",
         error_messages={
             "max_length": "This is far longer than a signature. Paste only the one "
             "line the openssl command prints."

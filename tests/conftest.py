@@ -5,6 +5,7 @@
 - `notary_cli`: the `notary` command line client, the independent checker of what we publish.
 - `smtp_server`: an SMTP server (aiosmtpd) that keeps what it receives.
 - `rq_worker`: a real `manage.py rqworker` process on the test database, mailing `smtp_server`.
+- `browser`: headless Chromium (Debian's), driven by Playwright, per test module.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import django_rq
 import pytest
 from aiosmtpd.controller import Controller
 from django.db import connection
+from playwright.sync_api import Browser, sync_playwright
 from rq import SimpleWorker
 
 from delegations import services
@@ -303,3 +305,30 @@ def start_rq_cron(worker_env, tmp_path) -> Iterator[Callable[[], None]]:
     finally:
         for process in started:
             stop_process(process, log_path)
+
+
+# -- browser --------------------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+# Without these, Chromium keeps trying to reach Google's services from this closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # meanwhile are still synchronous ones.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]

@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from delegations.notary import PublicKey
 from tests.factories import PASSWORD, make_bundle, make_user
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
-
-CHROMIUM = "/usr/bin/chromium"
-# Without these, Chromium keeps trying to reach Google's services from this closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-    # meanwhile are still synchronous ones.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 def nav(page: Page):
@@ -59,14 +33,16 @@ def test_request_approve_and_sign_in_the_browser(
     make_user("alice", teams=("it-ops",), owns=(repository.owners_group,))
     make_user("bob", teams=("qa",))
     bundle = make_bundle("bob")
-    (tmp_path / "cert.pem").write_bytes(bundle.cert_pem)
+    (tmp_path / "ucp-bundle-bob.zip").write_bytes(bundle.zip())
 
     bob = log_in(browser, live_server.url, "bob")
     expect(nav(bob).get_by_role("link", name="Approvals")).to_have_count(0)
     nav(bob).get_by_role("link", name="Request delegation").click()
     bob.get_by_label("Repository").select_option(label=repository.gun)
     bob.get_by_label("Team").select_option("qa")
-    bob.get_by_label("Certificate").set_input_files(tmp_path / "cert.pem")
+    # The bundle as UCP downloads it: the page reads it, signs the challenge and sends cert.pem.
+    bob.get_by_label("Certificate").set_input_files(tmp_path / "ucp-bundle-bob.zip")
+    expect(bob.get_by_label("Signature")).not_to_have_value("")
     bob.get_by_label("Reason").fill("I publish the qa release images")
     bob.get_by_role("button", name="Request delegation").click()
     expect(bob.locator(".status")).to_have_text("Pending")
