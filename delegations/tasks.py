@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import lru_cache
 
 import django_rq
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from rq import Retry, get_current_job
+from rq import Queue, Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -37,9 +38,20 @@ def notification_job_id(notification_id: int) -> str:
     return f"send-notification-{notification_id}"
 
 
+def _queue() -> Queue:
+    return _queue_at(settings.RQ_QUEUES[QUEUE]["URL"])
+
+
+@lru_cache(maxsize=4)
+def _queue_at(url: str) -> Queue:
+    # One queue, and so one Redis connection pool, per process: a new one per enqueue would open
+    # a TCP connection and introduce itself to Redis each time (most of a submission's time).
+    return django_rq.get_queue(QUEUE)
+
+
 def _enqueue_once(func, argument: int, *, job_id: str) -> bool:
     """Queue `func(argument)` unless its job is queued, running or waiting to retry."""
-    queue = django_rq.get_queue(QUEUE)
+    queue = _queue()
     try:
         if Job.fetch(job_id, connection=queue.connection).get_status() in _LIVE:
             return False
@@ -61,7 +73,7 @@ def enqueue_notification(notification_id: int) -> bool:
 
 def enqueue_trust_initialisation(repository_id: int, acting_user_id: int | None) -> Job:
     """Queue trust set-up: the worker is where repository keys are generated and unsealed."""
-    return django_rq.get_queue(QUEUE).enqueue(initialise_trust, repository_id, acting_user_id)
+    return _queue().enqueue(initialise_trust, repository_id, acting_user_id)
 
 
 def apply_request(request_id: int) -> None:

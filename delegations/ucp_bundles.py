@@ -134,19 +134,28 @@ def bundle_zip(
 
 
 def write_demo_bundles(
-    directory: Path, ca: ClientCA, usernames: list[str], *, now: datetime, replace: bool
+    directory: Path, ca: ClientCA, usernames: list[str], *, now: datetime
 ) -> list[Path]:
-    """`ucp-bundle-<user>.zip` per user in `directory` (owner-only), keeping existing ones unless
-    `replace` (a new CA makes the old bundles useless)."""
+    """`ucp-bundle-<user>.zip` per user in `directory` (owner-only). A bundle already there is
+    kept, so a member's copy stays valid, unless another CA issued it."""
     directory.mkdir(parents=True, exist_ok=True)
+    ca_pem = ca.certificate.public_bytes(serialization.Encoding.PEM)
     paths = []
     for username in usernames:
         path = directory / f"ucp-bundle-{username}.zip"
-        if replace or not path.exists():
+        if _bundle_ca(path) != ca_pem:
             certificate, key = ca.issue(username, now=now)
             _write_private(path, bundle_zip(certificate, key, ca.certificate))
         paths.append(path)
     return paths
+
+
+def _bundle_ca(path: Path) -> bytes | None:
+    try:
+        with zipfile.ZipFile(path) as bundle:
+            return bundle.read("ca.pem")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return None
 
 
 def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:

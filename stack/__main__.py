@@ -13,7 +13,10 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+
+from delegations.ucp_bundles import ClientCA
 
 from .processes import LOOPBACK, Service, ServiceError, notary_service, redis_service
 
@@ -44,8 +47,10 @@ def main() -> int:
         "PORTAL_BASE_URL": portal_url,
         "PYTHONUNBUFFERED": "1",
     }
-    # The demo UCP client CA signs the demo bundles; requests must chain to it, as at work.
+    # The demo UCP client CA signs the demo bundles; requests must chain to it, as at work. It
+    # exists before any manage.py command runs, as their start-up check reads it.
     bundles = data_dir / "demo-bundles"
+    ClientCA.load_or_create(bundles / "ca", now=datetime.now(UTC))
     env.setdefault("PORTAL_UCP_CA_BUNDLE", str(bundles / "ca" / "ca.pem"))
     manage = [sys.executable, str(BASE_DIR / "manage.py")]
     logs = data_dir / "logs"

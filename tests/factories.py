@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import html
+import re
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +18,8 @@ from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 from django.utils import timezone
 
 from delegations import services
@@ -159,3 +163,18 @@ def submission(repository, requester, *, team="qa", bundle: Bundle | None = None
 
 def submit_request(repository, requester, *, team="qa", bundle: Bundle | None = None):
     return services.request_submit(**submission(repository, requester, team=team, bundle=bundle))
+
+
+def signed_form_data(client, repository, bundle: Bundle, *, team="qa", reason="nginx releases"):
+    """The request form as a member fills it in: cert.pem, and the page's challenge signed with
+    the bundle's key (what the page's openssl command prints)."""
+    page = client.get(reverse("delegations:request_create")).content.decode()
+    challenge = html.unescape(re.search(r'name="challenge" value="([^"]+)"', page).group(1))
+    return {
+        "repository": repository.pk,
+        "team": team,
+        "reason": reason,
+        "certificate": SimpleUploadedFile("cert.pem", bundle.cert_pem, "application/x-pem-file"),
+        "challenge": challenge,
+        "possession_signature": base64.b64encode(bundle.sign(challenge.encode("ascii"))).decode(),
+    }

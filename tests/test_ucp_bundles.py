@@ -21,7 +21,7 @@ def test_demo_bundles_hold_what_ucp_puts_in_a_bundle_and_chain_to_the_demo_ca(
     ca, created = ClientCA.load_or_create(tmp_path / "ca", now=now)
     assert created
     settings.PORTAL_UCP_CA_BUNDLE = str(tmp_path / "ca" / "ca.pem")
-    [path] = write_demo_bundles(tmp_path, ca, ["bob"], now=now, replace=False)
+    [path] = write_demo_bundles(tmp_path, ca, ["bob"], now=now)
 
     assert path.name == "ucp-bundle-bob.zip"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -37,13 +37,16 @@ def test_demo_bundles_hold_what_ucp_puts_in_a_bundle_and_chain_to_the_demo_ca(
     identity_check(certificate, make_user("bob"), now=now)
 
 
-def test_a_second_run_keeps_the_ca_and_the_bundles(tmp_path):
+def test_a_second_run_keeps_the_ca_and_the_bundles_a_new_ca_replaces_them(tmp_path):
     now = timezone.now()
     ca, _ = ClientCA.load_or_create(tmp_path / "ca", now=now)
-    [path] = write_demo_bundles(tmp_path, ca, ["bob"], now=now, replace=False)
+    [path] = write_demo_bundles(tmp_path, ca, ["bob"], now=now)
     first = path.read_bytes()
     again, created = ClientCA.load_or_create(tmp_path / "ca", now=now)
     assert not created
     assert again.certificate == ca.certificate
-    write_demo_bundles(tmp_path, again, ["bob"], now=now, replace=created)
+    write_demo_bundles(tmp_path, again, ["bob"], now=now)
     assert path.read_bytes() == first
+
+    write_demo_bundles(tmp_path, ClientCA.create(now=now), ["bob"], now=now)
+    assert path.read_bytes() != first

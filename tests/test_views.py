@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import re
 from datetime import timedelta
@@ -14,7 +13,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from delegations.models import AuditEvent, Decision, DelegationRequest, RequestStatus
-from tests.factories import PASSWORD, make_bundle, make_sha1_certificate, submit_request
+from tests.factories import (
+    PASSWORD,
+    make_bundle,
+    make_sha1_certificate,
+    signed_form_data,
+    submit_request,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -30,18 +35,6 @@ def form_data(repository, upload: bytes, *, team="qa", reason="nginx releases"):
         "team": team,
         "reason": reason,
         "certificate": SimpleUploadedFile("cert.pem", upload, "application/x-pem-file"),
-    }
-
-
-def signed_form_data(client, repository, bundle, **fields):
-    """The form as a member fills it in: the page's challenge signed with the bundle's key."""
-    page = client.get(reverse("delegations:request_create")).content.decode()
-    challenge = html.unescape(re.search(r'name="challenge" value="([^"]+)"', page).group(1))
-    signature = base64.b64encode(bundle.sign(challenge.encode("ascii"))).decode("ascii")
-    return {
-        **form_data(repository, bundle.cert_pem, **fields),
-        "challenge": challenge,
-        "possession_signature": signature,
     }
 
 

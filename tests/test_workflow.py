@@ -7,7 +7,6 @@ delegate signs with their own key, and the mails arrive at a real SMTP server.
 from __future__ import annotations
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
@@ -15,7 +14,7 @@ from delegations.models import Delegation, DelegationRequest, Notification, Requ
 from delegations.notary import PublicKey
 from stack.processes import free_port
 from tests.conftest import wait_for
-from tests.factories import PASSWORD, make_bundle
+from tests.factories import PASSWORD, make_bundle, signed_form_data
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
@@ -32,12 +31,7 @@ def log_in(username: str) -> Client:
 def request_delegation(client: Client, repository, bundle, team: str) -> DelegationRequest:
     response = client.post(
         reverse("delegations:request_create"),
-        {
-            "repository": repository.pk,
-            "team": team,
-            "reason": "I publish the release images",
-            "certificate": SimpleUploadedFile("cert.pem", bundle.cert_pem),
-        },
+        signed_form_data(client, repository, bundle, team=team, reason="I publish the releases"),
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     return DelegationRequest.objects.latest("id")

@@ -70,6 +70,6 @@ class Command(BaseCommand):
 
     def _write_bundles(self, directory: Path) -> None:
         now = clock.now()
-        ca, created = ClientCA.load_or_create(directory / "ca", now=now)
-        paths = write_demo_bundles(directory, ca, list(DEMO_PEOPLE), now=now, replace=created)
+        ca, _ = ClientCA.load_or_create(directory / "ca", now=now)
+        paths = write_demo_bundles(directory, ca, list(DEMO_PEOPLE), now=now)
         self.stdout.write(f"Demo client bundles: {', '.join(path.name for path in paths)}")
