@@ -57,14 +57,14 @@ class CertificateInfo:
     certificate: x509.Certificate = field(repr=False, compare=False)
 
     def expires_soon(self, now: datetime) -> bool:
-        return self.not_after - now < EXPIRY_WARNING
+        return expires_soon(self.not_after, now)
 
     def expiry_warning(self, now: datetime) -> str:
         days = (self.not_after - now).days
         return (
             f"This certificate expires on {date_format(self.not_after, 'DATE_FORMAT')} (in "
-            f"{days} days), and the delegation ends with it. Renew it with a new client bundle "
-            "before then."
+            f"{days} days), and the delegation ends with it: before then, ask again with the "
+            "new client bundle UCP gives you."
         )
 
 
@@ -115,6 +115,11 @@ def _inspect(certificate: x509.Certificate, *, now: datetime) -> CertificateInfo
     )
 
 
+def expires_soon(not_after: datetime, now: datetime) -> bool:
+    """Still valid, but for less than the warning period."""
+    return now < not_after < now + EXPIRY_WARNING
+
+
 def holds_private_key(data: bytes) -> bool:
     """Whether `data` is, or contains, private key material in PEM or DER form."""
     if _PRIVATE_KEY_MARKER.search(data):
@@ -147,11 +152,11 @@ def _parse(data: bytes) -> x509.Certificate:
             )
         try:
             return x509.load_pem_x509_certificate(block.group(0))
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             raise not_a_certificate from None
     try:
         return x509.load_der_x509_certificate(data)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise not_a_certificate from None
 
 

@@ -8,7 +8,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.template.defaultfilters import filesizeformat
 
 from . import clock, selectors, trust
-from .certificates import CertificateInfo, inspect_certificate
+from .certificates import (
+    PRIVATE_KEY_MESSAGE,
+    CertificateInfo,
+    holds_private_key,
+    inspect_certificate,
+)
 from .exceptions import InvalidInput
 from .models import KeyRole, Repository
 from .notary import InvalidRoleName, team_role_name
@@ -67,6 +72,12 @@ class DelegationRequestForm(forms.Form):
         )
         self.certificate_info: CertificateInfo | None = None
 
+    def clean_reason(self) -> str:
+        return _without_private_key(self.cleaned_data["reason"])
+
+    def clean_possession_signature(self) -> str:
+        return _without_private_key(self.cleaned_data["possession_signature"])
+
     def clean_team(self) -> str:
         team = self.cleaned_data["team"]
         try:
@@ -86,11 +97,15 @@ class DelegationRequestForm(forms.Form):
         )
 
     def show_challenge(self, challenge: str, *, keep_signature: bool) -> None:
-        """Render the form again with `challenge`, dropping a signature that no longer fits."""
+        """Render the form again with `challenge`, dropping a signature that no longer fits and
+        never echoing a private key pasted into a text field."""
         self.data = self.data.copy()
         self.data["challenge"] = challenge
         if not keep_signature:
             self.data["possession_signature"] = ""
+        for name in ("possession_signature", "reason"):
+            if holds_private_key(self.data.get(name, "").encode("utf-8", "replace")):
+                self.data[name] = ""
 
     def clean_certificate(self):
         upload = self.cleaned_data["certificate"]
@@ -103,6 +118,12 @@ class DelegationRequestForm(forms.Form):
             )
         self.certificate_info = inspect_certificate(upload.read(), now=clock.now())
         return upload
+
+
+def _without_private_key(text: str) -> str:
+    if holds_private_key(text.encode("utf-8", "replace")):
+        raise forms.ValidationError(PRIVATE_KEY_MESSAGE, code="private_key")
+    return text
 
 
 class DecisionForm(forms.Form):

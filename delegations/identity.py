@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509 import verification
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured
@@ -33,7 +33,22 @@ SUBJECT_ATTRIBUTES = {
 def identity_check(certificate: x509.Certificate, user: AbstractBaseUser, *, now: datetime) -> None:
     """Refuse a certificate that UCP did not issue to `user`; InvalidInput says what to do."""
     _check_issuer(certificate, now=now)
+    _check_client_use(certificate)
     _check_subject(certificate, user)
+
+
+def expected_subject(user: AbstractBaseUser) -> str:
+    """What the configured subject attribute of `user`'s certificate must say."""
+    _, user_field = SUBJECT_ATTRIBUTES[settings.PORTAL_CERTIFICATE_SUBJECT_ATTRIBUTE]
+    return str(getattr(user, user_field) or "")
+
+
+def same_name(certificate_value: str, expected: str) -> bool:
+    """ASCII names match whatever their case (directories ignore it); others only exactly, so
+    Unicode case folding (ſ → s, K → k) cannot make two accounts' names meet."""
+    if certificate_value.isascii() and expected.isascii():
+        return certificate_value.lower() == expected.lower()
+    return certificate_value == expected
 
 
 def client_ca_certificates() -> list[x509.Certificate]:
@@ -90,6 +105,12 @@ def _check_issuer(certificate: x509.Certificate, *, now: datetime) -> None:
     try:
         verifier.verify(certificate, [])
     except verification.VerificationError as error:
+        if any(ca.not_valid_after_utc <= now for ca in authorities):
+            raise InvalidInput(
+                "The portal's copy of the UCP client CA has expired, so no certificate can be "
+                "checked. Tell a portal administrator (PORTAL_UCP_CA_BUNDLE).",
+                field=CERTIFICATE_FIELD,
+            ) from None
         raise InvalidInput(
             f"This certificate names your UCP's client CA ({names}) as its issuer, but it does "
             f"not verify against it ({error}). Download a new client bundle from UCP.",
@@ -97,10 +118,27 @@ def _check_issuer(certificate: x509.Certificate, *, now: datetime) -> None:
         ) from None
 
 
+def _check_client_use(certificate: x509.Certificate) -> None:
+    """A certificate limited to other uses (a server's, say) is not a member's client bundle."""
+    try:
+        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not {ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE} & set(
+        usages
+    ):
+        raise InvalidInput(
+            "This certificate is not for client authentication (its extended key usage leaves "
+            "it out), so it is not from a UCP client bundle. Upload the cert.pem of your client "
+            "bundle.",
+            field=CERTIFICATE_FIELD,
+        )
+
+
 def _check_subject(certificate: x509.Certificate, user: AbstractBaseUser) -> None:
     attribute = settings.PORTAL_CERTIFICATE_SUBJECT_ATTRIBUTE
     oid, user_field = SUBJECT_ATTRIBUTES[attribute]
-    expected = str(getattr(user, user_field) or "")
+    expected = expected_subject(user)
     values = [str(item.value) for item in certificate.subject.get_attributes_for_oid(oid)]
     if len(values) != 1:
         found = "no" if not values else f"{len(values)}"
@@ -110,8 +148,7 @@ def _check_subject(certificate: x509.Certificate, user: AbstractBaseUser) -> Non
             "client bundle.",
             field=CERTIFICATE_FIELD,
         )
-    # Directory names are case-insensitive (LDAP), so Bob and bob are one person.
-    if not expected or values[0].casefold() != expected.casefold():
+    if not expected or not same_name(values[0], expected):
         you = (
             f"your email address is {expected or 'not set'}"
             if user_field == "email"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 
+from .certificates import expires_soon
 from .notary import RELEASES, team_role_name
 
 
@@ -100,7 +103,8 @@ class RequestStatus(models.TextChoices):
 
 
 # A request in one of these states still stands in the way of another for the same key, or for
-# the same member, repository and team.
+# the same member, repository and team (the database enforces it). A key delegated by a request
+# now past them is refused too, for as long as its Delegation is active (checked in the service).
 OPEN_STATUSES = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.APPLYING)
 
 
@@ -177,6 +181,9 @@ class DelegationRequest(models.Model):
     @property
     def possession_proven(self) -> bool:
         return bool(self.possession_nonce)
+
+    def certificate_expires_soon(self, now: datetime) -> bool:
+        return expires_soon(self.not_after, now)
 
 
 class Verdict(models.TextChoices):

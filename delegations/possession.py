@@ -19,6 +19,7 @@ from datetime import datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -31,6 +32,10 @@ _SALT = "delegations.possession"
 SIGNATURE_FIELD = "possession_signature"
 # A P-384 DER signature is at most 104 bytes and an RSA-4096 one 512; anything longer is noise.
 MAX_SIGNATURE_CHARACTERS = 2048
+# Web servers' clocks differ a little; a challenge from a node slightly ahead is still fresh.
+CLOCK_SKEW_SECONDS = 60
+# A challenge shown again with a refused form must leave time to sign and submit.
+TIME_TO_SIGN_SECONDS = 5 * 60
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,11 @@ def challenge_issue(user: AbstractBaseUser, *, now: datetime) -> str:
 
 
 def challenge_still_valid(challenge: str, user: AbstractBaseUser, *, now: datetime) -> bool:
-    """Whether a posted challenge can be shown again with the form (the user may have signed it)."""
+    """Whether a posted challenge can be shown again with the form (the user may have signed
+    it): it must hold for a few more minutes, or the next submission would fail on it."""
+    later = datetime.fromtimestamp(now.timestamp() + TIME_TO_SIGN_SECONDS, tz=now.tzinfo)
     try:
-        _nonce_of(challenge, user, now=now)
+        _nonce_of(challenge, user, now=later)
     except InvalidInput:
         return False
     return True
@@ -66,7 +73,11 @@ def openssl_command(challenge: str) -> str:
 
 
 def possession_verify(
-    proof: PossessionProof, *, public_key: object, user: AbstractBaseUser, now: datetime
+    proof: PossessionProof,
+    *,
+    public_key: CertificatePublicKeyTypes,
+    user: AbstractBaseUser,
+    now: datetime,
 ) -> str:
     """Check `proof` against the certificate's public key; return the challenge's nonce.
 
@@ -95,11 +106,12 @@ def _nonce_of(challenge: str, user: AbstractBaseUser, *, now: datetime) -> str:
         value = signing.Signer(salt=_SALT).unsign(challenge)
     except signing.BadSignature:
         raise stale from None
-    prefix, user_id, issued, nonce = [*value.split(".", 3), "", "", ""][:4]
-    if prefix != CHALLENGE_PREFIX or user_id != str(user.pk) or not nonce:
+    # The HMAC held, so the value is one this module made: prefix.user.issued.nonce.
+    prefix, user_id, issued, nonce = value.split(".", 3)
+    if prefix != CHALLENGE_PREFIX or user_id != str(user.pk):
         raise stale
     age = now.timestamp() - int(issued)
-    if not 0 <= age <= settings.PORTAL_POSSESSION_CHALLENGE_SECONDS:
+    if not -CLOCK_SKEW_SECONDS <= age <= settings.PORTAL_POSSESSION_CHALLENGE_SECONDS:
         raise stale
     return nonce
 
@@ -127,7 +139,7 @@ def _decode_signature(text: str) -> bytes:
         ) from None
 
 
-def _verifies(public_key: object, signature: bytes, message: bytes) -> bool:
+def _verifies(public_key: CertificatePublicKeyTypes, signature: bytes, message: bytes) -> bool:
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return any(
             _ecdsa_verifies(public_key, candidate, message)

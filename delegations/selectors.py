@@ -107,16 +107,24 @@ def approval_queue_for(user: AbstractBaseUser) -> QuerySet:
 def conflicting_request(
     *, repository: Repository, requester: AbstractBaseUser, team: str, canonical_key_id: str
 ) -> DelegationRequest | None:
-    """An open or delegated request that a new one would repeat: the same member and team, or the
-    same key, on `repository`. The requester's own same-team request comes first."""
+    """What a new request on `repository` would repeat: an open request of the same member and
+    team, or the same key in an open request or an active delegation. The member's own
+    same-team request comes first."""
+    open_requests = Q(status__in=OPEN_STATUSES) & (
+        Q(requester=requester, team=team) | Q(canonical_key_id=canonical_key_id)
+    )
+    delegated_key = Q(
+        canonical_key_id=canonical_key_id,
+        delegation__isnull=False,
+        delegation__ended_at__isnull=True,
+    )
     return (
-        DelegationRequest.objects.filter(
-            repository=repository, status__in=[*OPEN_STATUSES, RequestStatus.DELEGATED]
-        )
-        .filter(Q(requester=requester, team=team) | Q(canonical_key_id=canonical_key_id))
+        DelegationRequest.objects.filter(repository=repository)
+        .filter(open_requests | delegated_key)
         .annotate(
             same_member_and_team=Case(
-                When(requester=requester, team=team, then=Value(0)), default=Value(1)
+                When(requester=requester, team=team, status__in=OPEN_STATUSES, then=Value(0)),
+                default=Value(1),
             )
         )
         .order_by("same_member_and_team", "-id")

@@ -22,6 +22,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_LIFETIME = timedelta(days=5 * 365)
 CLIENT_LIFETIME = timedelta(days=365)
+# A demo bundle this close to its end is issued again, before the portal warns about it.
+REISSUE_BEFORE = timedelta(days=200)
 # A clock a little behind the portal's still accepts a certificate issued just now.
 BACKDATE = timedelta(hours=1)
 
@@ -137,25 +139,29 @@ def write_demo_bundles(
     directory: Path, ca: ClientCA, usernames: list[str], *, now: datetime
 ) -> list[Path]:
     """`ucp-bundle-<user>.zip` per user in `directory` (owner-only). A bundle already there is
-    kept, so a member's copy stays valid, unless another CA issued it."""
+    kept, so a member's copy stays valid, unless another CA issued it or it is near its end."""
     directory.mkdir(parents=True, exist_ok=True)
-    ca_pem = ca.certificate.public_bytes(serialization.Encoding.PEM)
     paths = []
     for username in usernames:
         path = directory / f"ucp-bundle-{username}.zip"
-        if _bundle_ca(path) != ca_pem:
+        if not _still_good(path, ca, now=now):
             certificate, key = ca.issue(username, now=now)
             _write_private(path, bundle_zip(certificate, key, ca.certificate))
         paths.append(path)
     return paths
 
 
-def _bundle_ca(path: Path) -> bytes | None:
+def _still_good(path: Path, ca: ClientCA, *, now: datetime) -> bool:
     try:
         with zipfile.ZipFile(path) as bundle:
-            return bundle.read("ca.pem")
-    except (OSError, KeyError, zipfile.BadZipFile):
-        return None
+            ca_pem, cert_pem = bundle.read("ca.pem"), bundle.read("cert.pem")
+        certificate = x509.load_pem_x509_certificate(cert_pem)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+    return (
+        ca_pem == ca.certificate.public_bytes(serialization.Encoding.PEM)
+        and certificate.not_valid_after_utc > now + REISSUE_BEFORE
+    )
 
 
 def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:

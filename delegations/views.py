@@ -5,18 +5,21 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from . import clock, selectors, services
 from .certificates import EXPIRY_WARNING
 from .exceptions import IllegalTransition, InvalidInput, NotAnOwner, PortalError
 from .forms import DecisionForm, DelegationRequestForm
+from .identity import expected_subject
 from .instructions import signing_steps
 from .models import DelegationRequest, RequestStatus
 from .possession import SIGNATURE_FIELD, challenge_issue, challenge_still_valid, openssl_command
@@ -31,6 +34,8 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("delegations:request_list")
 
 
+# Should a page fail, its error report leaves out what a member may have pasted by mistake.
+@sensitive_post_parameters("possession_signature", "reason")
 @login_required
 def request_create(request: HttpRequest) -> HttpResponse:
     form = DelegationRequestForm(request.POST or None, request.FILES or None, user=request.user)
@@ -64,12 +69,14 @@ def request_create(request: HttpRequest) -> HttpResponse:
         "openssl_command": openssl_command(challenge),
         "proof_required": settings.PORTAL_REQUIRE_PROOF_OF_POSSESSION,
         "subject_attribute": settings.PORTAL_CERTIFICATE_SUBJECT_ATTRIBUTE,
+        "subject_expected": expected_subject(request.user),
+        "expiry_warning_days": EXPIRY_WARNING.days,
     }
     status = 400 if form.errors else 200
     return render(request, "delegations/request_form.html", context, status=status)
 
 
-def _challenge_for(form: DelegationRequestForm, user) -> str:
+def _challenge_for(form: DelegationRequestForm, user: AbstractBaseUser) -> str:
     """The challenge the page shows: the posted one while it still holds, so a signature the
     requester already made survives an unrelated error; a new one otherwise."""
     posted = form.data.get("challenge", "") if form.is_bound else ""
@@ -109,7 +116,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         if delegation_request.status == RequestStatus.DELEGATED
         else [],
         "refresh": delegation_request.status in IN_PROGRESS,
-        "expires_soon": delegation_request.not_after - clock.now() < EXPIRY_WARNING,
+        "expires_soon": delegation_request.certificate_expires_soon(clock.now()),
     }
     return render(request, "delegations/request_detail.html", context)
 

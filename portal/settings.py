@@ -303,6 +303,9 @@ if PORTAL_CERTIFICATE_SUBJECT_ATTRIBUTE not in ("CN", "UID", "emailAddress"):
 # challenge stays usable.
 PORTAL_REQUIRE_PROOF_OF_POSSESSION = env_bool("PORTAL_REQUIRE_PROOF_OF_POSSESSION", True)
 PORTAL_POSSESSION_CHALLENGE_SECONDS = env_int("PORTAL_POSSESSION_CHALLENGE_SECONDS", 30 * 60)
+if PORTAL_POSSESSION_CHALLENGE_SECONDS < 10 * 60:
+    # Shorter leaves no time to run the openssl command, and a refused form shows a new one.
+    raise ImproperlyConfigured("PORTAL_POSSESSION_CHALLENGE_SECONDS must be at least 600")
 # Uploads are kept in memory only (never in a temporary file) and refused beyond the cap.
 FILE_UPLOAD_HANDLERS = ["delegations.uploads.CappedMemoryUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024

@@ -359,3 +359,132 @@ def test_an_unreadable_ucp_ca_bundle_is_reported_at_start_up(settings, tmp_path)
     assert [error.id for error in ucp_ca_bundle_readable(None)] == ["delegations.E001"]
     (tmp_path / "missing.pem").write_text("not a certificate")
     assert "holds no PEM certificate" in ucp_ca_bundle_readable(None)[0].msg
+
+
+# -- review findings ---------------------------------------------------------------------------
+
+
+def test_a_private_key_pasted_as_signature_or_reason_is_refused_and_not_echoed(
+    client, repository, people
+):
+    client.force_login(people["bob"])
+    bundle = make_bundle("bob")
+    challenge = challenge_on(client.get(reverse("delegations:request_create")).content.decode())
+    for field in ("possession_signature", "reason"):
+        response = post_form(
+            client, repository, bundle, challenge=challenge, **{field: bundle.key_pem.decode()}
+        )
+        assert response.status_code == 400
+        page = response.content.decode()
+        assert "This file contains a private key" in page or "private key" in page
+        assert "PRIVATE KEY" not in page
+        assert bundle.key_pem.decode().splitlines()[1] not in page
+    assert not DelegationRequest.objects.exists()
+
+
+def test_a_server_certificate_is_not_a_client_bundle(repository, people):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    bundle = make_bundle("bob")
+    server_only = (
+        x509.CertificateBuilder()
+        .subject_name(bundle.certificate.subject)
+        .issuer_name(bundle.certificate.issuer)
+        .public_key(bundle.certificate.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(bundle.certificate.not_valid_before_utc)
+        .not_valid_after(bundle.certificate.not_valid_after_utc)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(bundle.ca.key, hashes.SHA256())
+    )
+    bundle.cert_pem = server_only.public_bytes(Encoding.PEM)
+    error = refusal(repository, people["bob"], bundle)
+    assert "not for client authentication" in error.message
+
+
+def test_unicode_case_folding_does_not_match_names(repository, db):
+    # "baß" folds to "bass" under casefold(); they are two accounts, not one.
+    sharp_s = make_user("baß", teams=("qa",))
+    error = refusal(repository, sharp_s, make_bundle("bass"))
+    assert "belongs to CN=bass" in error.message
+
+
+def test_an_expired_ucp_ca_is_reported_as_the_administrators_problem(
+    repository, people, settings, tmp_path
+):
+    now = timezone.now()
+    old_ca = ClientCA.create(now=now - timedelta(days=6 * 365))
+    path = tmp_path / "old-ca.pem"
+    path.write_bytes(old_ca.certificate.public_bytes(Encoding.PEM))
+    settings.PORTAL_UCP_CA_BUNDLE = str(path)
+    error = refusal(repository, people["bob"], make_bundle("bob", ca=old_ca))
+    assert "copy of the UCP client CA has expired" in error.message
+
+
+def test_a_challenge_from_a_clock_slightly_ahead_is_accepted(repository, people):
+    bob, bundle = people["bob"], make_bundle("bob")
+    ahead = bundle.prove(bob, now=timezone.now() + timedelta(seconds=30))
+    assert submit(repository, bob, bundle, proof=ahead).possession_nonce
+
+
+def test_a_challenge_about_to_expire_is_replaced_when_the_form_comes_back(
+    client, repository, people, settings
+):
+    settings.PORTAL_POSSESSION_CHALLENGE_SECONDS = 600
+    client.force_login(people["bob"])
+    bundle = make_bundle("bob")
+    nearly_stale = challenge_issue(people["bob"], now=timezone.now() - timedelta(seconds=500))
+    response = post_form(client, repository, bundle, challenge=nearly_stale, reason="")
+    assert response.status_code == 400
+    assert challenge_on(response.content.decode()) != nearly_stale
+
+
+def test_a_new_key_after_a_delegation_is_allowed_and_an_ended_delegation_frees_its_key(
+    repository, people
+):
+    bundle = make_bundle("bob")
+    first = submit(repository, people["bob"], bundle)
+    DelegationRequest.objects.filter(pk=first.pk).update(status=RequestStatus.DELEGATED)
+    delegation = Delegation.objects.create(
+        request=first,
+        repository=repository,
+        member=people["bob"],
+        team="qa",
+        canonical_key_id=first.canonical_key_id,
+        tuf_key_id=first.tuf_key_id,
+        roles=first.role_names,
+        active_from=timezone.now(),
+        certificate_expires_at=first.not_after,
+    )
+    renewed = submit(repository, people["bob"], make_bundle("bob"))
+    assert renewed.status == RequestStatus.PENDING
+    Delegation.objects.filter(pk=delegation.pk).update(ended_at=timezone.now())
+    again = make_bundle("bob", same_key_as=bundle)
+    assert submit(repository, people["bob"], again, team="dev").status == RequestStatus.PENDING
+
+
+def test_a_version_byte_out_of_range_is_a_form_error_not_a_crash(client, repository, people):
+    der = bytearray(make_bundle("bob").certificate.public_bytes(Encoding.DER))
+    version = der.index(b"\xa0\x03\x02\x01\x02") + 4  # [0] EXPLICIT INTEGER 2 (v3)
+    der[version] = 0x37
+    client.force_login(people["bob"])
+    data = {
+        "repository": repository.pk,
+        "team": "qa",
+        "reason": "r",
+        "certificate": SimpleUploadedFile("cert.der", bytes(der)),
+    }
+    response = client.post(reverse("delegations:request_create"), data)
+    assert response.status_code == 400
+    assert "This is not a certificate" in response.content.decode()
+
+
+def test_the_page_tells_the_browser_what_the_subject_must_say(client, people, repository, settings):
+    client.force_login(people["bob"])
+    page = client.get(reverse("delegations:request_create")).content.decode()
+    assert 'data-subject-expected="bob"' in page
+    settings.PORTAL_CERTIFICATE_SUBJECT_ATTRIBUTE = "emailAddress"
+    page = client.get(reverse("delegations:request_create")).content.decode()
+    assert 'data-subject-expected="bob@example.org"' in page
+    assert 'data-subject-attribute="emailAddress"' in page

@@ -2,6 +2,27 @@
 
 from django.conf import settings
 from django.db import migrations, models
+from django.db.models import Count
+
+OPEN = ["pending", "approved", "applying"]
+
+
+def refuse_existing_duplicates(apps, schema_editor):
+    """The constraints below would fail on duplicates made before they existed; name them, so an
+    administrator decides which request stays (reject the others in the admin), rather than
+    this migration choosing for them."""
+    requests = apps.get_model("delegations", "DelegationRequest").objects.filter(status__in=OPEN)
+    problems = []
+    for fields in (("repository", "requester", "team"), ("repository", "canonical_key_id")):
+        for group in requests.values(*fields).annotate(n=Count("id")).filter(n__gt=1):
+            ids = requests.filter(**{name: group[name] for name in fields}).values_list("id", flat=True)
+            problems.append(", ".join(f"#{pk}" for pk in sorted(ids)))
+    if problems:
+        raise RuntimeError(
+            "Open delegation requests that repeat one another (same member and team, or same key, "
+            "on one repository): " + "; ".join(problems) + ". Decide all but one of each group, "
+            "then migrate again."
+        )
 
 
 class Migration(migrations.Migration):
@@ -12,6 +33,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(refuse_existing_duplicates, migrations.RunPython.noop),
         migrations.AddField(
             model_name='delegationrequest',
             name='key_description',

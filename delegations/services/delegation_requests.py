@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NoReturn
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -21,7 +22,15 @@ from ..exceptions import (
     TrustSetupError,
 )
 from ..identity import identity_check
-from ..models import Decision, Delegation, DelegationRequest, Repository, RequestStatus, Verdict
+from ..models import (
+    OPEN_STATUSES,
+    Decision,
+    Delegation,
+    DelegationRequest,
+    Repository,
+    RequestStatus,
+    Verdict,
+)
 from ..notary import InvalidRoleName, PermanentNotaryError, PublishResult, team_role_name
 from ..possession import SIGNATURE_FIELD, PossessionProof, possession_verify
 from .notifications import notifications_create
@@ -57,24 +66,24 @@ def request_submit(
     if not reason.strip():
         raise InvalidInput("Say why you need to sign for this repository.", field="reason")
     identity_check(certificate.certificate, requester, now=now)
-    _refuse_conflicts(requester=requester, repository=repository, team=team, key=certificate)
+    # Possession first: what other members' requests hold is nobody's business without the key.
     nonce = _proven_possession(requester, certificate, proof, now=now)
+    _refuse_conflicts(
+        requester=requester, repository=repository, team=team, certificate=certificate
+    )
     with transaction.atomic():
         try:
             with transaction.atomic():
                 request = _create_request(
-                    requester, repository, team, certificate, reason.strip(), nonce
+                    requester=requester,
+                    repository=repository,
+                    team=team,
+                    certificate=certificate,
+                    reason=reason.strip(),
+                    nonce=nonce,
                 )
         except IntegrityError:
-            # Another submission won a race for the same key, team or challenge.
-            _refuse_conflicts(
-                requester=requester, repository=repository, team=team, key=certificate
-            )
-            raise InvalidInput(
-                "This challenge was already used for a request. The form has a new one: sign it "
-                "again.",
-                field=SIGNATURE_FIELD,
-            ) from None
+            _refuse_race_loser(requester, repository, team, certificate, nonce)
         audit_record(
             action="request.submitted",
             actor=requester,
@@ -94,6 +103,7 @@ def request_submit(
 
 
 def _create_request(
+    *,
     requester: AbstractBaseUser,
     repository: Repository,
     team: str,
@@ -128,8 +138,8 @@ def _proven_possession(
     now: datetime,
 ) -> str | None:
     """The nonce of a verified proof; None when none is required and none was given."""
-    given = proof is not None and proof.signature.strip()
-    if not given and not settings.PORTAL_REQUIRE_PROOF_OF_POSSESSION:
+    signed = proof is not None and bool(proof.signature.strip())
+    if not signed and not settings.PORTAL_REQUIRE_PROOF_OF_POSSESSION:
         return None
     return possession_verify(
         proof or PossessionProof(challenge="", signature=""),
@@ -140,11 +150,19 @@ def _proven_possession(
 
 
 def _refuse_conflicts(
-    *, requester: AbstractBaseUser, repository: Repository, team: str, key: CertificateInfo
+    *,
+    requester: AbstractBaseUser,
+    repository: Repository,
+    team: str,
+    certificate: CertificateInfo,
 ) -> None:
-    """A member asks once per repository and team, and a key is delegated once per repository."""
+    """A member has one open request per repository and team, and a key is in one open request
+    or active delegation per repository."""
     conflict = selectors.conflicting_request(
-        repository=repository, requester=requester, team=team, canonical_key_id=key.canonical_key_id
+        repository=repository,
+        requester=requester,
+        team=team,
+        canonical_key_id=certificate.canonical_key_id,
     )
     if conflict is None:
         return
@@ -153,25 +171,42 @@ def _refuse_conflicts(
         reverse("delegations:request_detail", args=[conflict.pk]),
         f"Open request #{conflict.pk}",
     )
-    delegated = conflict.status == RequestStatus.DELEGATED
-    if own and conflict.team == team:
-        message = (
-            f"You can already sign {repository.gun} as team {team} (request #{conflict.pk}). "
-            "To use a new certificate, renew that delegation instead."
-            if delegated
-            else f"You already asked to sign {repository.gun} as team {team}: request "
-            f"#{conflict.pk} is {conflict.get_status_display().lower()}. Wait for it, or "
-            "withdraw it before asking again."
+    is_open = conflict.status in OPEN_STATUSES
+    if own and is_open and conflict.team == team:
+        raise InvalidInput(
+            f"You already asked to sign {repository.gun} as team {team}: request "
+            f"#{conflict.pk} is {conflict.get_status_display().lower()}. The owners decide on "
+            "that one first.",
+            link=link,
         )
-        raise InvalidInput(message, link=link)
-    state = "delegated" if delegated else "in an open request"
-    whose = f"for you as team {conflict.team}" if own else "for another member"
+    state = "in an open request" if is_open else "delegated"
+    whose = f"for you, as team {conflict.team}" if own else "for another member"
     raise InvalidInput(
         f"This certificate's key is already {state} on {repository.gun} ({whose}). A key is "
-        "delegated once per repository: use the client bundle that UCP issued to you.",
-        field="certificate",
+        "delegated once per repository.",
+        field=None if own else "certificate",
         link=link if own else None,
     )
+
+
+def _refuse_race_loser(
+    requester: AbstractBaseUser,
+    repository: Repository,
+    team: str,
+    certificate: CertificateInfo,
+    nonce: str | None,
+) -> NoReturn:
+    """Explain an insert the database refused: a concurrent submission took the same team, key
+    or challenge between our checks and our insert."""
+    _refuse_conflicts(
+        requester=requester, repository=repository, team=team, certificate=certificate
+    )
+    if nonce and DelegationRequest.objects.filter(possession_nonce=nonce).exists():
+        raise InvalidInput(
+            "This challenge was already used for a request. The form has a new one: sign it again.",
+            field=SIGNATURE_FIELD,
+        ) from None
+    raise InvalidInput("Another request was made at the same moment; send yours again.")
 
 
 def _require_can_decide(request: DelegationRequest, user: AbstractBaseUser) -> None:

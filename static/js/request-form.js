@@ -10,7 +10,8 @@ import { NotThisKey, available, keyIds, proveWith } from "./proof.js";
 import { KeyProblem, attributeValues } from "./x509.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-const WARN_BEFORE_EXPIRY_DAYS = 183; // six months, as the server warns
+// Six months unless the form says otherwise (data-expiry-warning-days, the server's figure).
+const WARN_BEFORE_EXPIRY_DAYS = 183;
 const NOT_BEFORE_SKEW_MS = DAY_MS; // notary's clock skew margin
 const MINIMUM_RSA_BITS = 2048;
 
@@ -38,6 +39,9 @@ class CertificateIntake {
     this.proof = form.querySelector("#proof");
     this.zone = this.input.closest(".field");
     this.username = form.dataset.username || "";
+    // What the subject attribute must equal (the username, or the email for emailAddress).
+    this.expectedSubject = form.dataset.subjectExpected || "";
+    this.warnBeforeExpiryDays = Number(form.dataset.expiryWarningDays) || WARN_BEFORE_EXPIRY_DAYS;
     this.subjectAttribute = form.dataset.subjectAttribute || "CN";
     this.generation = 0;
     this.reading = null;
@@ -322,7 +326,7 @@ class CertificateIntake {
       );
     } else {
       const days = Math.floor((certificate.notAfter.getTime() - now) / DAY_MS);
-      if (days < WARN_BEFORE_EXPIRY_DAYS) {
+      if (days < this.warnBeforeExpiryDays) {
         this.say(
           "warning",
           `This certificate expires on ${until}, in ${days} days; the delegation ends with it. ` +
@@ -342,15 +346,21 @@ class CertificateIntake {
       this.fail(`This certificate's RSA key has ${publicKey.bits} bits; Notary needs at least 2048.`);
     }
     const names = attributeValues(certificate.subject, this.subjectAttribute);
-    if (names && this.username && !names.includes(this.username)) {
+    if (names && this.expectedSubject && !names.some((name) => sameName(name, this.expectedSubject))) {
       const shown = names.length ? `“${names[0]}”` : "missing";
       this.say(
         "warning",
-        `The certificate's ${this.subjectAttribute} is ${shown}, but you are logged in as ` +
-          `“${this.username}”. The portal only accepts a certificate issued to you.`,
+        `The certificate's ${this.subjectAttribute} is ${shown}, but yours is ` +
+          `“${this.expectedSubject}”. The portal only accepts a certificate issued to you.`,
       );
     }
   }
+}
+
+// The server's rule: ASCII names match whatever their case, others only exactly.
+function sameName(a, b) {
+  const ascii = /^[\x00-\x7f]*$/;
+  return ascii.test(a) && ascii.test(b) ? a.toLowerCase() === b.toLowerCase() : a === b;
 }
 
 const form = document.querySelector("form.request-form");
