@@ -6,6 +6,7 @@ private key material is refused before it is parsed any further, and nothing of 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ WEAK_HASHES = (hashes.SHA1, hashes.MD5)
 # A certificate that ends sooner than this is accepted with a warning: the delegation ends with it.
 EXPIRY_WARNING = timedelta(days=183)
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
+_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+_PEM_END = re.compile(rb"-----END ([A-Z0-9 ]+)-----")
 _PRIVATE_KEY_MARKER = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY")
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -141,23 +143,42 @@ def _parse(data: bytes) -> x509.Certificate:
     )
     if b"-----BEGIN" in data:
         # Like notary, only the first PEM block counts.
-        block = _PEM_BLOCK.search(data)
+        block = _first_pem_block(data)
         if block is None:
             raise not_a_certificate
-        if block.group(1) != b"CERTIFICATE":
-            label = block.group(1).decode("ascii").lower()
+        label, text = block
+        if label != b"CERTIFICATE":
             raise ValidationError(
-                f"The file starts with a {label}, not a certificate. Upload cert.pem.",
+                f"The file starts with a {label.decode('ascii').lower()}, not a certificate. "
+                "Upload cert.pem.",
                 code="not_a_certificate",
             )
         try:
-            return x509.load_pem_x509_certificate(block.group(0))
+            return x509.load_pem_x509_certificate(text)
         except (ValueError, x509.InvalidVersion):
             raise not_a_certificate from None
     try:
         return x509.load_der_x509_certificate(data)
     except (ValueError, x509.InvalidVersion):
         raise not_a_certificate from None
+
+
+def _first_pem_block(data: bytes) -> tuple[bytes, bytes] | None:
+    """(label, text) of the first BEGIN that a matching END closes, as notary reads a PEM file.
+
+    One pass over the END lines first, so that a file of many unclosed BEGIN lines costs linear
+    time rather than a search to the end of the file from each of them.
+    """
+    ends: dict[bytes, list[int]] = {}
+    for end in _PEM_END.finditer(data):
+        ends.setdefault(end.group(1), []).append(end.start())
+    for begin in _PEM_BEGIN.finditer(data):
+        positions = ends.get(begin.group(1), [])
+        index = bisect.bisect_left(positions, begin.end())
+        if index < len(positions):
+            stop = positions[index] + len(b"-----END -----") + len(begin.group(1))
+            return begin.group(1), data[begin.start() : stop]
+    return None
 
 
 def _check(certificate: x509.Certificate, *, now: datetime) -> None:
