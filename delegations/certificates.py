@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.utils.formats import date_format
 
 from .notary import InvalidKey, PublicKey
+from .private_keys import holds_private_key
 
 # notary refuses a certificate whose validity starts more than a day ahead (clock skew margin).
 MAX_NOT_BEFORE_SKEW = timedelta(days=1)
@@ -31,8 +32,11 @@ EXPIRY_WARNING = timedelta(days=183)
 
 _PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 _PEM_END = re.compile(rb"-----END ([A-Z0-9 ]+)-----")
-_PRIVATE_KEY_MARKER = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY")
-_ZIP_MAGIC = b"PK\x03\x04"
+# A zip's local file header and end-of-directory record; either anywhere means a zip, even one
+# with something put in front of it (`cat cert.pem bundle.zip`).
+_ZIP_MARKERS = (b"PK\x03\x04", b"PK\x05\x06")
+# Far beyond any UCP certificate's subject or issuer, and what the database keeps of them.
+MAX_NAME_CHARACTERS = 1024
 
 PRIVATE_KEY_MESSAGE = (
     "This file contains a private key. Never upload key.pem: upload only cert.pem from your "
@@ -78,7 +82,7 @@ def inspect_certificate(data: bytes, *, now: datetime) -> CertificateInfo:
         )
     if holds_private_key(data):
         raise ValidationError(PRIVATE_KEY_MESSAGE, code="private_key")
-    if data.startswith(_ZIP_MAGIC):
+    if any(marker in data for marker in _ZIP_MARKERS):
         raise ValidationError(
             "This is a zip file (perhaps your whole client bundle). Unpack it and upload only "
             "cert.pem.",
@@ -87,8 +91,9 @@ def inspect_certificate(data: bytes, *, now: datetime) -> CertificateInfo:
     certificate = _parse(data)
     try:
         return _inspect(certificate, now=now)
-    except (ValueError, UnsupportedAlgorithm, InvalidKey):
-        # cryptography parses lazily: a key off its curve or a broken name only fails here.
+    except (ValueError, TypeError, UnsupportedAlgorithm, InvalidKey):
+        # cryptography parses lazily: a key off its curve or a name attribute of the wrong ASN.1
+        # type only fails here.
         raise ValidationError(
             "This certificate is malformed: its key or names do not parse. Download a new "
             "client bundle from UCP and upload its cert.pem.",
@@ -101,14 +106,22 @@ def _inspect(certificate: x509.Certificate, *, now: datetime) -> CertificateInfo
     key = PublicKey.from_certificate(certificate)
     der = certificate.public_bytes(serialization.Encoding.DER)
     names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    subject, issuer = certificate.subject.rfc4514_string(), certificate.issuer.rfc4514_string()
+    if max(len(subject), len(issuer)) > MAX_NAME_CHARACTERS:
+        raise ValidationError(
+            f"This certificate's subject or issuer is over {MAX_NAME_CHARACTERS} characters "
+            "long; a UCP client certificate names one user. Upload the cert.pem of your client "
+            "bundle.",
+            code="absurd_name",
+        )
     return CertificateInfo(
         pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         keytype=key.keytype,
         tuf_key_id=key.tuf_id,
         canonical_key_id=key.canonical_id,
         sha256=hashlib.sha256(der).hexdigest(),
-        subject=certificate.subject.rfc4514_string(),
-        issuer=certificate.issuer.rfc4514_string(),
+        subject=subject,
+        issuer=issuer,
         common_name=str(names[0].value) if names else "",
         not_before=certificate.not_valid_before_utc,
         not_after=certificate.not_valid_after_utc,
@@ -120,19 +133,6 @@ def _inspect(certificate: x509.Certificate, *, now: datetime) -> CertificateInfo
 def expires_soon(not_after: datetime, now: datetime) -> bool:
     """Still valid, but for less than the warning period."""
     return now < not_after < now + EXPIRY_WARNING
-
-
-def holds_private_key(data: bytes) -> bool:
-    """Whether `data` is, or contains, private key material in PEM or DER form."""
-    if _PRIVATE_KEY_MARKER.search(data):
-        return True
-    try:
-        serialization.load_der_private_key(data, password=None)
-    except TypeError:
-        return True  # an encrypted private key: it parsed far enough to ask for a password
-    except (ValueError, UnsupportedAlgorithm):
-        return False
-    return True
 
 
 def _parse(data: bytes) -> x509.Certificate:

@@ -1,5 +1,6 @@
 """Certificate intake: notary's checks, and private keys refused."""
 
+import base64
 from datetime import timedelta
 
 import pytest
@@ -76,6 +77,31 @@ def test_der_and_crlf_pem_give_the_same_key_as_pem():
 )  # fmt: skip
 def test_bad_uploads_are_refused_with_a_reason(make_upload, code, tmp_path):
     assert rejection_code(make_upload(tmp_path)) == code
+
+
+def _der_key(bundle) -> bytes:
+    return bundle.private_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda bundle: bundle.cert_pem + _der_key(bundle),
+        lambda bundle: _der_key(bundle) + bundle.cert_pem,
+        lambda bundle: bundle.cert_pem + base64.encodebytes(_der_key(bundle)),
+        lambda bundle: bundle.cert_pem + b"\n  " + base64.b64encode(_der_key(bundle)) + b"\n",
+    ],
+    ids=["der-after", "der-before", "base64-lines-after", "base64-indented-after"],
+)
+def test_a_key_without_its_armour_beside_a_certificate_is_still_found(wrap):
+    assert rejection_code(wrap(make_bundle("bob"))) == "private_key"
+
+
+def test_a_zip_behind_a_certificate_is_still_a_zip():
+    bundle = make_bundle("bob")
+    assert rejection_code(bundle.cert_pem + bundle.zip()) == "zip"
 
 
 def certificate_with_a_key_off_its_curve() -> bytes:
