@@ -45,6 +45,22 @@ def submit(repository, requester, bundle, **changes):
     )
 
 
+def mark_delegated(request: DelegationRequest) -> Delegation:
+    """What the worker records once a request's key is in both roles (no Notary needed here)."""
+    DelegationRequest.objects.filter(pk=request.pk).update(status=RequestStatus.DELEGATED)
+    return Delegation.objects.create(
+        request=request,
+        repository=request.repository,
+        member=request.requester,
+        team=request.team,
+        canonical_key_id=request.canonical_key_id,
+        tuf_key_id=request.tuf_key_id,
+        roles=request.role_names,
+        active_from=timezone.now(),
+        certificate_expires_at=request.not_after,
+    )
+
+
 @pytest.fixture
 def people(people):
     """The suite's people, with bob in a second team (dev) and carol in qa."""
@@ -242,18 +258,7 @@ def test_a_second_request_for_the_same_repository_and_team_links_to_the_first(re
 def test_a_key_already_delegated_is_refused(repository, people):
     bundle = make_bundle("bob")
     first = submit(repository, people["bob"], bundle)
-    DelegationRequest.objects.filter(pk=first.pk).update(status=RequestStatus.DELEGATED)
-    Delegation.objects.create(
-        request=first,
-        repository=repository,
-        member=people["bob"],
-        team="qa",
-        canonical_key_id=first.canonical_key_id,
-        tuf_key_id=first.tuf_key_id,
-        roles=first.role_names,
-        active_from=timezone.now(),
-        certificate_expires_at=first.not_after,
-    )
+    mark_delegated(first)
     again = make_bundle("bob", same_key_as=bundle)
     error = refusal(repository, people["bob"], again, team="dev")
     assert "already delegated on" in error.message
@@ -445,18 +450,7 @@ def test_a_new_key_after_a_delegation_is_allowed_and_an_ended_delegation_frees_i
 ):
     bundle = make_bundle("bob")
     first = submit(repository, people["bob"], bundle)
-    DelegationRequest.objects.filter(pk=first.pk).update(status=RequestStatus.DELEGATED)
-    delegation = Delegation.objects.create(
-        request=first,
-        repository=repository,
-        member=people["bob"],
-        team="qa",
-        canonical_key_id=first.canonical_key_id,
-        tuf_key_id=first.tuf_key_id,
-        roles=first.role_names,
-        active_from=timezone.now(),
-        certificate_expires_at=first.not_after,
-    )
+    delegation = mark_delegated(first)
     renewed = submit(repository, people["bob"], make_bundle("bob"))
     assert renewed.status == RequestStatus.PENDING
     Delegation.objects.filter(pk=delegation.pk).update(ended_at=timezone.now())
