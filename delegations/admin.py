@@ -56,7 +56,13 @@ class RepositoryKeyInline(admin.TabularInline):
 
 @admin.register(Repository)
 class RepositoryAdmin(admin.ModelAdmin):
-    list_display = ["gun", "owners_group", "notary_url", "trust_initialised_at"]
+    list_display = [
+        "gun",
+        "owners_group",
+        "approvals_required",
+        "notary_url",
+        "trust_initialised_at",
+    ]
     search_fields = ["dtr_host", "namespace", "name", "owners_group"]
     form = RepositoryAdminForm
     readonly_fields = ["trust_initialised_at", "seen_versions", "created_at"]
@@ -78,6 +84,7 @@ class RepositoryAdmin(admin.ModelAdmin):
                 acting_user=request.user,
                 notary_url=obj.notary_url,
                 owners_group=obj.owners_group,
+                approvals_required=obj.approvals_required,
             )
         else:
             registered = services.repository_register(
@@ -86,6 +93,7 @@ class RepositoryAdmin(admin.ModelAdmin):
                 name=obj.name,
                 notary_url=obj.notary_url,
                 owners_group=obj.owners_group,
+                approvals_required=obj.approvals_required,
                 acting_user=request.user,
             )
             obj.pk = registered.pk

@@ -2,7 +2,13 @@
 
 from rq import cron
 
-from .tasks import QUEUE, resend_unsent_notifications, resume_stalled_requests
+from .tasks import (
+    QUEUE,
+    expire_pending_requests,
+    resend_unsent_notifications,
+    resume_stalled_requests,
+)
 
 cron.register(resume_stalled_requests, QUEUE, interval=60, name="resume-stalled-requests")
 cron.register(resend_unsent_notifications, QUEUE, interval=60, name="resend-unsent-notifications")
+cron.register(expire_pending_requests, QUEUE, interval=3600, name="expire-pending-requests")

@@ -53,6 +53,14 @@ KINDS: dict[str, Kind] = {
     ),
     # Delegated → the requester, with the commands to start signing.
     "request_delegated": Kind(_requester, lambda request: {"steps": signing_steps(request)}),
+    # Expired undecided → the requester, who may ask again.
+    "request_expired": Kind(
+        _requester,
+        lambda request: {
+            "days": settings.PORTAL_REQUEST_EXPIRY_DAYS,
+            "new_request_url": absolute_url(reverse("delegations:request_create")),
+        },
+    ),
     # Failed → the requester and the repository's owners.
     "request_failed": Kind(
         lambda request: [request.requester, *_owners_other_than_requester(request)]

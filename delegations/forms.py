@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
 from django.template.defaultfilters import filesizeformat
 
 from . import clock, selectors, trust
@@ -15,7 +16,7 @@ from .certificates import (
     inspect_certificate,
 )
 from .exceptions import InvalidInput
-from .models import KeyRole, Repository
+from .models import KeyRole, Repository, Verdict
 from .notary import InvalidRoleName, team_role_name
 from .possession import MAX_SIGNATURE_CHARACTERS, PossessionProof
 
@@ -132,6 +133,60 @@ class DecisionForm(forms.Form):
     )
 
 
+class BulkDecisionForm(DecisionForm):
+    """Several requests of the queue decided alike; each is still its own decision."""
+
+    # Any request number is taken here; the service checks each against who is asking.
+    request_ids = forms.Field(required=False, widget=forms.MultipleHiddenInput)
+    verdict = forms.ChoiceField(choices=Verdict.choices)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["comment"].label = "Comment on all selected"
+
+    def clean_request_ids(self) -> list[int]:
+        given = self.cleaned_data["request_ids"] or []
+        numbers = [int(value) for value in given if value.isdigit()]
+        if not numbers:
+            raise forms.ValidationError("Tick the requests to decide first.", code="required")
+        return numbers
+
+
+class QueueFilterForm(forms.Form):
+    """The approval queue's filters; the choices come from what waits for this owner."""
+
+    repository = forms.ModelChoiceField(
+        queryset=Repository.objects.none(), required=False, empty_label="All repositories"
+    )
+    team = forms.ChoiceField(required=False)
+    requester = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, queue: QuerySet, repositories: QuerySet, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["repository"].queryset = repositories
+        teams = queue.order_by("team").values_list("team", flat=True).distinct()
+        self.fields["team"].choices = [("", "All teams"), *((team, team) for team in teams)]
+        requesters = (
+            queue.order_by("requester__username")
+            .values_list("requester__username", flat=True)
+            .distinct()
+        )
+        self.fields["requester"].choices = [
+            ("", "Everybody"),
+            *((username, username) for username in requesters),
+        ]
+
+    def apply(self, queue: QuerySet) -> QuerySet:
+        chosen = self.cleaned_data
+        if chosen.get("repository"):
+            queue = queue.filter(repository=chosen["repository"])
+        if chosen.get("team"):
+            queue = queue.filter(team=chosen["team"])
+        if chosen.get("requester"):
+            queue = queue.filter(requester__username=chosen["requester"])
+        return queue
+
+
 class RepositoryKeyImportForm(forms.Form):
     """A key file from a notary trust directory for the admin's import action."""
 
@@ -185,6 +240,7 @@ class RepositoryAdminForm(forms.ModelForm):
             "name",
             "notary_url",
             "owners_group",
+            "approvals_required",
             "root_certificate_pem",
         ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from .certificates import expires_soon
@@ -23,6 +24,11 @@ class Repository(models.Model):
     )
     root_certificate_pem = models.TextField(
         blank=True, help_text="The pinned root certificate, set when trust is initialised"
+    )
+    approvals_required = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text="How many different owners must approve a request before it is applied",
     )
     trust_initialised_at = models.DateTimeField(null=True, blank=True)
     # The Notary client's memory between runs (see delegations.notary.reading.TrustMemory).

@@ -61,6 +61,27 @@ def may_decide(user: AbstractBaseUser, request: DelegationRequest) -> bool:
     return request.requester_id != user.pk and is_owner(user, request.repository)
 
 
+def why_cannot_decide(user: AbstractBaseUser, request: DelegationRequest) -> str | None:
+    """Why `user` cannot decide on `request` now, in words for them; None when they can."""
+    if request.requester_id == user.pk:
+        return "You asked for it, so you cannot decide on your own request: another owner has to."
+    if not is_owner(user, request.repository):
+        return "Only the owners of the request's repository decide on it."
+    if request.status != RequestStatus.PENDING:
+        return f"Request #{request.pk} is {request.get_status_display().lower()} now."
+    approvals = [
+        decision.owner_id for decision in request.decisions.all() if decision.verdict == "approve"
+    ]
+    if user.pk in approvals:
+        more = request.repository.approvals_required - len(approvals)
+        return (
+            f"You approved request #{request.pk}; {more} more approval"
+            f"{'s' if more != 1 else ''} from other owners of {request.repository.path} "
+            "are needed."
+        )
+    return None
+
+
 def repositories_owned_by(user: AbstractBaseUser) -> QuerySet:
     return Repository.objects.filter(owners_group__in=group_names_of(user))
 

@@ -136,3 +136,8 @@ def initialise_trust(repository_id: int, acting_user_id: int | None) -> None:
 def _retries_left() -> bool:
     job = get_current_job()
     return job is not None and bool(job.retries_left)
+
+
+def expire_pending_requests() -> list[int]:
+    """End requests left pending too long (PORTAL_REQUEST_EXPIRY_DAYS), telling requesters."""
+    return services.requests_expire()

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from . import views
+from . import approval_views, views
+from .audit_views import audit_export_csv, audit_export_json, audit_log_page
 
 app_name = "delegations"
 
@@ -9,8 +10,17 @@ urlpatterns = [
     path("requests/", views.request_list, name="request_list"),
     path("requests/new/", views.request_create, name="request_create"),
     path("requests/<int:request_id>/", views.request_detail, name="request_detail"),
-    path("requests/<int:request_id>/approve/", views.request_approve, name="request_approve"),
-    path("requests/<int:request_id>/reject/", views.request_reject, name="request_reject"),
-    path("approvals/", views.approval_queue, name="approval_queue"),
+    path("requests/<int:request_id>/withdraw/", views.request_withdraw, name="request_withdraw"),
+    path(
+        "requests/<int:request_id>/approve/",
+        approval_views.request_approve,
+        name="request_approve",
+    ),
+    path("requests/<int:request_id>/reject/", approval_views.request_reject, name="request_reject"),
+    path("approvals/", approval_views.approval_queue, name="approval_queue"),
+    path("approvals/decide/", approval_views.requests_bulk_decide, name="requests_bulk_decide"),
     path("delegations/", views.delegation_list, name="delegation_list"),
+    path("audit/", audit_log_page, name="audit_log"),
+    path("audit/export.csv", audit_export_csv, name="audit_export_csv"),
+    path("audit/export.json", audit_export_json, name="audit_export_json"),
 ]

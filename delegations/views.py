@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from . import clock, selectors, services
+from . import clock, selectors, services, trust
 from .certificates import EXPIRY_WARNING
-from .exceptions import IllegalTransition, InvalidInput, NotAnOwner, PortalError
-from .forms import DecisionForm, DelegationRequestForm
+from .exceptions import IllegalTransition, PortalError, TrustSetupError
+from .forms import DelegationRequestForm
 from .identity import expected_subject
 from .instructions import signing_steps
-from .models import DelegationRequest, RequestStatus
+from .models import DelegationRequest, RequestStatus, Verdict
+from .notary import NotaryError, Plan
 from .possession import SIGNATURE_FIELD, challenge_issue, challenge_still_valid, openssl_command
 
 PAGE_SIZE = 50
@@ -104,13 +105,20 @@ def request_list(request: HttpRequest) -> HttpResponse:
 def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     delegation_request = selectors.request_for_viewer(request.user, request_id)
     is_owner = selectors.is_owner(request.user, delegation_request.repository)
+    pending = delegation_request.status == RequestStatus.PENDING
+    cannot_decide = selectors.why_cannot_decide(request.user, delegation_request)
+    decisions = list(delegation_request.decisions.select_related("owner"))
     context = {
         "delegation_request": delegation_request,
         "is_requester": delegation_request.requester_id == request.user.pk,
         "is_owner": is_owner,
-        "can_decide": selectors.may_decide(request.user, delegation_request)
-        and delegation_request.status == RequestStatus.PENDING,
-        "decisions": delegation_request.decisions.select_related("owner"),
+        "can_decide": cannot_decide is None,
+        # Owners are told why they cannot decide; other viewers have nothing to decide.
+        "cannot_decide": cannot_decide if is_owner and pending else None,
+        "approvals": sum(1 for decision in decisions if decision.verdict == Verdict.APPROVE),
+        "requester_teams": selectors.teams_of(delegation_request.requester) if is_owner else [],
+        "dry_run": _dry_run(delegation_request) if is_owner and pending else None,
+        "decisions": decisions,
         "history": delegation_request.audit_events.order_by("id"),
         "steps": signing_steps(delegation_request)
         if delegation_request.status == RequestStatus.DELEGATED
@@ -122,13 +130,32 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
 
 
 @login_required
-def approval_queue(request: HttpRequest) -> HttpResponse:
-    if not selectors.repositories_owned_by(request.user).exists():
-        raise PermissionDenied("Only repository owners have an approval queue.")
-    page = Paginator(selectors.approval_queue_for(request.user), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    return render(request, "delegations/approval_queue.html", {"page": page})
+@require_POST
+def request_withdraw(request: HttpRequest, request_id: int) -> HttpResponse:
+    selectors.request_for_viewer(request.user, request_id)
+    try:
+        services.request_withdraw(request_id=request_id, acting_user=request.user)
+    except IllegalTransition as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Request #{request_id} withdrawn.")
+    return redirect("delegations:request_detail", request_id)
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What approving would do to the live `targets.json`, or why that could not be read."""
+
+    plan: Plan | None = None
+    error: str = ""
+
+
+def _dry_run(delegation_request: DelegationRequest) -> DryRun:
+    change = trust.adding(delegation_request.certificate_pem, delegation_request.role_names)
+    try:
+        return DryRun(plan=trust.plan(delegation_request.repository, change, now=clock.now()))
+    except (NotaryError, TrustSetupError) as error:
+        return DryRun(error=error.message)
 
 
 @login_required
@@ -137,46 +164,3 @@ def delegation_list(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("Only repository owners see the delegations of their repositories.")
     delegations = selectors.active_delegations_owned_by(request.user)
     return render(request, "delegations/delegation_list.html", {"delegations": delegations})
-
-
-@login_required
-@require_POST
-def request_approve(request: HttpRequest, request_id: int) -> HttpResponse:
-    return _decide(request, request_id, services.request_approve, "approved")
-
-
-@login_required
-@require_POST
-def request_reject(request: HttpRequest, request_id: int) -> HttpResponse:
-    return _decide(request, request_id, services.request_reject, "rejected")
-
-
-def _decide(request: HttpRequest, request_id: int, service, verb: str) -> HttpResponse:
-    try:
-        selectors.request_for_viewer(request.user, request_id)
-    except Http404:
-        # The same answer whether the request exists or not, so its number reveals nothing.
-        raise NotAnOwner() from None
-    form = DecisionForm(request.POST)
-    if not form.is_valid():
-        for error in form.errors.get("comment", []):
-            messages.error(request, f"Comment: {error}")
-        return redirect(_back(request, request_id))
-    try:
-        decided: DelegationRequest = service(
-            request_id=request_id, acting_user=request.user, comment=form.cleaned_data["comment"]
-        )
-    except (IllegalTransition, InvalidInput) as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, f"Request #{decided.pk} {verb}.")
-    return redirect(_back(request, request_id))
-
-
-def _back(request: HttpRequest, request_id: int) -> str:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return reverse("delegations:request_detail", args=[request_id])

@@ -229,6 +229,8 @@ PORTAL_JOB_RETRY_INTERVALS = env_int_list("PORTAL_JOB_RETRY_INTERVALS", "10,60,3
 
 # An approved request untouched this long, with no job on its way, is queued again.
 PORTAL_STALLED_AFTER_SECONDS = env_int("PORTAL_STALLED_AFTER_SECONDS", 120)
+# A request nobody decided on in this many days expires (its requester is told).
+PORTAL_REQUEST_EXPIRY_DAYS = env_int("PORTAL_REQUEST_EXPIRY_DAYS", 7)
 # An email is given up (left unsent, with its last error, in the admin) after this many tries.
 PORTAL_NOTIFICATION_MAX_ATTEMPTS = env_int("PORTAL_NOTIFICATION_MAX_ATTEMPTS", 20)
 

@@ -1,13 +1,8 @@
 """Every write the portal makes. Each state change is a compare-and-set with an audit event, and
 its side effects (jobs, emails) are enqueued only once the transaction has committed."""
 
-from .delegation_requests import (
-    request_apply,
-    request_approve,
-    request_fail,
-    request_reject,
-    request_submit,
-)
+from .decisions import request_approve, request_reject, requests_decide
+from .delegation_requests import request_apply, request_fail, request_submit
 from .notifications import notification_send, notifications_create
 from .repositories import (
     repository_initialise_trust,
@@ -16,6 +11,7 @@ from .repositories import (
     repository_register,
     repository_update,
 )
+from .request_endings import request_withdraw, requests_expire
 from .state import TRANSITIONS
 from .trust_anchors import repository_root_pin, repository_trust_forget
 
@@ -35,4 +31,7 @@ __all__ = [
     "request_fail",
     "request_reject",
     "request_submit",
+    "request_withdraw",
+    "requests_decide",
+    "requests_expire",
 ]

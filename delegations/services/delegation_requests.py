@@ -10,31 +10,27 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from .. import clock, selectors, tasks, trust
+from .. import clock, selectors, trust
 from ..audit import audit_record
 from ..certificates import CertificateInfo
 from ..exceptions import (
     IllegalTransition,
     InvalidInput,
     NotAllowed,
-    NotAnOwner,
-    SelfApproval,
     TrustSetupError,
 )
 from ..identity import identity_check
 from ..models import (
     OPEN_STATUSES,
-    Decision,
     Delegation,
     DelegationRequest,
     Repository,
     RequestStatus,
-    Verdict,
 )
 from ..notary import InvalidRoleName, PermanentNotaryError, PublishResult, team_role_name
 from ..possession import SIGNATURE_FIELD, PossessionProof, possession_verify
 from .notifications import notifications_create
-from .state import enqueue_after_commit, transition
+from .state import request_facts, transition
 
 
 def request_submit(
@@ -209,73 +205,6 @@ def _refuse_race_loser(
     raise InvalidInput("Another request was made at the same moment; send yours again.")
 
 
-def _require_can_decide(request: DelegationRequest, user: AbstractBaseUser) -> None:
-    if selectors.may_decide(user, request):
-        return
-    if request.requester_id == user.pk:
-        raise SelfApproval("You cannot decide on your own request; another owner has to.")
-    raise NotAnOwner()
-
-
-def _decide(
-    *, request_id: int, acting_user: AbstractBaseUser, verdict: str, comment: str, now: datetime
-) -> DelegationRequest:
-    target = RequestStatus.APPROVED if verdict == Verdict.APPROVE else RequestStatus.REJECTED
-    with transaction.atomic():
-        request = DelegationRequest.objects.select_related("repository").get(pk=request_id)
-        _require_can_decide(request, acting_user)
-        request = transition(
-            request_id,
-            source={RequestStatus.PENDING},
-            target=target,
-            actor=acting_user,
-            action=f"request.{target}",
-            now=now,
-            details={"comment": comment},
-        )
-        Decision.objects.create(
-            request=request, owner=acting_user, verdict=verdict, comment=comment
-        )
-        notifications_create(kind="request_decided", request=request, now=now)
-        if target == RequestStatus.APPROVED:
-            enqueue_after_commit(lambda: tasks.enqueue_apply(request.pk))
-    return request
-
-
-def request_approve(
-    *,
-    request_id: int,
-    acting_user: AbstractBaseUser,
-    comment: str = "",
-    now: datetime | None = None,
-) -> DelegationRequest:
-    return _decide(
-        request_id=request_id,
-        acting_user=acting_user,
-        verdict=Verdict.APPROVE,
-        comment=comment.strip(),
-        now=now or clock.now(),
-    )
-
-
-def request_reject(
-    *,
-    request_id: int,
-    acting_user: AbstractBaseUser,
-    comment: str,
-    now: datetime | None = None,
-) -> DelegationRequest:
-    if not comment.strip():
-        raise InvalidInput("Say why you reject the request: the requester will read it.")
-    return _decide(
-        request_id=request_id,
-        acting_user=acting_user,
-        verdict=Verdict.REJECT,
-        comment=comment.strip(),
-        now=now or clock.now(),
-    )
-
-
 def request_apply(*, request_id: int, now: datetime | None = None) -> DelegationRequest:
     """Write an approved request's delegation into the trust data (the worker's job).
 
@@ -332,12 +261,7 @@ def _record_delegation(
             actor=None,
             now=now,
             request=request,
-            details={
-                "roles": request.role_names,
-                "tuf_key_id": request.tuf_key_id,
-                "canonical_key_id": request.canonical_key_id,
-                **versions,
-            },
+            details={**request_facts(request), **versions},
         )
         request = transition(
             request.pk,

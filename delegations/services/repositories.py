@@ -34,10 +34,12 @@ def repository_register(
     name: str,
     notary_url: str,
     owners_group: str,
+    approvals_required: int = 1,
     acting_user: AbstractBaseUser | None = None,
     now: datetime | None = None,
 ) -> Repository:
     now = now or clock.now()
+    _require_approvals(approvals_required)
     with transaction.atomic():
         repository = Repository.objects.create(
             dtr_host=dtr_host,
@@ -45,15 +47,26 @@ def repository_register(
             name=name,
             notary_url=notary_url,
             owners_group=owners_group,
+            approvals_required=approvals_required,
         )
         audit_record(
             action="repository.registered",
             actor=acting_user,
             now=now,
             repository=repository,
-            details={"gun": repository.gun, "notary_url": notary_url, "owners": owners_group},
+            details={
+                "gun": repository.gun,
+                "notary_url": notary_url,
+                "owners": owners_group,
+                "approvals_required": approvals_required,
+            },
         )
     return repository
+
+
+def _require_approvals(approvals_required: int) -> None:
+    if approvals_required < 1:
+        raise InvalidInput("At least one owner must approve a request.")
 
 
 def repository_update(
@@ -61,22 +74,28 @@ def repository_update(
     repository_id: int,
     notary_url: str,
     owners_group: str,
+    approvals_required: int | None = None,
     acting_user: AbstractBaseUser | None = None,
     now: datetime | None = None,
 ) -> Repository:
-    """Change where a repository's Notary server is and which group owns it."""
+    """Change where a repository's Notary server is, which group owns it and how many of its
+    owners must approve a request. A new threshold applies to requests still pending."""
     now = now or clock.now()
     with transaction.atomic():
         repository = Repository.objects.select_for_update().get(pk=repository_id)
+        wanted = {"notary_url": notary_url, "owners_group": owners_group}
+        if approvals_required is not None:
+            _require_approvals(approvals_required)
+            wanted["approvals_required"] = approvals_required
         changes = {
             field: {"from": getattr(repository, field), "to": value}
-            for field, value in (("notary_url", notary_url), ("owners_group", owners_group))
+            for field, value in wanted.items()
             if getattr(repository, field) != value
         }
         if not changes:
             return repository
         Repository.objects.filter(pk=repository_id).update(
-            notary_url=notary_url, owners_group=owners_group
+            **{field: change["to"] for field, change in changes.items()}
         )
         repository.refresh_from_db()
         audit_record(

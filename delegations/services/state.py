@@ -59,15 +59,20 @@ def transition(
         actor=actor,
         now=now,
         request=request,
-        details={
-            "from": previous,
-            "to": target,
-            "canonical_key_id": request.canonical_key_id,
-            "certificate_sha256": request.certificate_sha256,
-            **(details or {}),
-        },
+        details={"from": previous, "to": target, **request_facts(request), **(details or {})},
     )
     return request
+
+
+def request_facts(request: DelegationRequest) -> dict[str, object]:
+    """What every audit event about a request records of it: whose key goes where."""
+    return {
+        "team": request.team,
+        "roles": request.role_names,
+        "canonical_key_id": request.canonical_key_id,
+        "tuf_key_id": request.tuf_key_id,
+        "certificate_sha256": request.certificate_sha256,
+    }
 
 
 def enqueue_after_commit(enqueue) -> None:

@@ -23,6 +23,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--notary-url", required=True, help="e.g. https://dtr.example.org")
         parser.add_argument("--owners-group", required=True, help="the group that owns it")
+        parser.add_argument(
+            "--approvals-required",
+            type=int,
+            help="how many different owners must approve a request (default 1)",
+        )
         parser.add_argument("--initialise", action="store_true", help="initialise its trust data")
         parser.add_argument(
             "--root-certificate",
@@ -39,20 +44,28 @@ class Command(BaseCommand):
             repository = selectors.repository_by_gun(gun)
         except InvalidInput as error:
             raise CommandError(error.message) from None
-        if repository is None:
-            dtr_host, namespace, name = selectors.split_gun(gun)
-            repository = services.repository_register(
-                dtr_host=dtr_host,
-                namespace=namespace,
-                name=name,
-                notary_url=notary_url,
-                owners_group=owners_group,
-            )
-            self.stdout.write(f"Registered {repository.gun}.")
-        else:
-            repository = services.repository_update(
-                repository_id=repository.pk, notary_url=notary_url, owners_group=owners_group
-            )
+        approvals = options["approvals_required"]
+        try:
+            if repository is None:
+                dtr_host, namespace, name = selectors.split_gun(gun)
+                repository = services.repository_register(
+                    dtr_host=dtr_host,
+                    namespace=namespace,
+                    name=name,
+                    notary_url=notary_url,
+                    owners_group=owners_group,
+                    approvals_required=approvals or 1,
+                )
+                self.stdout.write(f"Registered {repository.gun}.")
+            else:
+                repository = services.repository_update(
+                    repository_id=repository.pk,
+                    notary_url=notary_url,
+                    owners_group=owners_group,
+                    approvals_required=approvals,
+                )
+        except InvalidInput as error:
+            raise CommandError(error.message) from None
         if options["root_certificate"]:
             self._pin_root(repository, options["root_certificate"])
         if options["initialise"]:

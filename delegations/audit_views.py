@@ -1,0 +1,188 @@
+"""The audit log page and its exports, for repository owners and administrators.
+
+The exports stream: rows are read from the database in chunks and written out as they come, so
+exporting the whole log takes neither the time nor the memory of loading it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from . import audit_log
+from .models import AuditChainHead
+
+PAGE_SIZE = 50
+EXPORT_CHUNK = 2000
+
+
+class AuditFilterForm(forms.Form):
+    repository = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="All repositories"
+    )
+    actor = forms.CharField(
+        required=False, max_length=150, widget=forms.TextInput(attrs={"placeholder": "username"})
+    )
+    action = forms.ChoiceField(required=False)
+    request = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Request #",
+        widget=forms.TextInput(attrs={"inputmode": "numeric"}),
+    )
+    date_from = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, data, *, user: AbstractBaseUser) -> None:
+        super().__init__(data)
+        self.fields["repository"].queryset = audit_log.audit_repositories_for(user)
+        self.fields["action"].choices = [
+            ("", "All actions"),
+            *((action, action) for action in audit_log.audit_actions_for(user)),
+        ]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
+        if date_from and date_to and date_from > date_to:
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned
+
+    def selector_filters(self) -> dict[str, object]:
+        data = self.cleaned_data
+        return {
+            "repository": data["repository"],
+            "actor": data["actor"].strip(),
+            "action": data["action"],
+            "request_id": data["request"],
+            "date_from": data["date_from"],
+            "date_to": data["date_to"],
+        }
+
+
+def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, QuerySet | None]:
+    """The filter form and the events it selects (None when the filters are invalid)."""
+    if not audit_log.audit_access_allowed(request.user):
+        raise PermissionDenied(
+            "The audit log is for repository owners (their repositories' events) and "
+            "administrators."
+        )
+    form = AuditFilterForm(request.GET, user=request.user)
+    if not form.is_valid():
+        return form, None
+    return form, audit_log.audit_events_for(request.user, **form.selector_filters())
+
+
+@login_required
+def audit_log_page(request: HttpRequest) -> HttpResponse:
+    form, events = _filtered(request)
+    page = Paginator(events if events is not None else [], PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    filters = request.GET.copy()
+    filters.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "rows": [
+            (event, audit_log.details_lines(event.action, event.details))
+            for event in page.object_list
+        ],
+        "filters": filters.urlencode(),
+    }
+    return render(
+        request, "delegations/audit_log.html", context, status=400 if form.errors else 200
+    )
+
+
+def _export_name(extension: str) -> str:
+    return f"audit-log-{timezone.now():%Y%m%dT%H%M%SZ}.{extension}"
+
+
+def _batched(lines: Iterator[str], size: int = 200) -> Iterator[str]:
+    """Lines joined in batches: one write per line would cost more than making the line."""
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == size:
+            yield "".join(batch)
+            batch = []
+    if batch:
+        yield "".join(batch)
+
+
+class _Echo:
+    """A file whose write returns what it is given, so csv.writer makes strings to stream."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+@login_required
+def audit_export_csv(request: HttpRequest) -> HttpResponse:
+    form, events = _filtered(request)
+    if events is None:
+        return HttpResponseBadRequest(_errors_text(form), content_type="text/plain")
+    writer = csv.writer(_Echo())
+
+    def rows() -> Iterator[str]:
+        yield writer.writerow(audit_log.EXPORT_FIELDS)
+        for record in audit_log.export_records(events, chunk_size=EXPORT_CHUNK):
+            record["details"] = json.dumps(record["details"], sort_keys=True, ensure_ascii=False)
+            yield writer.writerow([_csv_cell(record[field]) for field in audit_log.EXPORT_FIELDS])
+
+    response = StreamingHttpResponse(_batched(rows()), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{_export_name("csv")}"'
+    return response
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    return audit_log.spreadsheet_safe(value) if isinstance(value, str) else value
+
+
+@login_required
+def audit_export_json(request: HttpRequest) -> HttpResponse:
+    form, events = _filtered(request)
+    if events is None:
+        return HttpResponseBadRequest(_errors_text(form), content_type="text/plain")
+
+    def chunks() -> Iterator[str]:
+        head = AuditChainHead.objects.filter(pk=1).values_list("last_hash", flat=True).first()
+        yield f'{{"chain_head": {json.dumps(head)},\n"events": ['
+        separator = "\n"
+        for record in audit_log.export_records(events, chunk_size=EXPORT_CHUNK):
+            yield separator + json.dumps(record, ensure_ascii=False)
+            separator = ",\n"
+        yield "\n]}\n"
+
+    response = StreamingHttpResponse(
+        _batched(chunks()), content_type="application/json; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{_export_name("json")}"'
+    return response
+
+
+def _errors_text(form: AuditFilterForm) -> str:
+    lines = [
+        f"{form[name].label if name in form.fields else 'Filters'}: {error}"
+        for name, errors in form.errors.items()
+        for error in errors
+    ]
+    return "Nothing was exported; fix the filters.\n" + "\n".join(lines) + "\n"

@@ -1,0 +1,172 @@
+"""Owners' decisions on pending requests: approve (up to the repository's threshold) or reject.
+
+A decision locks its request row, so two owners deciding at once are taken one after the other:
+the second finds the request no longer pending (or their approval already counted) and is told,
+instead of both winning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from .. import clock, selectors, tasks
+from ..audit import audit_record
+from ..exceptions import IllegalTransition, InvalidInput, NotAnOwner, PortalError, SelfApproval
+from ..models import Decision, DelegationRequest, RequestStatus, Verdict
+from .notifications import notifications_create
+from .state import enqueue_after_commit, request_facts, transition
+
+
+def request_approve(
+    *,
+    request_id: int,
+    acting_user: AbstractBaseUser,
+    comment: str = "",
+    now: datetime | None = None,
+) -> DelegationRequest:
+    """Count `acting_user`'s approval; the request is approved once enough owners have."""
+    return _decide(
+        request_id=request_id,
+        acting_user=acting_user,
+        verdict=Verdict.APPROVE,
+        comment=comment.strip(),
+        now=now or clock.now(),
+    )
+
+
+def request_reject(
+    *,
+    request_id: int,
+    acting_user: AbstractBaseUser,
+    comment: str,
+    now: datetime | None = None,
+) -> DelegationRequest:
+    """Reject the request; one owner's rejection ends it, whatever approvals it had."""
+    if not comment.strip():
+        raise InvalidInput(
+            "Say why you reject the request: the requester will read it.", field="comment"
+        )
+    return _decide(
+        request_id=request_id,
+        acting_user=acting_user,
+        verdict=Verdict.REJECT,
+        comment=comment.strip(),
+        now=now or clock.now(),
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one request of a bulk decision."""
+
+    request_id: int
+    request: DelegationRequest | None = None
+    error: str = ""
+
+
+def requests_decide(
+    *,
+    request_ids: list[int],
+    acting_user: AbstractBaseUser,
+    verdict: str,
+    comment: str,
+    now: datetime | None = None,
+) -> list[Outcome]:
+    """Decide several requests alike. Each is its own decision (its own transaction, checks and
+    audit event), so one that someone else decided first does not undo the others."""
+    decide = request_approve if verdict == Verdict.APPROVE else request_reject
+    outcomes = []
+    for request_id in sorted(set(request_ids)):
+        try:
+            decided = decide(
+                request_id=request_id, acting_user=acting_user, comment=comment, now=now
+            )
+        except PortalError as error:
+            outcomes.append(Outcome(request_id, error=error.message))
+        except DelegationRequest.DoesNotExist:
+            outcomes.append(Outcome(request_id, error=NotAnOwner().message))
+        else:
+            outcomes.append(Outcome(request_id, request=decided))
+    return outcomes
+
+
+def _decide(
+    *, request_id: int, acting_user: AbstractBaseUser, verdict: str, comment: str, now: datetime
+) -> DelegationRequest:
+    with transaction.atomic():
+        request = (
+            DelegationRequest.objects.select_for_update(of=("self",))
+            .select_related("repository")
+            .get(pk=request_id)
+        )
+        _require_can_decide(request, acting_user)
+        Decision.objects.create(
+            request=request, owner=acting_user, verdict=verdict, comment=comment
+        )
+        if verdict == Verdict.REJECT:
+            return _conclude(request, RequestStatus.REJECTED, acting_user, comment, now=now)
+        approvals = list(
+            request.decisions.filter(verdict=Verdict.APPROVE)
+            .order_by("id")
+            .values_list("owner__username", flat=True)
+        )
+        required = request.repository.approvals_required
+        if len(approvals) >= required:
+            return _conclude(
+                request, RequestStatus.APPROVED, acting_user, comment, now=now, approvals=approvals
+            )
+        audit_record(
+            action="request.approval_counted",
+            actor=acting_user,
+            now=now,
+            request=request,
+            details={
+                **request_facts(request),
+                "comment": comment,
+                "approvals": approvals,
+                "required": required,
+            },
+        )
+        return request
+
+
+def _conclude(
+    request: DelegationRequest,
+    target: str,
+    acting_user: AbstractBaseUser,
+    comment: str,
+    *,
+    now: datetime,
+    approvals: list[str] | None = None,
+) -> DelegationRequest:
+    details: dict[str, object] = {"comment": comment}
+    if approvals is not None:
+        details["approvals"] = approvals
+    request = transition(
+        request.pk,
+        source={RequestStatus.PENDING},
+        target=target,
+        actor=acting_user,
+        action=f"request.{target}",
+        now=now,
+        details=details,
+    )
+    notifications_create(kind="request_decided", request=request, now=now)
+    if target == RequestStatus.APPROVED:
+        enqueue_after_commit(lambda: tasks.enqueue_apply(request.pk))
+    return request
+
+
+def _require_can_decide(request: DelegationRequest, user: AbstractBaseUser) -> None:
+    reason = selectors.why_cannot_decide(user, request)
+    if reason is None:
+        return
+    if request.requester_id == user.pk:
+        raise SelfApproval(reason)
+    if not selectors.is_owner(user, request.repository):
+        raise NotAnOwner()
+    raise IllegalTransition(reason)

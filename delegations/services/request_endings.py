@@ -1,0 +1,65 @@
+"""Pending requests that end without a decision: withdrawn by their requester, or expired."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from .. import clock
+from ..exceptions import IllegalTransition, NotAllowed
+from ..models import DelegationRequest, RequestStatus
+from .notifications import notifications_create
+from .state import transition
+
+
+def request_withdraw(
+    *, request_id: int, acting_user: AbstractBaseUser, now: datetime | None = None
+) -> DelegationRequest:
+    """The requester takes back their pending request; nobody else can."""
+    now = now or clock.now()
+    with transaction.atomic():
+        request = DelegationRequest.objects.get(pk=request_id)
+        if request.requester_id != acting_user.pk:
+            raise NotAllowed("Only the person who asked can withdraw a request.")
+        return transition(
+            request_id,
+            source={RequestStatus.PENDING},
+            target=RequestStatus.WITHDRAWN,
+            actor=acting_user,
+            action="request.withdrawn",
+            now=now,
+        )
+
+
+def requests_expire(*, now: datetime | None = None) -> list[int]:
+    """End the requests pending longer than PORTAL_REQUEST_EXPIRY_DAYS, telling each requester.
+
+    Run by the scheduler. Each request is its own compare-and-set, so a decision made at the
+    same moment wins or loses cleanly, and a run that crashes halfway is simply run again.
+    """
+    now = now or clock.now()
+    cutoff = now - timedelta(days=settings.PORTAL_REQUEST_EXPIRY_DAYS)
+    stale = DelegationRequest.objects.filter(
+        status=RequestStatus.PENDING, created_at__lt=cutoff
+    ).values_list("pk", flat=True)
+    expired = []
+    for request_id in list(stale):
+        try:
+            with transaction.atomic():
+                request = transition(
+                    request_id,
+                    source={RequestStatus.PENDING},
+                    target=RequestStatus.EXPIRED,
+                    actor=None,
+                    action="request.expired",
+                    now=now,
+                    details={"pending_days": settings.PORTAL_REQUEST_EXPIRY_DAYS},
+                )
+                notifications_create(kind="request_expired", request=request, now=now)
+        except IllegalTransition:
+            continue  # decided or withdrawn meanwhile
+        expired.append(request_id)
+    return expired
