@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # notary: notary-server and the notary CLI; python-ldap builds against libldap and libsasl;
-# chromium runs the browser tests (Playwright drives it, it never downloads a browser).
+# chromium runs the browser tests (Playwright drives it, it never downloads a browser);
+# postgresql gives the second test pass its throwaway cluster (tests/postgres.py).
 DEBIAN_PACKAGES := notary redis-server openssl build-essential python3-dev python3-venv \
-	libldap2-dev libsasl2-dev chromium
+	libldap2-dev libsasl2-dev chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test deps system-packages lint format clean
@@ -15,8 +16,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: deps
 	$(BIN)/python -m stack
 
+# The whole suite twice: on SQLite (the embedded default), then on PostgreSQL (production's),
+# where transactions really overlap and column lengths are enforced.
 test: deps lint
 	$(BIN)/python -m pytest
+	PORTAL_TEST_DATABASE=postgres $(BIN)/python -m pytest
 
 lint: deps
 	$(BIN)/ruff check .

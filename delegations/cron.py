@@ -6,9 +6,11 @@ from .tasks import (
     QUEUE,
     expire_pending_requests,
     resend_unsent_notifications,
+    resume_stalled_endings,
     resume_stalled_requests,
 )
 
 cron.register(resume_stalled_requests, QUEUE, interval=60, name="resume-stalled-requests")
 cron.register(resend_unsent_notifications, QUEUE, interval=60, name="resend-unsent-notifications")
 cron.register(expire_pending_requests, QUEUE, interval=3600, name="expire-pending-requests")
+cron.register(resume_stalled_endings, QUEUE, interval=60, name="resume-stalled-endings")

@@ -19,6 +19,7 @@ from django.urls import reverse
 from . import selectors
 from .instructions import signing_steps
 from .models import DelegationRequest, Notification
+from .notary import witness_command
 
 
 def absolute_url(path: str) -> str:
@@ -64,6 +65,31 @@ KINDS: dict[str, Kind] = {
     # Failed → the requester and the repository's owners.
     "request_failed": Kind(
         lambda request: [request.requester, *_owners_other_than_requester(request)]
+    ),
+    # Revoked by an owner → the member, naming who revoked it and why.
+    "delegation_revoked": Kind(_requester, lambda request: {"delegation": request.delegation}),
+    # Given up by the member → the repository's owners, with what remaining signers run.
+    "delegation_given_up": Kind(
+        _owners_other_than_requester,
+        lambda request: {
+            "delegation": request.delegation,
+            "witness_command": witness_command(request.repository.gun, request.delegation.roles),
+        },
+    ),
+    # Taking the key out failed → whoever asked for the end, and the owners.
+    "delegation_end_failed": Kind(
+        lambda request: [
+            person
+            for person in [
+                request.delegation.ending_requested_by,
+                *selectors.owners_of(request.repository),
+            ]
+            if person is not None
+        ],
+        lambda request: {
+            "delegation": request.delegation,
+            "failure": request.audit_events.filter(action="delegation.end_failed").last(),
+        },
     ),
 }
 

@@ -16,7 +16,7 @@ from .certificates import (
     inspect_certificate,
 )
 from .exceptions import InvalidInput
-from .models import KeyRole, Repository, Verdict
+from .models import Delegation, KeyRole, Repository, Verdict
 from .notary import InvalidRoleName, team_role_name
 from .possession import MAX_SIGNATURE_CHARACTERS, PossessionProof
 
@@ -63,7 +63,9 @@ class DelegationRequestForm(forms.Form):
         },
     )
 
-    def __init__(self, *args, user: AbstractBaseUser, **kwargs) -> None:
+    def __init__(
+        self, *args, user: AbstractBaseUser, renewing: Delegation | None = None, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
         teams = selectors.teams_of(user)
@@ -71,6 +73,11 @@ class DelegationRequestForm(forms.Form):
         self.fields["team"].error_messages["invalid_choice"] = (
             "You are not a member of team %(value)s; choose one of your own teams."
         )
+        if renewing is not None:
+            # A renewal keeps its repository and team; only the certificate is new.
+            self.fields["repository"].initial = renewing.repository_id
+            self.fields["team"].initial = renewing.team
+            self.fields["repository"].disabled = self.fields["team"].disabled = True
         self.certificate_info: CertificateInfo | None = None
 
     def clean_reason(self) -> str:
@@ -159,22 +166,14 @@ class QueueFilterForm(forms.Form):
         queryset=Repository.objects.none(), required=False, empty_label="All repositories"
     )
     team = forms.ChoiceField(required=False)
-    requester = forms.ChoiceField(required=False)
+    # Typed rather than chosen: a queue can hold hundreds of requesters.
+    requester = forms.CharField(required=False, max_length=150)
 
     def __init__(self, *args, queue: QuerySet, repositories: QuerySet, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["repository"].queryset = repositories
         teams = queue.order_by("team").values_list("team", flat=True).distinct()
         self.fields["team"].choices = [("", "All teams"), *((team, team) for team in teams)]
-        requesters = (
-            queue.order_by("requester__username")
-            .values_list("requester__username", flat=True)
-            .distinct()
-        )
-        self.fields["requester"].choices = [
-            ("", "Everybody"),
-            *((username, username) for username in requesters),
-        ]
 
     def apply(self, queue: QuerySet) -> QuerySet:
         chosen = self.cleaned_data
@@ -183,7 +182,7 @@ class QueueFilterForm(forms.Form):
         if chosen.get("team"):
             queue = queue.filter(team=chosen["team"])
         if chosen.get("requester"):
-            queue = queue.filter(requester__username=chosen["requester"])
+            queue = queue.filter(requester__username__iexact=chosen["requester"].strip())
         return queue
 
 

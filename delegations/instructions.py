@@ -19,7 +19,7 @@ def signing_steps(request: DelegationRequest) -> list[Step]:
     gun = repository.gun
     notary = f"notary -s {repository.notary_url} -d ~/.docker/trust"
     roles = " ".join(f"--roles {role}" for role in request.role_names)
-    return [
+    steps = [
         Step(
             "Load the private key of your client bundle (key.pem) into Docker's trust store:",
             f"docker trust key load key.pem --name {request.requester.get_username()}",
@@ -34,3 +34,14 @@ def signing_steps(request: DelegationRequest) -> list[Step]:
             f"{notary} addhash -p {gun} <tag> <manifest-size> --sha256 <manifest-digest> {roles}",
         ),
     ]
+    if request.renews_id is not None:
+        # Role files last signed by the old key stop verifying once it leaves; the new key
+        # must vouch for them before anyone can sign into those roles again.
+        steps.insert(
+            1,
+            Step(
+                "Your old key has left the roles: first re-sign what it signed, with the new key:",
+                f"{notary} witness -p {gun} {' '.join(request.role_names)}",
+            ),
+        )
+    return steps

@@ -137,6 +137,11 @@ class DelegationRequest(models.Model):
     # The nonce of the challenge the requester signed with the certificate's key; unique, so a
     # challenge proves possession once. Empty when proof of possession was not required.
     possession_nonce = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # The delegation this request renews with a new certificate: applying it replaces that
+    # delegation's key with this one in the same publish.
+    renews = models.ForeignKey(
+        "Delegation", on_delete=models.PROTECT, null=True, blank=True, related_name="renewals"
+    )
     status = models.CharField(
         max_length=16, choices=RequestStatus.choices, default=RequestStatus.PENDING
     )
@@ -151,6 +156,10 @@ class DelegationRequest(models.Model):
         indexes = [
             models.Index(fields=["repository", "status", "created_at"]),
             models.Index(fields=["requester", "created_at"]),
+            # The owners' queue: pending requests read in order without a sort, and its filter
+            # choices and counts answered from the index alone.
+            models.Index(fields=["status", "created_at", "id"]),
+            models.Index(fields=["status", "team", "repository", "requester"]),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -273,6 +282,19 @@ class Delegation(models.Model):
     certificate_expires_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
+    # An end someone asked for, while the worker takes the key out of the trust data: set by
+    # compare-and-set on an active delegation with none pending, so it is asked once; the key
+    # still signs until `ended_at` is set. Who asked and why stay on record afterwards.
+    ending = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
+    ending_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    ending_requested_at = models.DateTimeField(null=True, blank=True)
+    ending_comment = models.TextField(blank=True)
 
     class Meta:
         ordering = ["repository", "team", "active_from"]

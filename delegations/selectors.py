@@ -126,7 +126,12 @@ def approval_queue_for(user: AbstractBaseUser) -> QuerySet:
 
 
 def conflicting_request(
-    *, repository: Repository, requester: AbstractBaseUser, team: str, canonical_key_id: str
+    *,
+    repository: Repository,
+    requester: AbstractBaseUser,
+    team: str,
+    canonical_key_id: str,
+    renewing_request_id: int | None = None,
 ) -> DelegationRequest | None:
     """What a new request on `repository` would repeat: an open request of the same member and
     team, or the same key in an open request or an active delegation. The member's own
@@ -142,6 +147,7 @@ def conflicting_request(
     return (
         DelegationRequest.objects.filter(repository=repository)
         .filter(open_requests | delegated_key)
+        .exclude(pk=renewing_request_id)
         .annotate(
             same_member_and_team=Case(
                 When(requester=requester, team=team, status__in=OPEN_STATUSES, then=Value(0)),
@@ -189,6 +195,30 @@ def request_for_viewer(user: AbstractBaseUser, request_id: int) -> DelegationReq
     if request is None:
         raise Http404("No such request")
     return request
+
+
+def delegation_of_member(user: AbstractBaseUser, delegation_id: int) -> Delegation:
+    """`user`'s own active delegation; 404 for anyone else's or an ended one."""
+    delegation = (
+        Delegation.objects.select_related("repository", "request")
+        .filter(pk=delegation_id, member=user, ended_at__isnull=True, ending="")
+        .first()
+    )
+    if delegation is None:
+        raise Http404("No such delegation")
+    return delegation
+
+
+def renewable_delegation(user: AbstractBaseUser, request: DelegationRequest) -> Delegation | None:
+    """The active delegation `request` made, when `user` holds it and no renewal is open."""
+    if request.requester_id != user.pk or request.status != RequestStatus.DELEGATED:
+        return None
+    delegation = Delegation.objects.filter(
+        request=request, ended_at__isnull=True, ending=""
+    ).first()
+    if delegation is None or delegation.renewals.filter(status__in=OPEN_STATUSES).exists():
+        return None
+    return delegation
 
 
 def active_delegations_owned_by(user: AbstractBaseUser) -> QuerySet:

@@ -71,6 +71,14 @@ def enqueue_notification(notification_id: int) -> bool:
     )
 
 
+def delegation_end_job_id(delegation_id: int) -> str:
+    return f"end-delegation-{delegation_id}"
+
+
+def enqueue_delegation_end(delegation_id: int) -> bool:
+    return _enqueue_once(end_delegation, delegation_id, job_id=delegation_end_job_id(delegation_id))
+
+
 def enqueue_trust_initialisation(repository_id: int, acting_user_id: int | None) -> Job:
     """Queue trust set-up: the worker is where repository keys are generated and unsealed."""
     return _queue().enqueue(initialise_trust, repository_id, acting_user_id)
@@ -141,3 +149,40 @@ def _retries_left() -> bool:
 def expire_pending_requests() -> list[int]:
     """End requests left pending too long (PORTAL_REQUEST_EXPIRY_DAYS), telling requesters."""
     return services.requests_expire()
+
+
+def end_delegation(delegation_id: int) -> None:
+    """Take a revoked or given-up delegation's key out; on the last attempt, any error gives
+    the end up (the delegation stays active) and tells the people concerned."""
+    try:
+        services.delegation_end(delegation_id=delegation_id)
+    except TransientNotaryError as error:
+        if _retries_left():
+            raise
+        services.delegation_end_fail(
+            delegation_id=delegation_id,
+            reason=f"The Notary server kept failing, so the portal gave up: {error.message}",
+        )
+    except Exception:
+        if _retries_left():
+            raise
+        logger.exception("ending delegation %s failed unexpectedly", delegation_id)
+        services.delegation_end_fail(
+            delegation_id=delegation_id,
+            reason="The portal met an unexpected error while taking the key out; "
+            "administrators find the details among the failed jobs.",
+        )
+        raise  # kept in RQ's failed jobs, with the traceback, for administrators
+
+
+def resume_stalled_endings() -> list[int]:
+    """Queue again the delegation ends whose job was lost; ending is idempotent."""
+    quiet_for = timedelta(seconds=settings.PORTAL_STALLED_AFTER_SECONDS)
+    resumed = [
+        delegation_id
+        for delegation_id in services.stalled_ending_ids(now=clock.now(), quiet_for=quiet_for)
+        if enqueue_delegation_end(delegation_id)
+    ]
+    if resumed:
+        logger.warning("re-queued delegation ends whose job was lost: %s", resumed)
+    return resumed

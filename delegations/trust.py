@@ -20,6 +20,7 @@ from .exceptions import InvalidInput, TrustSetupError
 from .models import KeyRole, Repository, RepositoryKey
 from .notary import (
     AddKey,
+    ChangeImpact,
     Credentials,
     DelegatedRole,
     DelegationChange,
@@ -35,6 +36,7 @@ from .notary import (
     TrustMemory,
     TrustState,
     certificate_common_name,
+    change_impact,
 )
 
 
@@ -226,6 +228,13 @@ def plan(repository: Repository, change: DelegationChange, *, now: datetime) -> 
         return client.plan(change, now=now)
 
 
+def impact(repository: Repository, change: DelegationChange, *, now: datetime) -> ChangeImpact:
+    """What `change` would do to the live trust data, and which signed tags it would leave
+    without a valid signature (a revocation's preview); nothing is signed."""
+    with client_for(repository) as client:
+        return change_impact(client, change, now=now)
+
+
 def publish(repository: Repository, change: DelegationChange, *, now: datetime) -> PublishResult:
     """Apply `change` in one signed publish (idempotent: nothing is sent when it is in place)."""
     targets_key = signing_key(_stored_key(repository, KeyRole.TARGETS))
@@ -234,10 +243,3 @@ def publish(repository: Repository, change: DelegationChange, *, now: datetime) 
         return client.publish_change(
             change, targets_key=targets_key, snapshot_key=snapshot_key, now=now
         )
-
-
-def add_delegate(
-    repository: Repository, *, certificate_pem: str, role_names: list[str], now: datetime
-) -> PublishResult:
-    """Put the certificate's key into every role in one signed publish (idempotent)."""
-    return publish(repository, adding(certificate_pem, role_names), now=now)

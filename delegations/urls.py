@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import approval_views, views
+from . import approval_views, delegation_views, views
 from .audit_views import audit_export_csv, audit_export_json, audit_log_page
 
 app_name = "delegations"
@@ -20,6 +20,17 @@ urlpatterns = [
     path("approvals/", approval_views.approval_queue, name="approval_queue"),
     path("approvals/decide/", approval_views.requests_bulk_decide, name="requests_bulk_decide"),
     path("delegations/", views.delegation_list, name="delegation_list"),
+    path("delegations/<int:delegation_id>/renew/", views.delegation_renew, name="delegation_renew"),
+    path(
+        "delegations/<int:delegation_id>/revoke/",
+        delegation_views.delegation_revoke,
+        name="delegation_revoke",
+    ),
+    path(
+        "delegations/<int:delegation_id>/give-up/",
+        delegation_views.delegation_give_up,
+        name="delegation_give_up",
+    ),
     path("audit/", audit_log_page, name="audit_log"),
     path("audit/export.csv", audit_export_csv, name="audit_export_csv"),
     path("audit/export.json", audit_export_json, name="audit_export_json"),

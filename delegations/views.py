@@ -21,7 +21,7 @@ from .exceptions import IllegalTransition, PortalError, TrustSetupError
 from .forms import DelegationRequestForm
 from .identity import expected_subject
 from .instructions import signing_steps
-from .models import DelegationRequest, RequestStatus, Verdict
+from .models import Delegation, DelegationRequest, RequestStatus, Verdict
 from .notary import NotaryError, Plan
 from .possession import SIGNATURE_FIELD, challenge_issue, challenge_still_valid, openssl_command
 
@@ -39,7 +39,20 @@ def home(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters("possession_signature", "reason")
 @login_required
 def request_create(request: HttpRequest) -> HttpResponse:
-    form = DelegationRequestForm(request.POST or None, request.FILES or None, user=request.user)
+    return _request_form_page(request, renewing=None)
+
+
+@sensitive_post_parameters("possession_signature", "reason")
+@login_required
+def delegation_renew(request: HttpRequest, delegation_id: int) -> HttpResponse:
+    renewing = selectors.delegation_of_member(request.user, delegation_id)
+    return _request_form_page(request, renewing=renewing)
+
+
+def _request_form_page(request: HttpRequest, *, renewing: Delegation | None) -> HttpResponse:
+    form = DelegationRequestForm(
+        request.POST or None, request.FILES or None, user=request.user, renewing=renewing
+    )
     error_link = None
     if request.method == "POST" and form.is_valid():
         try:
@@ -50,6 +63,7 @@ def request_create(request: HttpRequest) -> HttpResponse:
                 certificate=form.certificate_info,
                 reason=form.cleaned_data["reason"],
                 proof=form.proof,
+                renews=renewing,
             )
         except PortalError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
@@ -66,6 +80,7 @@ def request_create(request: HttpRequest) -> HttpResponse:
     challenge = _challenge_for(form, request.user)
     context = {
         "form": form,
+        "renewing": renewing,
         "error_link": error_link,
         "openssl_command": openssl_command(challenge),
         "proof_required": settings.PORTAL_REQUIRE_PROOF_OF_POSSESSION,
@@ -118,12 +133,14 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         "approvals": sum(1 for decision in decisions if decision.verdict == Verdict.APPROVE),
         "requester_teams": selectors.teams_of(delegation_request.requester) if is_owner else [],
         "dry_run": _dry_run(delegation_request) if is_owner and pending else None,
+        "renewable": selectors.renewable_delegation(request.user, delegation_request),
         "decisions": decisions,
         "history": delegation_request.audit_events.order_by("id"),
         "steps": signing_steps(delegation_request)
         if delegation_request.status == RequestStatus.DELEGATED
         else [],
-        "refresh": delegation_request.status in IN_PROGRESS,
+        "refresh": delegation_request.status in IN_PROGRESS
+        or bool(getattr(delegation_request, "delegation", None) and _ending(delegation_request)),
         "expires_soon": delegation_request.certificate_expires_soon(clock.now()),
     }
     return render(request, "delegations/request_detail.html", context)
@@ -142,6 +159,12 @@ def request_withdraw(request: HttpRequest, request_id: int) -> HttpResponse:
     return redirect("delegations:request_detail", request_id)
 
 
+def _ending(delegation_request: DelegationRequest) -> bool:
+    """Whether the worker is taking this request's delegation out of the trust data now."""
+    delegation = delegation_request.delegation
+    return bool(delegation.ending) and delegation.ended_at is None
+
+
 @dataclass(frozen=True)
 class DryRun:
     """What approving would do to the live `targets.json`, or why that could not be read."""
@@ -151,7 +174,7 @@ class DryRun:
 
 
 def _dry_run(delegation_request: DelegationRequest) -> DryRun:
-    change = trust.adding(delegation_request.certificate_pem, delegation_request.role_names)
+    change = services.request_change(delegation_request)
     try:
         return DryRun(plan=trust.plan(delegation_request.repository, change, now=clock.now()))
     except (NotaryError, TrustSetupError) as error:

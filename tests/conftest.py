@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import django_rq
 import pytest
@@ -245,13 +246,23 @@ def smtp_server() -> Iterator[SMTPSink]:
 # -- the worker -----------------------------------------------------------------------------------
 
 
+def worker_database_url() -> str:
+    """The database the tests run on, as PORTAL_DATABASE_URL for the processes they start."""
+    name = connection.settings_dict["NAME"]
+    if connection.vendor == "postgresql":
+        # The server of PORTAL_DATABASE_URL, with the test database pytest-django created on it.
+        server = urlsplit(os.environ["PORTAL_DATABASE_URL"])
+        return urlunsplit(server._replace(path=f"/{quote(name, safe='')}"))
+    return f"sqlite:///{name}"
+
+
 @pytest.fixture
 def worker_env(transactional_db, rq_queue, redis_url, smtp_server) -> dict[str, str]:
     """The environment of worker processes: the test database, Redis and SMTP server."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PORTAL_DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "PORTAL_DATABASE_URL": worker_database_url(),
         "PORTAL_REDIS_URL": redis_url,
         "PORTAL_SMTP_URL": f"smtp://{LOOPBACK}:{smtp_server.port}",
         # The cron sweep, when a test starts it, re-queues lost jobs without waiting.

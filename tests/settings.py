@@ -2,25 +2,47 @@
 
 The values go into the environment, so the rqworker processes the tests start inherit the same
 key-encryption key and data folder.
+
+The suite runs on SQLite, or on PostgreSQL with `PORTAL_TEST_DATABASE=postgres`: then a
+throwaway cluster starts here (tests/postgres.py) unless `PORTAL_DATABASE_URL` already names one,
+as it does in the workers the tests start.
 """
 
+import atexit
 import base64
 import os
 import secrets
+import shutil
 import tempfile
+
+from django.core.exceptions import ImproperlyConfigured
+
+from tests.postgres import start_cluster
 
 os.environ.setdefault("PORTAL_DEBUG", "0")
 os.environ.setdefault("PORTAL_SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault(
     "PORTAL_KEY_ENCRYPTION_KEYS", base64.b64encode(secrets.token_bytes(32)).decode()
 )
-os.environ.setdefault("PORTAL_DATA_DIR", tempfile.mkdtemp(prefix="portal-tests-"))
+if "PORTAL_DATA_DIR" not in os.environ:
+    # Removed at exit by the process that made it, not by the workers that inherit it.
+    os.environ["PORTAL_DATA_DIR"] = tempfile.mkdtemp(prefix="portal-tests-")
+    atexit.register(shutil.rmtree, os.environ["PORTAL_DATA_DIR"], ignore_errors=True)
 os.environ.setdefault("PORTAL_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 os.environ.setdefault("PORTAL_BASE_URL", "http://portal.test")
 os.environ.setdefault("PORTAL_JOB_RETRY_INTERVALS", "1,1")
 os.environ.setdefault("PORTAL_NOTARY_TIMEOUT", "5")
 
-from portal.settings import *  # noqa: F403
+_TEST_DATABASE = os.environ.get("PORTAL_TEST_DATABASE", "sqlite")
+if _TEST_DATABASE not in ("sqlite", "postgres"):
+    raise ImproperlyConfigured(
+        f"PORTAL_TEST_DATABASE is sqlite or postgres, not {_TEST_DATABASE!r}"
+    )
+if _TEST_DATABASE == "postgres" and not os.environ.get("PORTAL_DATABASE_URL"):
+    os.environ["PORTAL_DATABASE_URL"] = start_cluster()
+
+# After the environment is complete: the real settings module reads it as it loads.
+from portal.settings import *  # noqa: E402, F403
 
 if not os.environ.get("PORTAL_SMTP_URL"):
     # In-process tests read django.core.mail.outbox; workers started by tests mail a real

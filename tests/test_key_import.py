@@ -107,9 +107,7 @@ def test_an_imported_targets_key_lets_the_portal_delegate(from_cli, notary_cli):
     }
 
     bundle = make_bundle("bob")
-    result = trust.add_delegate(
-        repository, certificate_pem=bundle.cert_pem.decode(), role_names=ROLES, now=now
-    )
+    result = trust.publish(repository, trust.adding(bundle.cert_pem.decode(), ROLES), now=now)
 
     assert result.changed
     listed = notary_cli.delegations(from_cli.gun)
@@ -186,9 +184,7 @@ def test_with_the_snapshot_key_too_the_portal_delegates_where_the_client_signs_s
     repository = Repository.objects.get(pk=from_cli.repository.pk)
     bundle = make_bundle("carol")
 
-    trust.add_delegate(
-        repository, certificate_pem=bundle.cert_pem.decode(), role_names=ROLES, now=timezone.now()
-    )
+    trust.publish(repository, trust.adding(bundle.cert_pem.decode(), ROLES), now=timezone.now())
 
     carol = trust.certificate_key(bundle.cert_pem.decode()).canonical_id
     listed = notary_cli.delegations(from_cli.gun)

@@ -139,10 +139,8 @@ def test_a_crash_after_publishing_is_finished_without_publishing_again(repositor
     request = submit_request(repository, people["bob"])
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
     # The worker published, then died before recording it: the request is still applying.
-    trust.add_delegate(
-        repository, certificate_pem=request.certificate_pem, role_names=request.role_names,
-        now=timezone.now(),
-    )  # fmt: skip
+    change = trust.adding(request.certificate_pem, request.role_names)
+    trust.publish(repository, change, now=timezone.now())
     DelegationRequest.objects.filter(pk=request.pk).update(status=RequestStatus.APPLYING)
 
     finished = services.request_apply(request_id=request.pk)
@@ -235,7 +233,7 @@ def test_an_unexpected_error_on_the_last_attempt_fails_the_request(repository, p
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(trust, "add_delegate", broken)
+    monkeypatch.setattr(trust, "publish", broken)
 
     # Re-raised, so RQ keeps the traceback for administrators.
     with pytest.raises(ZeroDivisionError, match="a bug"):

@@ -35,10 +35,9 @@ def adopted(db, notary_url):
 
 
 def test_every_read_is_remembered_in_the_database(repository):
-    trust.add_delegate(
+    trust.publish(
         repository,
-        certificate_pem=make_bundle("bob").cert_pem.decode(),
-        role_names=["targets/releases", "targets/qa"],
+        trust.adding(make_bundle("bob").cert_pem.decode(), ["targets/releases", "targets/qa"]),
         now=timezone.now(),
     )
     repository = Repository.objects.get(pk=repository.pk)
@@ -52,10 +51,9 @@ def test_a_replay_is_refused_until_the_memory_is_deliberately_cleared(repository
         Repository.objects.filter(pk=repository.pk).update(notary_url=proxy.url)
         repository.refresh_from_db()
         trust.fetch(repository, now=timezone.now())  # the proxy keeps this timestamp
-        trust.add_delegate(
+        trust.publish(
             repository,
-            certificate_pem=make_bundle("bob").cert_pem.decode(),
-            role_names=["targets/releases", "targets/qa"],
+            trust.adding(make_bundle("bob").cert_pem.decode(), ["targets/releases", "targets/qa"]),
             now=timezone.now(),
         )
         timestamp = proxy.path_of(repository.gun, "timestamp.json")

@@ -39,12 +39,14 @@ from .keys import (
 )
 from .reading import TrustMemory, TrustState
 from .roles import RELEASES, team_role_name
+from .signed_tags import ChangeImpact, RoleSignatures, change_impact, witness_command
 from .transport import Transport
 
 __all__ = [
     "KEY_ALGORITHMS",
     "RELEASES",
     "AddKey",
+    "ChangeImpact",
     "Credentials",
     "DelegatedKey",
     "DelegatedRole",
@@ -65,6 +67,7 @@ __all__ = [
     "RepositoryAlreadyInitialised",
     "RepositoryNotInitialised",
     "RoleChange",
+    "RoleSignatures",
     "RollbackDetected",
     "SigningKey",
     "SnapshotKeyRequired",
@@ -75,7 +78,9 @@ __all__ = [
     "WrongPassphrase",
     "canonical_id_or_none",
     "certificate_common_name",
+    "change_impact",
     "key_file_info",
     "load_key_file",
     "team_role_name",
+    "witness_command",
 ]

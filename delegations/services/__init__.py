@@ -2,7 +2,14 @@
 its side effects (jobs, emails) are enqueued only once the transaction has committed."""
 
 from .decisions import request_approve, request_reject, requests_decide
-from .delegation_requests import request_apply, request_fail, request_submit
+from .delegation_endings import (
+    delegation_end,
+    delegation_end_fail,
+    delegation_give_up,
+    delegation_revoke,
+    stalled_ending_ids,
+)
+from .delegation_requests import request_apply, request_change, request_fail, request_submit
 from .notifications import notification_send, notifications_create
 from .repositories import (
     repository_initialise_trust,
@@ -17,6 +24,10 @@ from .trust_anchors import repository_root_pin, repository_trust_forget
 
 __all__ = [
     "TRANSITIONS",
+    "delegation_end",
+    "delegation_end_fail",
+    "delegation_give_up",
+    "delegation_revoke",
     "notification_send",
     "notifications_create",
     "repository_initialise_trust",
@@ -28,10 +39,12 @@ __all__ = [
     "repository_update",
     "request_apply",
     "request_approve",
+    "request_change",
     "request_fail",
     "request_reject",
     "request_submit",
     "request_withdraw",
     "requests_decide",
     "requests_expire",
+    "stalled_ending_ids",
 ]

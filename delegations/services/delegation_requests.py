@@ -24,10 +24,17 @@ from ..models import (
     OPEN_STATUSES,
     Delegation,
     DelegationRequest,
+    EndReason,
     Repository,
     RequestStatus,
 )
-from ..notary import InvalidRoleName, PermanentNotaryError, PublishResult, team_role_name
+from ..notary import (
+    DelegationChange,
+    InvalidRoleName,
+    PermanentNotaryError,
+    PublishResult,
+    team_role_name,
+)
 from ..possession import SIGNATURE_FIELD, PossessionProof, possession_verify
 from .notifications import notifications_create
 from .state import request_facts, transition
@@ -41,9 +48,11 @@ def request_submit(
     certificate: CertificateInfo,
     reason: str,
     proof: PossessionProof | None = None,
+    renews: Delegation | None = None,
     now: datetime | None = None,
 ) -> DelegationRequest:
-    """Open a request, once the certificate is shown to be the requester's own.
+    """Open a request, once the certificate is shown to be the requester's own. With `renews`,
+    the request replaces that active delegation's key with the new certificate's.
 
     The checks run in the order a requester can act on them: the form's choices, then whose
     certificate it is, then whether it would repeat a request, then the proof of possession.
@@ -61,11 +70,17 @@ def request_submit(
         raise InvalidInput(error.message, field="team") from None
     if not reason.strip():
         raise InvalidInput("Say why you need to sign for this repository.", field="reason")
+    if renews is not None:
+        _require_renewable(renews, requester=requester, repository=repository, team=team)
     identity_check(certificate.certificate, requester, now=now)
     # Possession first: what other members' requests hold is nobody's business without the key.
     nonce = _proven_possession(requester, certificate, proof, now=now)
     _refuse_conflicts(
-        requester=requester, repository=repository, team=team, certificate=certificate
+        requester=requester,
+        repository=repository,
+        team=team,
+        certificate=certificate,
+        renews=renews,
     )
     with transaction.atomic():
         try:
@@ -77,9 +92,10 @@ def request_submit(
                     certificate=certificate,
                     reason=reason.strip(),
                     nonce=nonce,
+                    renews=renews,
                 )
         except IntegrityError:
-            _refuse_race_loser(requester, repository, team, certificate, nonce)
+            _refuse_race_loser(requester, repository, team, certificate, nonce, renews)
         audit_record(
             action="request.submitted",
             actor=requester,
@@ -92,6 +108,7 @@ def request_submit(
                 "tuf_key_id": certificate.tuf_key_id,
                 "certificate_sha256": certificate.sha256,
                 "possession": "proven" if nonce else "not required",
+                **({"renews_delegation": renews.pk} if renews else {}),
             },
         )
         notifications_create(kind="request_submitted", request=request, now=now)
@@ -106,8 +123,10 @@ def _create_request(
     certificate: CertificateInfo,
     reason: str,
     nonce: str | None,
+    renews: Delegation | None,
 ) -> DelegationRequest:
     return DelegationRequest.objects.create(
+        renews=renews,
         requester=requester,
         repository=repository,
         team=team,
@@ -145,20 +164,36 @@ def _proven_possession(
     )
 
 
+def _require_renewable(
+    delegation: Delegation, *, requester: AbstractBaseUser, repository: Repository, team: str
+) -> None:
+    if delegation.member_id != requester.pk:
+        raise NotAllowed("Only the member who holds a delegation can renew it.")
+    if delegation.repository_id != repository.pk or delegation.team != team:
+        raise InvalidInput("A renewal keeps the delegation's repository and team.")
+    if not delegation.is_active or delegation.ending:
+        raise InvalidInput(
+            "This delegation has ended or is ending; ask for a new one instead of renewing it."
+        )
+
+
 def _refuse_conflicts(
     *,
     requester: AbstractBaseUser,
     repository: Repository,
     team: str,
     certificate: CertificateInfo,
+    renews: Delegation | None = None,
 ) -> None:
     """A member has one open request per repository and team, and a key is in one open request
-    or active delegation per repository."""
+    or active delegation per repository (the delegation being renewed aside: a reissued
+    certificate may keep its key)."""
     conflict = selectors.conflicting_request(
         repository=repository,
         requester=requester,
         team=team,
         canonical_key_id=certificate.canonical_key_id,
+        renewing_request_id=renews.request_id if renews else None,
     )
     if conflict is None:
         return
@@ -191,11 +226,16 @@ def _refuse_race_loser(
     team: str,
     certificate: CertificateInfo,
     nonce: str | None,
+    renews: Delegation | None,
 ) -> NoReturn:
     """Explain an insert the database refused: a concurrent submission took the same team, key
     or challenge between our checks and our insert."""
     _refuse_conflicts(
-        requester=requester, repository=repository, team=team, certificate=certificate
+        requester=requester,
+        repository=repository,
+        team=team,
+        certificate=certificate,
+        renews=renews,
     )
     if nonce and DelegationRequest.objects.filter(possession_nonce=nonce).exists():
         raise InvalidInput(
@@ -231,12 +271,7 @@ def request_apply(*, request_id: int, now: datetime | None = None) -> Delegation
     if request.status != RequestStatus.APPLYING:
         return request
     try:
-        result = trust.add_delegate(
-            request.repository,
-            certificate_pem=request.certificate_pem,
-            role_names=request.role_names,
-            now=now,
-        )
+        result = trust.publish(request.repository, request_change(request), now=now)
     except (PermanentNotaryError, TrustSetupError) as error:
         return request_fail(request_id=request_id, reason=error.message, now=now)
     try:
@@ -244,6 +279,26 @@ def request_apply(*, request_id: int, now: datetime | None = None) -> Delegation
     except IllegalTransition:
         # Another run of this job recorded it first (the publish itself was idempotent).
         return DelegationRequest.objects.get(pk=request_id)
+
+
+def request_change(request: DelegationRequest) -> DelegationChange:
+    """What approving `request` does to the trust data: its key into both roles, in place of the
+    key of the delegation it renews when that one is still active."""
+    renewed = _delegation_renewed_by(request)
+    if renewed is None:
+        return trust.adding(request.certificate_pem, request.role_names)
+    return trust.replacing(
+        renewed.request.certificate_pem, request.certificate_pem, request.role_names
+    )
+
+
+def _delegation_renewed_by(request: DelegationRequest) -> Delegation | None:
+    """The still active delegation `request` renews: its key is the one to replace."""
+    if request.renews_id is None:
+        return None
+    renewed = Delegation.objects.select_related("request").get(pk=request.renews_id)
+    # Ended meanwhile (revoked, say): the new key simply goes in.
+    return renewed if renewed.is_active else None
 
 
 def _record_delegation(
@@ -285,8 +340,28 @@ def _record_delegation(
             active_from=now,
             certificate_expires_at=request.not_after,
         )
+        _supersede_renewed(request, now=now)
         notifications_create(kind="request_delegated", request=request, now=now)
     return request
+
+
+def _supersede_renewed(request: DelegationRequest, *, now: datetime) -> None:
+    """End the delegation `request` renewed, in the transaction that records the new one."""
+    renewed = _delegation_renewed_by(request)
+    if renewed is None:
+        return
+    Delegation.objects.filter(pk=renewed.pk, ended_at__isnull=True).update(
+        ended_at=now, end_reason=EndReason.REPLACED
+    )
+    transition(
+        renewed.request_id,
+        source={RequestStatus.DELEGATED},
+        target=RequestStatus.SUPERSEDED,
+        actor=None,
+        action="request.superseded",
+        now=now,
+        details={"superseded_by": request.pk},
+    )
 
 
 def request_fail(*, request_id: int, reason: str, now: datetime | None = None) -> DelegationRequest:

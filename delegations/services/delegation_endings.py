@@ -1,0 +1,259 @@
+"""Active delegations that end early: revoked by an owner, or given up by their member.
+
+Asking sets the delegation's `ending` marker by compare-and-set, with an audit event, and queues
+the worker once that has committed. The worker (`delegation_end`) takes the key out of both roles
+in one publish (never a role: product.md §4 rule 5; a key another team's role still holds stays
+in `targets/releases`, rule 3), then records the end in one transaction: the request becomes
+revoked, the delegation ended, the publish audited, and the people concerned told. The publish is
+idempotent, so a run after a crash finds the key gone and records that instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from .. import clock, selectors, tasks, trust
+from ..audit import audit_record
+from ..certificates import PRIVATE_KEY_MESSAGE, holds_private_key
+from ..exceptions import IllegalTransition, InvalidInput, NotAllowed, TrustSetupError
+from ..models import Delegation, EndReason, RequestStatus
+from ..notary import PermanentNotaryError, PublishResult
+from .notifications import notifications_create
+from .state import enqueue_after_commit, request_facts, transition
+
+MAX_COMMENT = 2000
+
+# What the request's history calls each end, when it is asked for and when it is done.
+_ASKED = {
+    EndReason.REVOKED: "delegation.revoke_requested",
+    EndReason.GIVEN_UP: "delegation.give_up_requested",
+}
+_DONE = {EndReason.REVOKED: "request.revoked", EndReason.GIVEN_UP: "request.given_up"}
+_TOLD = {EndReason.REVOKED: "delegation_revoked", EndReason.GIVEN_UP: "delegation_given_up"}
+
+
+def delegation_revoke(
+    *,
+    delegation_id: int,
+    acting_user: AbstractBaseUser,
+    comment: str,
+    now: datetime | None = None,
+) -> Delegation:
+    """An owner of the repository takes a member's key out of both roles; the member is told
+    who did it and why, so the comment is required."""
+    delegation = _delegation(delegation_id)
+    if delegation is None or not selectors.is_owner(acting_user, delegation.repository):
+        raise NotAllowed("Only the owners of a delegation's repository revoke it.")
+    comment = _checked_comment(comment)
+    if not comment:
+        raise InvalidInput(
+            "Say why you revoke this delegation; the member reads it.", field="comment"
+        )
+    return _ending_ask(
+        delegation, reason=EndReason.REVOKED, acting_user=acting_user, comment=comment, now=now
+    )
+
+
+def delegation_give_up(
+    *,
+    delegation_id: int,
+    acting_user: AbstractBaseUser,
+    comment: str = "",
+    now: datetime | None = None,
+) -> Delegation:
+    """The member ends their own delegation; no owner needs to agree, the owners are told."""
+    delegation = _delegation(delegation_id)
+    if delegation is None or delegation.member_id != acting_user.pk:
+        raise NotAllowed("Only the member who holds a delegation can give it up.")
+    return _ending_ask(
+        delegation,
+        reason=EndReason.GIVEN_UP,
+        acting_user=acting_user,
+        comment=_checked_comment(comment),
+        now=now,
+    )
+
+
+def _delegation(delegation_id: int) -> Delegation | None:
+    return (
+        Delegation.objects.select_related("repository", "request__repository", "member")
+        .filter(pk=delegation_id)
+        .first()
+    )
+
+
+def _checked_comment(comment: str) -> str:
+    comment = comment.strip()
+    if len(comment) > MAX_COMMENT:
+        raise InvalidInput(f"Keep the comment under {MAX_COMMENT} characters.", field="comment")
+    # The comment is stored and mailed: a pasted key.pem (the member's UCP login) must not be.
+    if holds_private_key(comment.encode("utf-8", "replace")):
+        raise InvalidInput(PRIVATE_KEY_MESSAGE, field="comment")
+    return comment
+
+
+def _ending_ask(
+    delegation: Delegation,
+    *,
+    reason: str,
+    acting_user: AbstractBaseUser,
+    comment: str,
+    now: datetime | None,
+) -> Delegation:
+    now = now or clock.now()
+    with transaction.atomic():
+        asked = Delegation.objects.filter(
+            pk=delegation.pk,
+            ended_at__isnull=True,
+            ending="",
+            request__status=RequestStatus.DELEGATED,
+        ).update(
+            ending=reason,
+            ending_requested_by=acting_user,
+            ending_requested_at=now,
+            ending_comment=comment,
+        )
+        if not asked:
+            raise IllegalTransition(_why_not_active(delegation.pk))
+        request = delegation.request
+        audit_record(
+            action=_ASKED[reason],
+            actor=acting_user,
+            now=now,
+            request=request,
+            details={**request_facts(request), "end_reason": reason, "comment": comment},
+        )
+        enqueue_after_commit(lambda: tasks.enqueue_delegation_end(delegation.pk))
+    delegation.refresh_from_db()
+    return delegation
+
+
+def _why_not_active(delegation_id: int) -> str:
+    delegation = Delegation.objects.select_related("member").get(pk=delegation_id)
+    whose = f"{delegation.member.get_username()}'s delegation (team {delegation.team})"
+    if delegation.ended_at is not None:
+        return f"{whose} has ended already ({delegation.get_end_reason_display().lower()})."
+    if delegation.ending:
+        return (
+            f"{whose} is being ended already ({delegation.get_ending_display().lower()}): the "
+            "portal is taking the key out of the trust data."
+        )
+    return f"{whose} is not active."
+
+
+def delegation_end(*, delegation_id: int, now: datetime | None = None) -> Delegation:
+    """Take an ending delegation's key out of the trust data and record it (the worker's job).
+
+    Safe to run again after a crash at any point: nothing happens for a delegation that has
+    ended or has no end pending, and the publish sends nothing when the key is gone already.
+    Transient Notary errors propagate for the job to retry; permanent ones give up the end
+    with the reason, and the delegation stays as it is.
+    """
+    now = now or clock.now()
+    delegation = Delegation.objects.select_related("repository", "request__repository").get(
+        pk=delegation_id
+    )
+    if delegation.ended_at is not None or not delegation.ending:
+        return delegation
+    try:
+        change = trust.removing(delegation.request.certificate_pem, delegation.roles)
+        result = trust.publish(delegation.repository, change, now=now)
+    except (PermanentNotaryError, TrustSetupError) as error:
+        return delegation_end_fail(delegation_id=delegation_id, reason=error.message, now=now)
+    try:
+        return _record_end(delegation, result, now=now)
+    except IllegalTransition:
+        # Another run of this job recorded it first (the publish itself was idempotent).
+        return Delegation.objects.get(pk=delegation_id)
+
+
+def _record_end(delegation: Delegation, result: PublishResult, *, now: datetime) -> Delegation:
+    reason = delegation.ending
+    versions = {
+        "targets_version_before": result.version_before,
+        "targets_version_after": result.version_after,
+    }
+    with transaction.atomic():
+        ended = Delegation.objects.filter(
+            pk=delegation.pk, ended_at__isnull=True, ending=reason
+        ).update(ended_at=now, end_reason=reason)
+        if not ended:
+            raise IllegalTransition(_why_not_active(delegation.pk))
+        request = delegation.request
+        facts = {**request_facts(request), "roles": delegation.roles}
+        # Either this run published, or the key was gone from the roles already: a run before
+        # a crash took it out, or someone did outside the portal. Both are on the record.
+        audit_record(
+            action="notary.published" if result.changed else "notary.found_removed",
+            actor=None,
+            now=now,
+            request=request,
+            details={**facts, "change": "remove", **versions},
+        )
+        request = transition(
+            request.pk,
+            source={RequestStatus.DELEGATED},
+            target=RequestStatus.REVOKED,
+            # Attributed to the person who asked; the worker only carried it out.
+            actor=delegation.ending_requested_by,
+            action=_DONE[reason],
+            now=now,
+            details={
+                **facts,
+                "end_reason": reason,
+                "comment": delegation.ending_comment,
+                **versions,
+            },
+        )
+        notifications_create(kind=_TOLD[reason], request=request, now=now)
+    delegation.refresh_from_db()
+    return delegation
+
+
+def delegation_end_fail(
+    *, delegation_id: int, reason: str, now: datetime | None = None
+) -> Delegation:
+    """Give up taking a delegation's key out: it stays active and may be ended again; the person
+    who asked and the owners are told why."""
+    now = now or clock.now()
+    with transaction.atomic():
+        delegation = Delegation.objects.select_related("request__repository").get(pk=delegation_id)
+        cleared = (
+            Delegation.objects.filter(
+                pk=delegation_id, ended_at__isnull=True, ending=delegation.ending
+            )
+            .exclude(ending="")
+            .update(ending="")
+        )
+        if not cleared:
+            return delegation
+        audit_record(
+            action="delegation.end_failed",
+            actor=None,
+            now=now,
+            request=delegation.request,
+            details={
+                **request_facts(delegation.request),
+                "end_reason": delegation.ending,
+                "reason": reason,
+            },
+        )
+        notifications_create(kind="delegation_end_failed", request=delegation.request, now=now)
+    delegation.refresh_from_db()
+    return delegation
+
+
+def stalled_ending_ids(*, now: datetime, quiet_for: timedelta) -> list[int]:
+    """Delegations whose end was asked `quiet_for` ago and not done: their job may be lost."""
+    return list(
+        Delegation.objects.filter(
+            ended_at__isnull=True,
+            ending_requested_at__lt=now - quiet_for,
+        )
+        .exclude(ending="")
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
