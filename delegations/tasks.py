@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from functools import lru_cache
 
@@ -86,25 +87,33 @@ def enqueue_trust_initialisation(repository_id: int, acting_user_id: int | None)
 
 def apply_request(request_id: int) -> None:
     """Apply an approved request; on the last attempt, any error fails it for people to see."""
+    _attempt(
+        lambda: services.request_apply(request_id=request_id),
+        give_up=lambda reason: services.request_fail(request_id=request_id, reason=reason),
+        doing="applying this delegation",
+        subject=f"request {request_id}",
+    )
+
+
+def _attempt(work: Callable[[], object], *, give_up, doing: str, subject: str) -> None:
+    """Run a job's Notary work. Errors are raised for RQ to retry while attempts are left; on
+    the last one, `give_up` records a reason people can read, and an unexpected error is
+    raised again so RQ keeps its traceback among the failed jobs for administrators."""
     try:
-        services.request_apply(request_id=request_id)
+        work()
     except TransientNotaryError as error:
         if _retries_left():
             raise
-        services.request_fail(
-            request_id=request_id,
-            reason=f"The Notary server kept failing, so the portal gave up: {error.message}",
-        )
+        give_up(f"The Notary server kept failing, so the portal gave up: {error.message}")
     except Exception:
         if _retries_left():
             raise
-        logger.exception("applying request %s failed unexpectedly", request_id)
-        services.request_fail(
-            request_id=request_id,
-            reason="The portal met an unexpected error while applying this delegation; "
-            "administrators find the details among the failed jobs.",
+        logger.exception("%s (%s) failed unexpectedly", doing, subject)
+        give_up(
+            f"The portal met an unexpected error while {doing}; administrators find the "
+            "details among the failed jobs."
         )
-        raise  # kept in RQ's failed jobs, with the traceback, for administrators
+        raise
 
 
 def resume_stalled_requests() -> list[int]:
@@ -154,25 +163,14 @@ def expire_pending_requests() -> list[int]:
 def end_delegation(delegation_id: int) -> None:
     """Take a revoked or given-up delegation's key out; on the last attempt, any error gives
     the end up (the delegation stays active) and tells the people concerned."""
-    try:
-        services.delegation_end(delegation_id=delegation_id)
-    except TransientNotaryError as error:
-        if _retries_left():
-            raise
-        services.delegation_end_fail(
-            delegation_id=delegation_id,
-            reason=f"The Notary server kept failing, so the portal gave up: {error.message}",
-        )
-    except Exception:
-        if _retries_left():
-            raise
-        logger.exception("ending delegation %s failed unexpectedly", delegation_id)
-        services.delegation_end_fail(
-            delegation_id=delegation_id,
-            reason="The portal met an unexpected error while taking the key out; "
-            "administrators find the details among the failed jobs.",
-        )
-        raise  # kept in RQ's failed jobs, with the traceback, for administrators
+    _attempt(
+        lambda: services.delegation_end(delegation_id=delegation_id),
+        give_up=lambda reason: services.delegation_end_fail(
+            delegation_id=delegation_id, reason=reason
+        ),
+        doing="taking the key out",
+        subject=f"delegation {delegation_id}",
+    )
 
 
 def resume_stalled_endings() -> list[int]:
