@@ -30,16 +30,12 @@ render runs (which must not grow with the rows shown) and where the time goes.
 from __future__ import annotations
 
 import argparse
-import base64
-import cProfile
 import hashlib
 import io
 import os
-import pstats
 import random
 import re
 import secrets
-import signal
 import statistics
 import sys
 import tempfile
@@ -48,6 +44,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -55,6 +52,8 @@ from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import in_process
+from bench.in_process import median_ms, p90_ms
 from delegations.ucp_bundles import ClientCA
 from stack.processes import LOOPBACK, free_port
 
@@ -64,7 +63,6 @@ PROFILE_ROUNDS = 50
 # The slowest statements of each page are named, cut to this width.
 SLOWEST = 3
 SQL_WIDTH = 150
-HOST = "testserver"
 OWNER = "alice"
 CO_OWNER = "olga"
 OTHER_OWNER = "oscar"
@@ -79,35 +77,6 @@ CLOSED_STATUSES = ("delegated", "rejected", "withdrawn", "expired", "revoked", "
 SPREAD = timedelta(days=6)
 REASON = "I sign the {name} images our team builds for the release pipeline (ticket OPS-{n})."
 BATCH = 1000
-
-
-def configure_portal(data_dir: Path, *, ca_bundle: Path, closed_url: str) -> None:
-    """The production settings module, on a temporary data folder; set before Django loads.
-
-    Assigned rather than defaulted, so a PORTAL_* variable of the caller's shell (a Postgres URL,
-    an SMTP server) cannot leak into the figures.
-    """
-    os.environ.pop("PORTAL_SMTP_URL", None)
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "PORTAL_DEBUG": "0",
-            "PORTAL_SECRET_KEY": secrets.token_urlsafe(50),
-            "PORTAL_KEY_ENCRYPTION_KEYS": base64.b64encode(secrets.token_bytes(32)).decode(),
-            "PORTAL_DATA_DIR": str(data_dir),
-            "PORTAL_DATABASE_URL": f"sqlite:///{data_dir / 'portal.sqlite3'}",
-            "PORTAL_ALLOWED_HOSTS": HOST,
-            "PORTAL_BASE_URL": f"http://{HOST}",
-            # Nothing listens there: rendering the queue must not need Redis.
-            "PORTAL_REDIS_URL": f"{closed_url.replace('http', 'redis', 1)}/0",
-            "PORTAL_UCP_CA_BUNDLE": str(ca_bundle),
-            "PORTAL_CERTIFICATE_SUBJECT_ATTRIBUTE": "CN",
-            "PORTAL_REQUIRE_PROOF_OF_POSSESSION": "1",
-            "PORTAL_LOG_LEVEL": "WARNING",
-        }
-    )
-    # WhiteNoise looks for collected static files when the first request builds the middleware.
-    (data_dir / "static").mkdir(parents=True, exist_ok=True)
 
 
 @contextmanager
@@ -150,13 +119,7 @@ class Portal:
     """The portal in this process: its WSGI application and a database as a busy one looks."""
 
     def __init__(self, ca: ClientCA, closed_url: str, *, requests: int, seed: int) -> None:
-        # Django is imported only now: the settings module reads the environment set above.
-        from django.core.management import call_command
-
-        from portal.wsgi import application
-
-        call_command("migrate", verbosity=0)
-        self.application = application
+        self.application = in_process.migrated_application()
         self.random = random.Random(seed)
         self.dataset = self._populate(ca, closed_url, total=requests)
         self.cookie = self._sign_in(OWNER)
@@ -170,7 +133,10 @@ class Portal:
         from delegations.models import AuditEvent
 
         with transaction.atomic():
-            owners = {name: self._user(name, groups=[]) for name in (OWNER, CO_OWNER, OTHER_OWNER)}
+            owners = {
+                name: in_process.create_user(name, groups=[])
+                for name in (OWNER, CO_OWNER, OTHER_OWNER)
+            }
             ours, theirs = self._repositories(owners, closed_url)
             members = self._members()
             requests = self._requests(ca, ours, theirs, members, total=total)
@@ -189,16 +155,6 @@ class Portal:
             repositories=len(ours) + len(theirs),
             members=len(members),
         )
-
-    def _user(self, username: str, *, groups: list[str]):
-        from django.contrib.auth import get_user_model
-        from django.contrib.auth.models import Group
-
-        user = get_user_model().objects.create_user(
-            username=username, email=f"{username}@example.org", password=None
-        )
-        user.groups.add(*(Group.objects.get_or_create(name=name)[0] for name in groups))
-        return user
 
     def _repositories(self, owners: dict, closed_url: str) -> tuple[list, list]:
         """Registered through the service (a dozen, with their audit events); trust is
@@ -443,42 +399,14 @@ class Portal:
     def get(self, path: str, query: str = "") -> tuple[float, str]:
         """Serve one GET as a WSGI server would: the seconds it took and the page. Fails loudly
         unless the portal answered 200, so an error page is never counted."""
-        answer: list[str] = []
-
-        def start_response(status: str, headers: list, exc_info: object = None) -> None:
-            answer.append(status)
-
-        environ = {
-            "REQUEST_METHOD": "GET",
-            "SCRIPT_NAME": "",
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "SERVER_NAME": HOST,
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_HOST": HOST,
-            "HTTP_COOKIE": self.cookie,
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(b""),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
-        start, start_cpu = time.perf_counter(), time.process_time()
-        response = self.application(environ, start_response)
-        try:
-            content = b"".join(response)
-        finally:
-            response.close()  # request_finished: Django closes the database connection here
-        elapsed = time.perf_counter() - start
-        self.last_cpu = time.process_time() - start_cpu
-        text = content.decode("utf-8", "replace")
-        if not answer or not answer[0].startswith("200"):
-            raise RuntimeError(f"GET {path}?{query} answered {answer}\n{text[:2000]}")
-        return elapsed, text
+        environ = in_process.wsgi_environ(
+            "GET", path, query=query, headers={"HTTP_COOKIE": self.cookie}
+        )
+        served = in_process.serve(self.application, environ)
+        self.last_cpu = served.cpu
+        if not served.status.startswith("200"):
+            raise RuntimeError(f"GET {path}?{query} answered {served.status}\n{served.text[:2000]}")
+        return served.seconds, served.text
 
 
 @dataclass
@@ -523,25 +451,6 @@ class WidgetClock:
         BoundField.as_widget = timed
 
 
-@contextmanager
-def counted_queries() -> Iterator[list[tuple[str, float]]]:
-    """The statements run meanwhile, each with the seconds it took (fetching included only as
-    far as the driver fetches on execute)."""
-    from django.db import connection
-
-    statements: list[tuple[str, float]] = []
-
-    def count(execute, sql, params, many, context):
-        start = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            statements.append((sql, time.perf_counter() - start))
-
-    with connection.execute_wrapper(count):
-        yield statements
-
-
 def shorten(sql: str, width: int) -> str:
     """A statement's gist: table qualifiers, long column lists and the owned-repositories
     subquery left out, e.g. `SELECT DISTINCT username FROM delegationrequest JOIN user…`."""
@@ -569,13 +478,13 @@ def time_page(
 ) -> Page:
     for _ in range(WARMUP_ROUNDS):
         portal.get("/approvals/", query)
-    with counted_queries() as statements:
+    with in_process.counted_queries() as statements:
         _, text = portal.get("/approvals/", query)
     durations, cpu, sql, statement_times, widgets = [], [], [], [], []
     for _ in range(rounds):
         # The wrapper costs about a microsecond a statement, so it stays on while timing.
         widget_clock.seconds = 0.0
-        with counted_queries() as timed:
+        with in_process.counted_queries() as timed:
             elapsed, _ = portal.get("/approvals/", query)
         durations.append(elapsed)
         cpu.append(portal.last_cpu)
@@ -590,24 +499,8 @@ def time_page(
 
 def profile_page(portal: Portal, query: str, rounds: int) -> str:
     """cProfile over `rounds` more renders (profiled separately: it slows them down)."""
-    profiler = cProfile.Profile()
-    for _ in range(rounds):
-        profiler.enable()
-        portal.get("/approvals/", query)
-        profiler.disable()
-    output = io.StringIO()
-    stats = pstats.Stats(profiler, stream=output).strip_dirs()
-    stats.sort_stats("cumulative").print_stats(30)
-    stats.sort_stats("tottime").print_stats(15)
-    return output.getvalue()
-
-
-def _median_ms(seconds: list[float]) -> float:
-    return statistics.median(seconds) * 1000
-
-
-def _p90_ms(seconds: list[float]) -> float:
-    return statistics.quantiles(seconds, n=10, method="inclusive")[-1] * 1000
+    render = partial(portal.get, "/approvals/", query)
+    return in_process.profiled([render] * rounds, cumulative=30, tottime=15)
 
 
 def report(
@@ -623,25 +516,24 @@ def report(
     )
     print("No peer: the notary CLI has no approval queue, so the figures stand against the target.")
     for page in pages:
-        verdict = "under" if _p90_ms(page.durations) < TARGET_MS else "OVER"
+        verdict = "under" if p90_ms(page.durations) < TARGET_MS else "OVER"
         where = f"GET /approvals/{'?' + page.query if page.query else ''}"
         print(f"  {page.label}: {where}  ({len(page.shown)} requests shown)")
         print(
-            f"    server time   median {_median_ms(page.durations):6.1f} ms   p90 "
-            f"{_p90_ms(page.durations):6.1f}   min {min(page.durations) * 1000:6.1f}   max "
+            f"    server time   median {median_ms(page.durations):6.1f} ms   p90 "
+            f"{p90_ms(page.durations):6.1f}   min {min(page.durations) * 1000:6.1f}   max "
             f"{max(page.durations) * 1000:6.1f}   (n={len(page.durations)})"
         )
         print(
-            f"    of it CPU     median {_median_ms(page.cpu):6.1f} ms"
-            f"   p90 {_p90_ms(page.cpu):6.1f}"
+            f"    of it CPU     median {median_ms(page.cpu):6.1f} ms   p90 {p90_ms(page.cpu):6.1f}"
         )
         print(f"    target        under  {TARGET_MS:6.1f} ms   (p90 is {verdict} it)")
         parts = zip(page.durations, page.sql, page.widgets, strict=True)
         rest = [total - sql - widgets for total, sql, widgets in parts]
         print(
-            f"    where it goes (medians): SQL {_median_ms(page.sql):.1f} ms, form widgets "
-            f"{_median_ms(page.widgets):.1f} ms, the rest (middleware, view, template) "
-            f"{_median_ms(rest):.1f} ms"
+            f"    where it goes (medians): SQL {median_ms(page.sql):.1f} ms, form widgets "
+            f"{median_ms(page.widgets):.1f} ms, the rest (middleware, view, template) "
+            f"{median_ms(rest):.1f} ms"
         )
         print(f"    SQL statements per render: {len(page.queries)}; the slowest (median):")
         for milliseconds, sql in page.slowest(SLOWEST):
@@ -683,19 +575,13 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.rounds < 2 or arguments.requests < 100:
         parser.error("--rounds must be at least 2 and --requests at least 100")
-    # A kill stops the run the way Ctrl-C does, so the folder goes with it.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
     with ExitStack() as cleanup:
         work = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-queue-")))
-        ca = ClientCA.create(now=datetime.now(UTC))
-        ca_bundle = work / "ucp-ca.pem"
-        ca_bundle.write_bytes(ca.certificate.public_bytes(serialization.Encoding.PEM))
         closed_url = f"http://{LOOPBACK}:{free_port()}"
-        configure_portal(work / "portal", ca_bundle=ca_bundle, closed_url=closed_url)
-        from django.db import connections
-
-        cleanup.callback(connections.close_all)
+        # Nothing listens there: rendering the queue must not need Redis.
+        redis_url = f"{closed_url.replace('http', 'redis', 1)}/0"
+        ca = cleanup.enter_context(in_process.portal_environment(work, redis_url=redis_url))
         started = time.perf_counter()
         portal = Portal(ca, closed_url, requests=arguments.requests, seed=arguments.seed)
         print(f"(database built in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
@@ -724,8 +610,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        # The folder is removed on the way out of main().
-        sys.exit(130)
+    # The folder is removed on the way out of main().
+    in_process.run(main)

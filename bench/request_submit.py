@@ -27,24 +27,19 @@ from __future__ import annotations
 
 import argparse
 import base64
-import cProfile
 import importlib
-import io
 import os
-import pstats
-import secrets
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -52,6 +47,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import in_process
+from bench.in_process import median_ms, p90_ms
 from delegations.ucp_bundles import ClientCA
 from stack.processes import LOOPBACK, free_port, notary_service, redis_service
 
@@ -60,37 +57,8 @@ TEAM = "qa"
 WARMUP_ROUNDS = 10
 CLI_WARMUP_ROUNDS = 2
 PROFILE_ROUNDS = 50
-HOST = "testserver"
 SUBMIT_MODULE = "delegations.services.delegation_requests"
 REASON = "I sign the nginx images our team builds for the release pipeline."
-
-
-def configure_portal(data_dir: Path, *, ca_bundle: Path, redis_url: str) -> None:
-    """The production settings module, on a temporary data folder; set before Django loads.
-
-    Assigned rather than defaulted, so a PORTAL_* variable of the caller's shell (a Postgres URL,
-    an SMTP server) cannot leak into the figures.
-    """
-    os.environ.pop("PORTAL_SMTP_URL", None)
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "PORTAL_DEBUG": "0",
-            "PORTAL_SECRET_KEY": secrets.token_urlsafe(50),
-            "PORTAL_KEY_ENCRYPTION_KEYS": base64.b64encode(secrets.token_bytes(32)).decode(),
-            "PORTAL_DATA_DIR": str(data_dir),
-            "PORTAL_DATABASE_URL": f"sqlite:///{data_dir / 'portal.sqlite3'}",
-            "PORTAL_ALLOWED_HOSTS": HOST,
-            "PORTAL_BASE_URL": f"http://{HOST}",
-            "PORTAL_REDIS_URL": redis_url,
-            "PORTAL_UCP_CA_BUNDLE": str(ca_bundle),
-            "PORTAL_CERTIFICATE_SUBJECT_ATTRIBUTE": "CN",
-            "PORTAL_REQUIRE_PROOF_OF_POSSESSION": "1",
-            "PORTAL_LOG_LEVEL": "WARNING",
-        }
-    )
-    # WhiteNoise looks for collected static files when the first request builds the middleware.
-    (data_dir / "static").mkdir(parents=True, exist_ok=True)
 
 
 @dataclass
@@ -102,44 +70,20 @@ class Submission:
     headers: dict[str, str]
 
     def environ(self) -> dict[str, object]:
-        return {
-            "REQUEST_METHOD": "POST",
-            "SCRIPT_NAME": "",
-            "PATH_INFO": "/requests/new/",
-            "QUERY_STRING": "",
-            "SERVER_NAME": HOST,
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "CONTENT_LENGTH": str(len(self.body)),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(self.body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-            **self.headers,
-        }
+        return in_process.wsgi_environ(
+            "POST", "/requests/new/", body=self.body, headers=self.headers
+        )
 
 
 class Portal:
     """The portal in this process: its WSGI application, a repository and its members."""
 
     def __init__(self, notary_url: str, ca: ClientCA) -> None:
-        # Django is imported only now: the settings module reads the environment set above.
-        from django.core.management import call_command
-
-        from portal.wsgi import application
-
-        call_command("migrate", verbosity=0)
-        self.application = application
+        self.application = in_process.migrated_application()
         self.ca = ca
         self.repository = self._repository(notary_url)
         self.members = 0
-        # The process's CPU time of the last post: unlike wall time, other load on the machine
-        # barely moves it, which tells a slow round on a busy machine from a slow portal.
-        self.last_cpu = 0.0
+        self.last_cpu = 0.0  # the process's CPU seconds of the last post (see Served.cpu)
 
     def _repository(self, notary_url: str):
         from delegations import services
@@ -153,18 +97,8 @@ class Portal:
             owners_group=owners_group,
         )
         for owner in ("alice", "olga"):
-            self._user(owner, groups=[owners_group])
+            in_process.create_user(owner, groups=[owners_group])
         return services.repository_initialise_trust(repository_id=registered.pk)
-
-    def _user(self, username: str, *, groups: list[str]):
-        from django.contrib.auth import get_user_model
-        from django.contrib.auth.models import Group
-
-        user = get_user_model().objects.create_user(
-            username=username, email=f"{username}@example.org", password=None
-        )
-        user.groups.add(*(Group.objects.get_or_create(name=name)[0] for name in groups))
-        return user
 
     def new_submission(self) -> Submission:
         """A new member of team qa, signed in, with a new bundle, who has loaded the form."""
@@ -178,7 +112,7 @@ class Portal:
 
         self.members += 1
         username = f"member{self.members:05d}"
-        user = self._user(username, groups=[settings.PORTAL_TEAM_GROUP_PREFIX + TEAM])
+        user = in_process.create_user(username, groups=[settings.PORTAL_TEAM_GROUP_PREFIX + TEAM])
         client = Client(enforce_csrf_checks=True)
         client.force_login(user)
         page = client.get("/requests/new/")
@@ -206,8 +140,7 @@ class Portal:
         )
         headers = {
             "CONTENT_TYPE": MULTIPART_CONTENT,
-            "HTTP_HOST": HOST,
-            "HTTP_ORIGIN": f"http://{HOST}",
+            "HTTP_ORIGIN": f"http://{in_process.HOST}",
             "HTTP_COOKIE": cookies,
         }
         return Submission(username=username, body=body, headers=headers)
@@ -215,24 +148,13 @@ class Portal:
     def post(self, submission: Submission) -> float:
         """Serve one submission as a WSGI server would; the seconds it took. Fails loudly unless
         the portal accepted it, so a refused submission is never counted."""
-        answer: list[str] = []
-
-        def start_response(status: str, headers: list, exc_info: object = None) -> None:
-            answer.append(status)
-
-        environ = submission.environ()
-        start, start_cpu = time.perf_counter(), time.process_time()
-        response = self.application(environ, start_response)
-        try:
-            content = b"".join(response)
-        finally:
-            response.close()  # request_finished: Django closes the database connection here
-        elapsed = time.perf_counter() - start
-        self.last_cpu = time.process_time() - start_cpu
-        if not answer or not answer[0].startswith("302"):
-            text = content.decode("utf-8", "replace")
-            raise RuntimeError(f"{submission.username}'s request was refused: {answer}\n{text}")
-        return elapsed
+        served = in_process.serve(self.application, submission.environ())
+        self.last_cpu = served.cpu
+        if not served.status.startswith("302"):
+            raise RuntimeError(
+                f"{submission.username}'s request was refused: {served.status}\n{served.text}"
+            )
+        return served.seconds
 
 
 class Breakdown:
@@ -282,27 +204,11 @@ class Breakdown:
 
     def medians(self) -> list[tuple[str, float]]:
         labels = [label for label, _, _ in self.PARTS]
-        rows = [(label, _median_ms([r.get(label, 0.0) for r in self.rounds])) for label in labels]
+        rows = [(label, median_ms([r.get(label, 0.0) for r in self.rounds])) for label in labels]
         # What is left of each round once the form's and the service's parts are taken out.
         rest = [r["total"] - r.get(labels[0], 0.0) - r.get(labels[1], 0.0) for r in self.rounds]
-        rows.append(
-            ("rest: middleware, session, CSRF, multipart, form, redirect", _median_ms(rest))
-        )
+        rows.append(("rest: middleware, session, CSRF, multipart, form, redirect", median_ms(rest)))
         return rows
-
-
-@contextmanager
-def counted_queries() -> Iterator[list[str]]:
-    from django.db import connection
-
-    statements: list[str] = []
-
-    def count(execute, sql, params, many, context):
-        statements.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(count):
-        yield statements
 
 
 def time_ours(portal: Portal, rounds: int, breakdown: Breakdown) -> tuple[list[float], list[float]]:
@@ -321,16 +227,9 @@ def time_ours(portal: Portal, rounds: int, breakdown: Breakdown) -> tuple[list[f
 def profile_ours(portal: Portal, rounds: int) -> str:
     """cProfile over `rounds` more submissions (profiled separately: it slows them down)."""
     submissions = [portal.new_submission() for _ in range(rounds)]
-    profiler = cProfile.Profile()
-    for submission in submissions:
-        profiler.enable()
-        portal.post(submission)
-        profiler.disable()
-    output = io.StringIO()
-    stats = pstats.Stats(profiler, stream=output).strip_dirs()
-    stats.sort_stats("cumulative").print_stats(35)
-    stats.sort_stats("tottime").print_stats(20)
-    return output.getvalue()
+    return in_process.profiled(
+        [partial(portal.post, submission) for submission in submissions], cumulative=35, tottime=20
+    )
 
 
 class NotaryCLI:
@@ -360,14 +259,6 @@ def time_cli(cli: NotaryCLI, ca: ClientCA, work: Path, rounds: int) -> list[floa
     return durations
 
 
-def _median_ms(seconds: list[float]) -> float:
-    return statistics.median(seconds) * 1000
-
-
-def _p90_ms(seconds: list[float]) -> float:
-    return statistics.quantiles(seconds, n=10, method="inclusive")[-1] * 1000
-
-
 def report(
     ours: list[float],
     ours_cpu: list[float],
@@ -376,20 +267,20 @@ def report(
     queries: int,
     load: tuple[float, float],
 ) -> None:
-    ours_median, peer_median = _median_ms(ours), _median_ms(peer)
-    verdict = "under" if _p90_ms(ours) < TARGET_MS else "OVER"
+    ours_median, peer_median = median_ms(ours), median_ms(peer)
+    verdict = "under" if p90_ms(ours) < TARGET_MS else "OVER"
     print(
         f"Submitting a request (certificate parsing and checks included); {os.cpu_count()} CPUs, "
         f"load average {load[0]:.1f} before, {load[1]:.1f} after:"
     )
     print(
-        f"  portal POST /requests/new/  median {ours_median:6.1f} ms   p90 {_p90_ms(ours):6.1f}"
+        f"  portal POST /requests/new/  median {ours_median:6.1f} ms   p90 {p90_ms(ours):6.1f}"
         f"   min {min(ours) * 1000:6.1f}   max {max(ours) * 1000:6.1f}   (n={len(ours)}, "
         "server time)"
     )
     print(
-        f"  of which CPU time           median {_median_ms(ours_cpu):6.1f} ms"
-        f"   p90 {_p90_ms(ours_cpu):6.1f}   (the rest is waiting: Redis, SQLite, the scheduler)"
+        f"  of which CPU time           median {median_ms(ours_cpu):6.1f} ms"
+        f"   p90 {p90_ms(ours_cpu):6.1f}   (the rest is waiting: Redis, SQLite, the scheduler)"
     )
     print(f"  target                      under  {TARGET_MS:6.1f} ms   (p90 is {verdict} it)")
     print(
@@ -414,8 +305,6 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.rounds < 2 or arguments.cli_rounds < 1:
         parser.error("--rounds must be at least 2 and --cli-rounds at least 1")
-    # A kill stops the run the way Ctrl-C does, so the services and folders go with it.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
     with ExitStack() as cleanup:
         work = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-submit-")))
@@ -425,23 +314,15 @@ def main() -> None:
             redis_service(port=redis_port, data_dir=work / "redis", durable=False)
         )
         notary_url = f"http://{LOOPBACK}:{notary_port}"
-
-        ca = ClientCA.create(now=datetime.now(UTC))
-        ca_bundle = work / "ucp-ca.pem"
-        ca_bundle.write_bytes(ca.certificate.public_bytes(serialization.Encoding.PEM))
-        configure_portal(
-            work / "portal", ca_bundle=ca_bundle, redis_url=f"redis://{LOOPBACK}:{redis_port}/0"
-        )
-        from django.db import connections
-
-        cleanup.callback(connections.close_all)
+        redis_url = f"redis://{LOOPBACK}:{redis_port}/0"
+        ca = cleanup.enter_context(in_process.portal_environment(work, redis_url=redis_url))
         portal = Portal(notary_url, ca)
 
         breakdown = Breakdown()
         breakdown.install()
         time_ours(portal, WARMUP_ROUNDS, breakdown)
         counted = portal.new_submission()
-        with counted_queries() as statements:
+        with in_process.counted_queries() as statements:
             portal.post(counted)
         queries = len(statements)
         breakdown.rounds.clear()
@@ -461,8 +342,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        # The services are stopped and the folders removed on the way out of main().
-        sys.exit(130)
+    # The services are stopped and the folders removed on the way out of main().
+    in_process.run(main)

@@ -8,10 +8,11 @@ side, each in its own thread with its own connection.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import pytest
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
 
 from delegations import services
@@ -31,6 +32,10 @@ ROUNDS = 20
 DECISION_ACTIONS = ("request.approved", "request.rejected")
 # Longer than any decision takes; a thread still running after it is a deadlock or a hang.
 THREAD_TIMEOUT = 30
+
+# One owner's decision: the service, the owner and the comment, e.g.
+# (services.request_reject, olga, "no").
+OwnerDecision = tuple[Callable[..., DelegationRequest], AbstractBaseUser, str]
 
 
 def at_once(*calls: Callable[[], object]) -> list[object]:
@@ -91,26 +96,54 @@ def new_request(repository, rq_queue):
     return make
 
 
+def decided_at_once(
+    new_request: Callable[[], DelegationRequest], rounds: int, *decisions: OwnerDecision
+) -> Iterator[tuple[DelegationRequest, list[object], str]]:
+    """Round after round, a new request that every (service, owner, comment) decides at the same
+    moment: the request as the database has it afterwards, what each decision returned or raised,
+    in order, and what to say when an assertion fails."""
+    for round_ in range(rounds):
+        request = new_request()
+        results = at_once(
+            *(
+                partial(decide, request_id=request.pk, acting_user=owner, comment=comment)
+                for decide, owner, comment in decisions
+            )
+        )
+        request.refresh_from_db()
+        outcomes = ", ".join(
+            f"{owner.get_username()} {decide.__name__} → {result!r}"
+            for (decide, owner, _), result in zip(decisions, results, strict=True)
+        )
+        yield request, results, f"round {round_}: {outcomes}"
+
+
+def both_approve_at_once(
+    new_request: Callable[[], DelegationRequest], people: dict, rounds: int
+) -> Iterator[tuple[DelegationRequest, list[object], str]]:
+    """alice and olga approve each new request at the same moment (see decided_at_once)."""
+    return decided_at_once(
+        new_request,
+        rounds,
+        (services.request_approve, people["alice"], "a"),
+        (services.request_approve, people["olga"], "o"),
+    )
+
+
 def test_approve_and_reject_at_once_leave_one_decision_and_one_audit_event(new_request, people):
     alice, olga = people["alice"], people["olga"]
     winners = []
-    for round_ in range(ROUNDS):
-        request = new_request()
-
-        approved, rejected = at_once(
-            partial(
-                services.request_approve, request_id=request.pk, acting_user=alice, comment="ok"
-            ),
-            partial(services.request_reject, request_id=request.pk, acting_user=olga, comment="no"),
-        )
-
-        context = f"round {round_}: approve → {approved!r}, reject → {rejected!r}"
+    for request, (approved, rejected), context in decided_at_once(
+        new_request,
+        ROUNDS,
+        (services.request_approve, alice, "ok"),
+        (services.request_reject, olga, "no"),
+    ):
         assert one_won_one_lost(approved, rejected), context
         if isinstance(approved, DelegationRequest):
             winner, status, action = alice, RequestStatus.APPROVED, "request.approved"
         else:
             winner, status, action = olga, RequestStatus.REJECTED, "request.rejected"
-        request.refresh_from_db()
         assert request.status == status, context
         decisions = list(Decision.objects.filter(request=request).values_list("owner", "comment"))
         assert decisions == [(winner.pk, "ok" if winner == alice else "no")], context
@@ -121,20 +154,8 @@ def test_approve_and_reject_at_once_leave_one_decision_and_one_audit_event(new_r
 
 
 def test_two_approvals_at_once_with_one_required_leave_one_decision(new_request, people):
-    alice, olga = people["alice"], people["olga"]
-    for round_ in range(ROUNDS // 2):
-        request = new_request()
-
-        first, second = at_once(
-            partial(
-                services.request_approve, request_id=request.pk, acting_user=alice, comment="a"
-            ),
-            partial(services.request_approve, request_id=request.pk, acting_user=olga, comment="o"),
-        )
-
-        context = f"round {round_}: alice → {first!r}, olga → {second!r}"
+    for request, (first, second), context in both_approve_at_once(new_request, people, ROUNDS // 2):
         assert one_won_one_lost(first, second), context
-        request.refresh_from_db()
         assert request.status == RequestStatus.APPROVED, context
         assert Decision.objects.filter(request=request).count() == 1, context
         assert decision_events(request) == ["request.approved"], context
@@ -144,22 +165,10 @@ def test_two_approvals_at_once_with_two_required_approve_once(repository, new_re
     """Each approval must see the other's, or both count one of two and the request stays
     pending."""
     Repository.objects.filter(pk=repository.pk).update(approvals_required=2)
-    alice, olga = people["alice"], people["olga"]
-    for round_ in range(ROUNDS // 2):
-        request = new_request()
-
-        first, second = at_once(
-            partial(
-                services.request_approve, request_id=request.pk, acting_user=alice, comment="a"
-            ),
-            partial(services.request_approve, request_id=request.pk, acting_user=olga, comment="o"),
-        )
-
-        context = f"round {round_}: alice → {first!r}, olga → {second!r}"
+    for request, (first, second), context in both_approve_at_once(new_request, people, ROUNDS // 2):
         assert isinstance(first, DelegationRequest), context
         assert isinstance(second, DelegationRequest), context
-        request.refresh_from_db()
         assert request.status == RequestStatus.APPROVED, context
         owners = set(Decision.objects.filter(request=request).values_list("owner", flat=True))
-        assert owners == {alice.pk, olga.pk}, context
+        assert owners == {people["alice"].pk, people["olga"].pk}, context
         assert decision_events(request) == ["request.approved"], context
