@@ -171,6 +171,16 @@ def stalled_request_ids(*, now: datetime, quiet_for: timedelta) -> list[int]:
     )
 
 
+def stalled_ending_ids(*, now: datetime, quiet_for: timedelta) -> list[int]:
+    """Delegations whose end was asked `quiet_for` ago and not done: their job may be lost."""
+    return list(
+        Delegation.objects.filter(ended_at__isnull=True, ending_requested_at__lt=now - quiet_for)
+        .exclude(ending="")
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
 def unsent_notification_ids(*, now: datetime, quiet_for: timedelta, max_attempts: int) -> list[int]:
     """Emails owed for `quiet_for` and not sent, that have attempts left."""
     return list(

@@ -119,14 +119,16 @@ def _attempt(work: Callable[[], object], *, give_up, doing: str, subject: str) -
 def resume_stalled_requests() -> list[int]:
     """Queue again the approved requests whose job was lost (a crash of the web process before
     it queued the job, of Redis, or of the worker). Applying is idempotent, so this is safe."""
+    return _requeue(selectors.stalled_request_ids, enqueue_apply, "requests whose apply job")
+
+
+def _requeue(stalled_ids, enqueue, what: str) -> list[int]:
     quiet_for = timedelta(seconds=settings.PORTAL_STALLED_AFTER_SECONDS)
     resumed = [
-        request_id
-        for request_id in selectors.stalled_request_ids(now=clock.now(), quiet_for=quiet_for)
-        if enqueue_apply(request_id)
+        item_id for item_id in stalled_ids(now=clock.now(), quiet_for=quiet_for) if enqueue(item_id)
     ]
     if resumed:
-        logger.warning("re-queued requests whose apply job was lost: %s", resumed)
+        logger.warning("re-queued %s was lost: %s", what, resumed)
     return resumed
 
 
@@ -175,12 +177,6 @@ def end_delegation(delegation_id: int) -> None:
 
 def resume_stalled_endings() -> list[int]:
     """Queue again the delegation ends whose job was lost; ending is idempotent."""
-    quiet_for = timedelta(seconds=settings.PORTAL_STALLED_AFTER_SECONDS)
-    resumed = [
-        delegation_id
-        for delegation_id in services.stalled_ending_ids(now=clock.now(), quiet_for=quiet_for)
-        if enqueue_delegation_end(delegation_id)
-    ]
-    if resumed:
-        logger.warning("re-queued delegation ends whose job was lost: %s", resumed)
-    return resumed
+    return _requeue(
+        selectors.stalled_ending_ids, enqueue_delegation_end, "delegation ends whose job"
+    )

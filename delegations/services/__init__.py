@@ -7,7 +7,6 @@ from .delegation_endings import (
     delegation_end_fail,
     delegation_give_up,
     delegation_revoke,
-    stalled_ending_ids,
 )
 from .delegation_requests import request_apply, request_change, request_fail, request_submit
 from .notifications import notification_send, notifications_create
@@ -46,5 +45,4 @@ __all__ = [
     "request_withdraw",
     "requests_decide",
     "requests_expire",
-    "stalled_ending_ids",
 ]

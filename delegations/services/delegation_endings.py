@@ -10,7 +10,7 @@ idempotent, so a run after a crash finds the key gone and records that instead.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -244,16 +244,3 @@ def delegation_end_fail(
         notifications_create(kind="delegation_end_failed", request=delegation.request, now=now)
     delegation.refresh_from_db()
     return delegation
-
-
-def stalled_ending_ids(*, now: datetime, quiet_for: timedelta) -> list[int]:
-    """Delegations whose end was asked `quiet_for` ago and not done: their job may be lost."""
-    return list(
-        Delegation.objects.filter(
-            ended_at__isnull=True,
-            ending_requested_at__lt=now - quiet_for,
-        )
-        .exclude(ending="")
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
