@@ -303,6 +303,21 @@ class Delegation(models.Model):
     def __str__(self) -> str:
         return f"{self.member} in {self.repository} ({self.team})"
 
+    @classmethod
+    def of_request(cls, request: DelegationRequest, *, since: datetime) -> Delegation:
+        """The (unsaved) grant a delegated request makes: its key, in both of its roles."""
+        return cls(
+            request=request,
+            repository=request.repository,
+            member=request.requester,
+            team=request.team,
+            canonical_key_id=request.canonical_key_id,
+            tuf_key_id=request.tuf_key_id,
+            roles=request.role_names,
+            active_from=since,
+            certificate_expires_at=request.not_after,
+        )
+
     @property
     def is_active(self) -> bool:
         return self.ended_at is None

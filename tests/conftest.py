@@ -198,6 +198,19 @@ def people(repository):
     }
 
 
+@pytest.fixture
+def stranger(repository):
+    """An owner of another repository, who must see and decide nothing of `repository`."""
+    other = services.repository_register(
+        dtr_host="dtr.example.org",
+        namespace=f"other{uuid.uuid4().hex[:8]}",
+        name="app",
+        notary_url=repository.notary_url,
+        owners_group="owners:other/app",
+    )
+    return make_user("stranger", owns=(other.owners_group,))
+
+
 # -- mail -----------------------------------------------------------------------------------------
 
 

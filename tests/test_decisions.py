@@ -106,15 +106,9 @@ def test_bulk_reject_needs_a_comment(client, repository, people):
     assert not DelegationRequest.objects.exclude(status=RequestStatus.PENDING).exists()
 
 
-def test_an_owner_of_another_repository_sees_and_decides_nothing_here(client, repository, people):
-    other = services.repository_register(
-        dtr_host="dtr.example.org",
-        namespace="other",
-        name="app",
-        notary_url=repository.notary_url,
-        owners_group="owners:other/app",
-    )
-    stranger = make_user("stranger", owns=(other.owners_group,))
+def test_an_owner_of_another_repository_sees_and_decides_nothing_here(
+    client, repository, people, stranger
+):
     request = submit_request(repository, people["bob"])
     client.force_login(stranger)
     queue = page_text(client.get(reverse("delegations:approval_queue")))

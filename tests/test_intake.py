@@ -48,17 +48,9 @@ def submit(repository, requester, bundle, **changes):
 def mark_delegated(request: DelegationRequest) -> Delegation:
     """What the worker records once a request's key is in both roles (no Notary needed here)."""
     DelegationRequest.objects.filter(pk=request.pk).update(status=RequestStatus.DELEGATED)
-    return Delegation.objects.create(
-        request=request,
-        repository=request.repository,
-        member=request.requester,
-        team=request.team,
-        canonical_key_id=request.canonical_key_id,
-        tuf_key_id=request.tuf_key_id,
-        roles=request.role_names,
-        active_from=timezone.now(),
-        certificate_expires_at=request.not_after,
-    )
+    delegation = Delegation.of_request(request, since=timezone.now())
+    delegation.save()
+    return delegation
 
 
 @pytest.fixture

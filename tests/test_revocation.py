@@ -212,16 +212,8 @@ def test_a_double_click_asks_once_and_the_list_shows_the_revocation_under_way(
         services.delegation_give_up(delegation_id=bob.pk, acting_user=people["bob"])
 
 
-def test_only_owners_of_the_repository_revoke(client, repository, people, team_qa):
+def test_only_owners_of_the_repository_revoke(client, repository, people, team_qa, stranger):
     bob = team_qa["bob"]
-    other = services.repository_register(
-        dtr_host="dtr.example.org",
-        namespace="other",
-        name="app",
-        notary_url=repository.notary_url,
-        owners_group="owners:other/app",
-    )
-    stranger = make_user("stranger", owns=(other.owners_group,))
     confirm = reverse("delegations:delegation_revoke", args=[bob.pk])
     for person in (people["dave"], people["bob"], team_qa["carol_user"], stranger):
         with pytest.raises(NotAllowed):

@@ -329,17 +329,7 @@ def _record_delegation(
             failure_reason="",
             **versions,
         )
-        Delegation.objects.create(
-            request=request,
-            repository=request.repository,
-            member=request.requester,
-            team=request.team,
-            canonical_key_id=request.canonical_key_id,
-            tuf_key_id=request.tuf_key_id,
-            roles=request.role_names,
-            active_from=now,
-            certificate_expires_at=request.not_after,
-        )
+        Delegation.of_request(request, since=now).save()
         _supersede_renewed(request, now=now)
         notifications_create(kind="request_delegated", request=request, now=now)
     return request
