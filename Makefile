@@ -6,9 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 # notary: notary-server and the notary CLI; python-ldap builds against libldap and libsasl;
 # chromium runs the browser tests (Playwright drives it, it never downloads a browser);
-# postgresql gives the second test pass its throwaway cluster (tests/postgres.py).
+# postgresql gives the second test pass its throwaway cluster (tests/postgres.py); slapd is the
+# tests' and `PORTAL_DEMO_DIRECTORY=ldap make run`'s directory (stack/slapd.py, never the system's
+# instance), ldap-utils its ldapsearch for looking inside.
 DEBIAN_PACKAGES := notary redis-server openssl build-essential python3-dev python3-venv \
-	libldap2-dev libsasl2-dev chromium postgresql
+	libldap2-dev libsasl2-dev chromium postgresql slapd ldap-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test deps system-packages lint format clean

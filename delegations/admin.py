@@ -24,6 +24,7 @@ from .models import (
     Decision,
     Delegation,
     DelegationRequest,
+    DirectoryAccount,
     KeyRole,
     Notification,
     Repository,
@@ -213,6 +214,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 class NotificationAdmin(ReadOnlyAdmin):
     list_display = [
         "kind",
+        "occasion",
         "recipient",
         "request",
         "created_at",
@@ -237,3 +239,12 @@ class AuditChainHeadAdmin(ReadOnlyAdmin):
     """The newest hash of the audit chain, for comparing against an exported log."""
 
     list_display = ["last_hash"]
+
+
+@admin.register(DirectoryAccount)
+class DirectoryAccountAdmin(ReadOnlyAdmin):
+    """Users who come from the LDAP directory; the directory, not the admin, changes them."""
+
+    list_display = ["user", "dn", "seen_at", "disabled_at"]
+    list_filter = [("disabled_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__username", "dn"]

@@ -21,6 +21,8 @@ from .models import AuditChainHead, AuditEvent, DelegationRequest, Repository
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR = "portal-worker"
+# The actor of what the directory sync does: nobody decided it, the directory changed.
+DIRECTORY_SYNC_ACTOR = "directory-sync"
 
 
 def utc_timestamp(moment: datetime) -> str:
@@ -76,8 +78,10 @@ def audit_record(
     request: DelegationRequest | None = None,
     repository: Repository | None = None,
     details: dict | None = None,
+    system_actor: str = SYSTEM_ACTOR,
 ) -> AuditEvent:
-    """Append one event. Must run inside the transaction of the change it records."""
+    """Append one event. Must run inside the transaction of the change it records. Without a
+    person, the actor is the part of the portal that acted (`system_actor`)."""
     if request is not None and repository is None:
         repository = request.repository
     # Locking the head row makes concurrent writers take turns, so the chain never forks.
@@ -87,7 +91,7 @@ def audit_record(
     event = AuditEvent(
         created_at=now,
         actor=actor,
-        actor_name=actor.get_username() if actor is not None else SYSTEM_ACTOR,
+        actor_name=actor.get_username() if actor is not None else system_actor,
         action=action,
         request=request,
         repository=repository,

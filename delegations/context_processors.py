@@ -1,6 +1,7 @@
 from django.http import HttpRequest
 
 from . import selectors
+from .directory import DirectoryUnavailable
 
 
 def navigation(request: HttpRequest) -> dict[str, object]:
@@ -8,7 +9,10 @@ def navigation(request: HttpRequest) -> dict[str, object]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    owns_repositories = selectors.repositories_owned_by(user).exists()
+    try:
+        owns_repositories = selectors.repositories_owned_by(user).exists()
+    except DirectoryUnavailable:
+        return {}  # the page says so itself (DirectoryUnavailableMiddleware)
     return {
         "nav_is_owner": owns_repositories,
         "nav_pending_count": selectors.approval_queue_for(user).count() if owns_repositories else 0,

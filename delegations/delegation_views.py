@@ -16,8 +16,9 @@ from django.views.decorators.http import require_POST
 
 from . import clock, selectors, services, trust
 from .exceptions import IllegalTransition, InvalidInput, NotAllowed, TrustSetupError
+from .instructions import witness_command
 from .models import Delegation
-from .notary import ChangeImpact, NotaryError, witness_command
+from .notary import ChangeImpact, NotaryError
 from .services.delegation_endings import MAX_COMMENT
 
 NOT_AN_OWNER = "Only the owners of a delegation's repository revoke it."
@@ -154,7 +155,7 @@ def _preview(delegation: Delegation) -> RevocationPreview:
     return RevocationPreview(
         impact=impact,
         losing_roles=losing_roles,
-        witness_command=witness_command(delegation.repository.gun, losing_roles)
+        witness_command=witness_command(delegation.repository, losing_roles)
         if losing_roles
         else "",
         kept_in=[name for name in delegation.roles if name in keeping],

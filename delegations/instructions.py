@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .models import DelegationRequest
+from .models import DelegationRequest, Repository
 from .notary import RELEASES
 
 
@@ -14,11 +15,30 @@ class Step:
     command: str
 
 
+def notary_cli(repository: Repository) -> str:
+    """The notary CLI aimed at the repository's server, sharing Docker's trust directory (where
+    `docker trust key load` put the key)."""
+    return f"notary -s {repository.notary_url} -d ~/.docker/trust"
+
+
+def witness_command(repository: Repository, role_names: Iterable[str]) -> str:
+    """What a remaining signer runs to re-sign role files as they stand, vouching for their tags
+    again: after a key leaves, files it alone signed stop verifying."""
+    return f"{notary_cli(repository)} witness -p {repository.gun} {' '.join(role_names)}"
+
+
 def signing_steps(request: DelegationRequest) -> list[Step]:
     repository = request.repository
     gun = repository.gun
-    notary = f"notary -s {repository.notary_url} -d ~/.docker/trust"
+    notary = notary_cli(repository)
     roles = " ".join(f"--roles {role}" for role in request.role_names)
+    # Docker finds a registry's Notary at https://<registry host>, which is where DTR serves it;
+    # any other server has to be named.
+    docker_server = (
+        ""
+        if repository.notary_url.rstrip("/") == f"https://{repository.dtr_host}"
+        else f"DOCKER_CONTENT_TRUST_SERVER={repository.notary_url} "
+    )
     steps = [
         Step(
             "Load the private key of your client bundle (key.pem) into Docker's trust store:",
@@ -26,12 +46,13 @@ def signing_steps(request: DelegationRequest) -> list[Step]:
         ),
         Step(
             f"Sign a tag; Docker signs into {RELEASES} and targets/{request.team} for you:",
-            f"docker trust sign {gun}:<tag>",
+            f"{docker_server}docker trust sign {gun}:<tag>",
         ),
         Step("Or, with the notary CLI, import the same key:", f"{notary} key import key.pem"),
         Step(
-            "and sign an image manifest by its size and digest into both roles:",
-            f"{notary} addhash -p {gun} <tag> <manifest-size> --sha256 <manifest-digest> {roles}",
+            "and sign an image manifest by its size and SHA-256 (hex) into both roles:",
+            f"{notary} addhash -p {gun} <tag> <manifest-size> --sha256 <manifest-sha256-hex> "
+            f"{roles}",
         ),
     ]
     if request.renews_id is not None:
@@ -41,7 +62,7 @@ def signing_steps(request: DelegationRequest) -> list[Step]:
             1,
             Step(
                 "Your old key has left the roles: first re-sign what it signed, with the new key:",
-                f"{notary} witness -p {gun} {' '.join(request.role_names)}",
+                witness_command(repository, request.role_names),
             ),
         )
     return steps

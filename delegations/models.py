@@ -247,10 +247,20 @@ class Notification(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
+    # Reminders are owed once per occasion ("30d", "7d", …): a second run of the reminder job
+    # meets the unique constraint instead of mailing again. Empty for one-off notifications.
+    occasion = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["sent_at", "created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "kind", "recipient", "occasion"],
+                condition=~models.Q(occasion=""),
+                name="one_notification_per_occasion",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.recipient} about #{self.request_id}"
@@ -262,6 +272,11 @@ class EndReason(models.TextChoices):
     LEFT_TEAM = "left_team", "Left the team"
     EXPIRED = "expired", "Certificate expired"
     GIVEN_UP = "given_up", "Given up"
+    DISABLED = "disabled", "Account disabled"
+
+
+# Ends the directory sync asks for: nobody chose them, the directory's state did.
+DIRECTORY_END_REASONS = (EndReason.LEFT_TEAM, EndReason.DISABLED)
 
 
 class Delegation(models.Model):
@@ -369,3 +384,21 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return self.last_hash
+
+
+class DirectoryAccount(models.Model):
+    """A portal user who comes from the LDAP directory: their teams and ownerships are read
+    from it, and the directory sync ends their delegations when they leave a team or are
+    disabled. Users without one are local accounts (local groups)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="directory_account"
+    )
+    dn = models.CharField(max_length=1024)
+    seen_at = models.DateTimeField(help_text="When the directory last showed the account")
+    disabled_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the sync found it disabled or gone"
+    )
+
+    def __str__(self) -> str:
+        return self.dn

@@ -8,14 +8,17 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Case, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Exists, OuterRef, Q, QuerySet, Value, When
 from django.http import Http404
 
+from . import directory
+from .directory_accounts import directory_user_for
 from .exceptions import InvalidInput
 from .models import (
     OPEN_STATUSES,
     Delegation,
     DelegationRequest,
+    DirectoryAccount,
     Notification,
     Repository,
     RequestStatus,
@@ -25,26 +28,56 @@ User = get_user_model()
 
 
 # -- directory -------------------------------------------------------------------------------------
-# The two functions below are the only ones that read group membership. Teams and ownership are
-# both derived from them, so the directory can change (local groups today, LDAP later) in one place.
+# Who is in which team and group is read here and only here. A directory account (a user with a
+# DirectoryAccount, made at their first LDAP login) is answered by the LDAP directory; a local
+# account by its local Django groups, where teams are the groups named with the team prefix.
+
+
+def directory_account_of(user: AbstractBaseUser) -> DirectoryAccount | None:
+    """The user's directory account, when a directory is set up and they come from it."""
+    if not directory.configured() or user.pk is None:
+        return None
+    try:
+        return user.directory_account
+    except DirectoryAccount.DoesNotExist:
+        return None
+
+
+def _memberships(user: AbstractBaseUser) -> directory.Memberships:
+    if not user.is_authenticated or not user.is_active:
+        return directory.Memberships(groups=frozenset(), teams=frozenset())
+    account = directory_account_of(user)
+    if account is not None:
+        return directory.memberships(account.dn)
+    names = frozenset(user.groups.values_list("name", flat=True))
+    prefix = settings.PORTAL_TEAM_GROUP_PREFIX
+    teams = frozenset(name[len(prefix) :] for name in names if name.startswith(prefix))
+    return directory.Memberships(groups=names, teams=teams)
 
 
 def group_names_of(user: AbstractBaseUser) -> frozenset[str]:
     """The names of the groups an active user is in."""
-    if not user.is_authenticated or not user.is_active:
-        return frozenset()
-    return frozenset(user.groups.values_list("name", flat=True))
-
-
-def members_of(group_name: str) -> QuerySet:
-    """The active users in a group."""
-    return User.objects.filter(groups__name=group_name, is_active=True).order_by("username")
+    return _memberships(user).groups
 
 
 def teams_of(user: AbstractBaseUser) -> list[str]:
-    """The UCP teams `user` belongs to, sorted: groups named with the team prefix."""
-    prefix = settings.PORTAL_TEAM_GROUP_PREFIX
-    return sorted(name[len(prefix) :] for name in group_names_of(user) if name.startswith(prefix))
+    """The UCP teams `user` belongs to, sorted."""
+    return sorted(_memberships(user).teams)
+
+
+def members_of(group_name: str) -> QuerySet:
+    """The active users in a group: the directory's group of that name for directory accounts
+    (made into portal users if they never logged in, so that they can be told), and the local
+    group for local ones."""
+    local = Q(groups__name=group_name, directory_account__isnull=True)
+    if not directory.configured():
+        return User.objects.filter(groups__name=group_name, is_active=True).order_by("username")
+    in_directory = [directory_user_for(entry).pk for entry in directory.group_members(group_name)]
+    return (
+        User.objects.filter(local | Q(pk__in=in_directory), is_active=True)
+        .distinct()
+        .order_by("username")
+    )
 
 
 def owners_of(repository: Repository) -> QuerySet:
@@ -236,4 +269,65 @@ def active_delegations_owned_by(user: AbstractBaseUser) -> QuerySet:
         Delegation.objects.filter(ended_at__isnull=True, repository__in=repositories_owned_by(user))
         .select_related("repository", "member")
         .order_by("repository__namespace", "repository__name", "team", "member__username")
+    )
+
+
+# -- reminders ------------------------------------------------------------------------------------
+
+
+def open_renewal_of(delegation: Delegation) -> DelegationRequest | None:
+    """The member's renewal of `delegation` still on its way (pending, approved or applying)."""
+    return delegation.renewals.filter(status__in=OPEN_STATUSES).order_by("-id").first()
+
+
+def delegations_owing_certificate_reminder(
+    *, now: datetime, days_before: list[int], kind: str
+) -> list[tuple[Delegation, str]]:
+    """Active delegations whose certificate expires within the largest of `days_before`, each
+    with the reminder it is owed now ("7d", "30d"): the smallest day count it is within. Those
+    whose reminder of that occasion was owed already are left out, in the same query."""
+    windows = sorted(set(days_before))
+    if not windows:
+        return []
+    occasion = Case(
+        *(
+            When(certificate_expires_at__lte=now + timedelta(days=days), then=Value(f"{days}d"))
+            for days in windows
+        ),
+        default=Value(""),
+        output_field=CharField(),
+    )
+    owed = Notification.objects.filter(
+        request=OuterRef("request"), kind=kind, occasion=OuterRef("reminder_occasion")
+    )
+    delegations = (
+        Delegation.objects.filter(
+            ended_at__isnull=True,
+            ending="",
+            certificate_expires_at__gt=now,
+            certificate_expires_at__lte=now + timedelta(days=windows[-1]),
+        )
+        .annotate(reminder_occasion=occasion)
+        .exclude(Exists(owed))
+        .select_related("request__repository", "request__requester", "member")
+        .order_by("certificate_expires_at", "id")
+    )
+    return [(delegation, delegation.reminder_occasion) for delegation in delegations]
+
+
+def requests_owing_expiry_reminder(
+    *, now: datetime, expire_after: timedelta, remind_before: timedelta, kind: str, occasion: str
+) -> QuerySet:
+    """Pending requests that expire (`expire_after` their creation) within `remind_before` and
+    have not yet, whose reminder was not owed already."""
+    owed = Notification.objects.filter(request=OuterRef("pk"), kind=kind, occasion=occasion)
+    return (
+        DelegationRequest.objects.filter(
+            status=RequestStatus.PENDING,
+            created_at__gt=now - expire_after,
+            created_at__lte=now - expire_after + remind_before,
+        )
+        .exclude(Exists(owed))
+        .select_related("repository", "requester")
+        .order_by("created_at", "id")
     )

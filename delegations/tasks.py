@@ -14,7 +14,7 @@ from rq import Queue, Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from . import clock, selectors, services
+from . import clock, directory, selectors, services
 from .notary import TransientNotaryError
 
 QUEUE = "default"
@@ -180,3 +180,18 @@ def resume_stalled_endings() -> list[int]:
     return _requeue(
         selectors.stalled_ending_ids, enqueue_delegation_end, "delegation ends whose job"
     )
+
+
+def sync_directory() -> str:
+    """End the delegations of members who left a team or were disabled in the directory."""
+    try:
+        return services.directory_sync().summary()
+    except directory.DirectoryUnavailable as error:
+        # The next scheduled run tries again; nothing was changed.
+        logger.warning("directory sync skipped, the directory cannot be read: %s", error)
+        return f"skipped: {error}"
+
+
+def send_reminders() -> list[int]:
+    """Owe the reminders due now: certificates about to expire, requests about to expire."""
+    return services.reminders_send()

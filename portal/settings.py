@@ -160,6 +160,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "delegations.middleware.DirectoryUnavailableMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -205,6 +206,53 @@ AUTH_PASSWORD_VALIDATORS = [
 # UCP team <team>. A repository names its owners group itself.
 PORTAL_TEAM_GROUP_PREFIX = env_str("PORTAL_TEAM_GROUP_PREFIX", "team:")
 
+# --- Directory (LDAP) ----------------------------------------------------------------------------
+# With PORTAL_LDAP_URI set, people log in with their directory account (django-auth-ldap), their
+# teams are the groups under PORTAL_LDAP_TEAM_BASE and a repository's owners are the members of
+# the group under PORTAL_LDAP_GROUP_BASE it names. Local accounts keep their local groups.
+
+PORTAL_LDAP_URI = env_str("PORTAL_LDAP_URI", "")
+PORTAL_LDAP_BIND_DN = env_str("PORTAL_LDAP_BIND_DN", "")
+PORTAL_LDAP_BIND_PASSWORD = env_str("PORTAL_LDAP_BIND_PASSWORD", "")
+PORTAL_LDAP_START_TLS = env_bool("PORTAL_LDAP_START_TLS", False)
+# The CA that signed the directory's certificate (StartTLS or ldaps://); the system's otherwise.
+PORTAL_LDAP_CA_FILE = env_str("PORTAL_LDAP_CA_FILE", "")
+PORTAL_LDAP_TIMEOUT = env_float("PORTAL_LDAP_TIMEOUT", 5.0)
+PORTAL_LDAP_USER_BASE = env_str("PORTAL_LDAP_USER_BASE", "")
+PORTAL_LDAP_USER_FILTER = env_str("PORTAL_LDAP_USER_FILTER", "(uid=%(user)s)")
+PORTAL_LDAP_USERNAME_ATTRIBUTE = env_str("PORTAL_LDAP_USERNAME_ATTRIBUTE", "uid")
+# Entries matching this filter are disabled accounts: they cannot log in, and the sync ends
+# their delegations. The default is the demo tree's convention (shadowExpire: 1); at work it is
+# e.g. (pwdAccountLockedTime=*), or Active Directory's
+# (userAccountControl:1.2.840.113556.1.4.803:=2).
+PORTAL_LDAP_DISABLED_FILTER = env_str("PORTAL_LDAP_DISABLED_FILTER", "(shadowExpire=1)")
+PORTAL_LDAP_GROUP_BASE = env_str("PORTAL_LDAP_GROUP_BASE", "")
+PORTAL_LDAP_TEAM_BASE = env_str("PORTAL_LDAP_TEAM_BASE", "")
+PORTAL_LDAP_GROUP_FILTER = env_str("PORTAL_LDAP_GROUP_FILTER", "(objectClass=groupOfNames)")
+PORTAL_LDAP_GROUP_MEMBER_ATTRIBUTE = env_str("PORTAL_LDAP_GROUP_MEMBER_ATTRIBUTE", "member")
+# Members of this group (a DN) are portal administrators: staff and superuser.
+PORTAL_LDAP_ADMIN_GROUP = env_str("PORTAL_LDAP_ADMIN_GROUP", "")
+# How long a read of the directory (someone's groups, a group's members) is reused.
+PORTAL_DIRECTORY_CACHE_SECONDS = env_int("PORTAL_DIRECTORY_CACHE_SECONDS", 60)
+# How often the sync looks for members who left a team or were disabled.
+PORTAL_DIRECTORY_SYNC_SECONDS = env_int("PORTAL_DIRECTORY_SYNC_SECONDS", 900)
+# A sync that would end more delegations than this ends none and says so: a directory that
+# suddenly shows everyone out of their teams is more likely misconfigured than emptied.
+PORTAL_DIRECTORY_SYNC_MAX_ENDINGS = env_int("PORTAL_DIRECTORY_SYNC_MAX_ENDINGS", 25)
+
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if PORTAL_LDAP_URI:
+    from portal.ldap_settings import django_auth_ldap_settings
+
+    for _name in ("USER_BASE", "GROUP_BASE", "TEAM_BASE"):
+        if not globals()[f"PORTAL_LDAP_{_name}"]:
+            raise ImproperlyConfigured(f"PORTAL_LDAP_{_name} is required with PORTAL_LDAP_URI")
+    globals().update(django_auth_ldap_settings(globals()))
+    AUTHENTICATION_BACKENDS = [
+        "delegations.directory_login.DirectoryBackend",
+        "delegations.directory_login.LocalAccountBackend",
+    ]
+
 SESSION_COOKIE_HTTPONLY = True
 # Behind a TLS-terminating proxy, trust its X-Forwarded-Proto header to know a request is https.
 if env_bool("PORTAL_BEHIND_TLS_PROXY", False):
@@ -233,6 +281,10 @@ PORTAL_STALLED_AFTER_SECONDS = env_int("PORTAL_STALLED_AFTER_SECONDS", 120)
 PORTAL_REQUEST_EXPIRY_DAYS = env_int("PORTAL_REQUEST_EXPIRY_DAYS", 7)
 # An email is given up (left unsent, with its last error, in the admin) after this many tries.
 PORTAL_NOTIFICATION_MAX_ATTEMPTS = env_int("PORTAL_NOTIFICATION_MAX_ATTEMPTS", 20)
+# Members and owners are reminded this many days before a delegation's certificate expires.
+PORTAL_CERTIFICATE_REMINDER_DAYS = env_int_list("PORTAL_CERTIFICATE_REMINDER_DAYS", "30,7")
+# A requester is reminded this many hours before their undecided request expires.
+PORTAL_REQUEST_EXPIRY_REMINDER_HOURS = env_int("PORTAL_REQUEST_EXPIRY_REMINDER_HOURS", 24)
 
 # --- Mail ----------------------------------------------------------------------------------------
 

@@ -4,6 +4,9 @@ Starts redis-server, a notary-server (memory storage) with the demo repository i
 the django-rq worker, RQ's cron scheduler and the web server; creates the demo accounts;
 prints what is where; and stops everything in order on Ctrl-C. Ports can be moved with
 PORTAL_HTTP_PORT, PORTAL_REDIS_PORT and PORTAL_NOTARY_PORT.
+
+With PORTAL_DEMO_DIRECTORY=ldap, people log in from a real directory instead: slapd with the
+demo tree (deploy/ldap/demo.ldif) on PORTAL_LDAP_PORT (3389), and the portal pointed at it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from delegations.ucp_bundles import ClientCA
 
 from .processes import LOOPBACK, Service, ServiceError, notary_service, redis_service
+from .slapd import DEMO_PORT, demo_directory_env, demo_directory_service
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -52,6 +56,11 @@ def main() -> int:
     bundles = data_dir / "demo-bundles"
     ClientCA.load_or_create(bundles / "ca", now=datetime.now(UTC))
     env.setdefault("PORTAL_UCP_CA_BUNDLE", str(bundles / "ca" / "ca.pem"))
+    directory_port: int | None = None
+    if os.environ.get("PORTAL_DEMO_DIRECTORY") == "ldap":
+        directory_port = int(os.environ.get("PORTAL_LDAP_PORT", str(DEMO_PORT)))
+        for name, value in demo_directory_env(f"ldap://{LOOPBACK}:{directory_port}").items():
+            env.setdefault(name, value)
     manage = [sys.executable, str(BASE_DIR / "manage.py")]
     logs = data_dir / "logs"
 
@@ -61,6 +70,9 @@ def main() -> int:
     try:
         started.append(redis_service(port=redis_port, data_dir=data_dir / "redis").start())
         started.append(notary_service(port=notary_port, data_dir=data_dir / "notary").start())
+        if directory_port is not None:
+            directory = demo_directory_service(port=directory_port, data_dir=data_dir / "slapd")
+            started.append(directory.start())
         for step in (["migrate", "--noinput", "-v0"], ["collectstatic", "--noinput", "-v0"]):
             subprocess.run([*manage, *step], env=env, cwd=BASE_DIR, check=True)
         worker = Service(
@@ -103,6 +115,8 @@ def main() -> int:
             redis_port=redis_port,
             logs=logs,
             bundles=bundles,
+            directory_uri=env["PORTAL_LDAP_URI"] if directory_port is not None else None,
+            directory_admin_password_file=data_dir / "slapd" / "admin-password",
         )
         while all(service.running for service in started):
             time.sleep(0.5)
@@ -116,8 +130,8 @@ def main() -> int:
         print(f"Could not start the portal: {error}", file=sys.stderr)
         if "already in use" in str(error):
             print(
-                "Move our ports with PORTAL_HTTP_PORT, PORTAL_REDIS_PORT or PORTAL_NOTARY_PORT, "
-                "e.g. PORTAL_REDIS_PORT=6380 make run",
+                "Move our ports with PORTAL_HTTP_PORT, PORTAL_REDIS_PORT, PORTAL_NOTARY_PORT or "
+                "PORTAL_LDAP_PORT, e.g. PORTAL_REDIS_PORT=6380 make run",
                 file=sys.stderr,
             )
         return 1
@@ -130,8 +144,23 @@ def main() -> int:
 
 
 def print_facts(
-    *, portal_url: str, notary_url: str, redis_port: int, logs: Path, bundles: Path
+    *,
+    portal_url: str,
+    notary_url: str,
+    redis_port: int,
+    logs: Path,
+    bundles: Path,
+    directory_uri: str | None = None,
+    directory_admin_password_file: Path | None = None,
 ) -> None:
+    directory = erin = ""
+    if directory_uri is not None:
+        directory = (
+            f"  Directory       {directory_uri}  (slapd, deploy/ldap/demo.ldif)\n"
+            f"                  admin cn=admin,dc=example,dc=org, password in "
+            f"{directory_admin_password_file}\n"
+        )
+        erin = "\n    erin    team dev, disabled in the directory: cannot log in"
     print(
         f"""
 The delegation portal is running.
@@ -139,14 +168,14 @@ The delegation portal is running.
   Portal          {portal_url}/
   Notary server   {notary_url}  (memory storage; dtr.example.org/dev/nginx is initialised)
   Redis           redis://{LOOPBACK}:{redis_port}/0, with the django-rq worker and cron
-  Mail            printed in {logs / "worker.log"}
+{directory}  Mail            printed in {logs / "worker.log"}
   Logs            {logs}
 
   Accounts (password: demo)
     alice   team it-ops, owner of dev/nginx: approves requests
     bob     team qa
     carol   team qa
-    dave    team dev
+    dave    team dev{erin}
 
   Client bundles  {bundles}/ucp-bundle-<account>.zip
                   drop yours on the Request delegation form (its key.pem never leaves the browser)

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from email import policy
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -30,8 +31,10 @@ from django.db import connection
 from playwright.sync_api import Browser, sync_playwright
 from rq import SimpleWorker
 
-from delegations import services
+from delegations import directory, services
 from stack.processes import LOOPBACK, free_port, notary_service, redis_service
+from tests.directory_server import DirectoryServer
+from tests.directory_settings import configure_directory
 from tests.factories import make_user
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -356,3 +359,36 @@ def browser() -> Iterator[Browser]:
             browser.close()
     finally:
         del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+# -- directory (slapd) ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ldap_server(service_dir: Path) -> Iterator[DirectoryServer]:
+    """slapd with the demo tree (deploy/ldap/demo.ldif), StartTLS and ldaps, for the session."""
+    server = DirectoryServer(service_dir / "slapd")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ldap_tree(ldap_server: DirectoryServer) -> Iterator[DirectoryServer]:
+    """`ldap_server` holding exactly the seeded tree, and put back after the test (running again if
+    the test stopped it to see the portal cope)."""
+    ldap_server.restore()
+    yield ldap_server
+    ldap_server.restore()
+
+
+@pytest.fixture
+def use_directory(ldap_tree, settings) -> Iterator[Callable[..., None]]:
+    """Point the portal at the test directory; call it again with overrides to change a value.
+    The tree is back to its seed after the test (`ldap_tree`)."""
+    configure = partial(configure_directory, settings, ldap_tree)
+    configure()
+    yield configure
+    directory.forget()

@@ -12,9 +12,19 @@ import re
 import pytest
 import yaml
 
+from stack.slapd import base_dn_of, demo_directory_env
 from tests.conftest import BASE_DIR
 
 SETTINGS_SOURCE = (BASE_DIR / "portal" / "settings.py").read_text()
+PORTAL_SERVICES = ("web", "worker", "cron")
+
+
+def compose_default(value: str) -> str | None:
+    """What compose makes of `${NAME:-default}` with NAME unset (None for a required one)."""
+    match = re.fullmatch(r"\$\{[A-Z_]+(?::-(?P<default>[^}]*)|:\?[^}]*)\}", value)
+    if match is None:
+        return value
+    return match["default"]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +34,7 @@ def compose() -> dict:
 
 def test_compose_has_the_services_of_the_stack(compose):
     assert set(compose["services"]) >= {
-        "web", "worker", "cron", "redis", "postgres", "notary-server",
+        "web", "worker", "cron", "redis", "postgres", "notary-server", "openldap", "mailpit",
     }  # fmt: skip
 
 
@@ -97,3 +107,43 @@ def test_every_setting_from_the_environment_is_documented_in_the_readme():
     readme = (BASE_DIR / "README.md").read_text()
     for variable in sorted(set(re.findall(r'"(PORTAL_[A-Z_]+)"', SETTINGS_SOURCE))):
         assert f"`{variable}`" in readme, f"README does not document {variable}"
+
+
+def test_images_are_pinned(compose):
+    for name, service in compose["services"].items():
+        if "image" in service:
+            repository, _, tag = service["image"].rpartition(":")
+            assert repository, f"{name}: {service['image']} has no tag"
+            assert tag != "latest", f"{name}: {service['image']}"
+
+
+def test_openldap_is_seeded_with_the_demo_tree_from_the_repository(compose):
+    openldap = compose["services"]["openldap"]
+    environment = openldap["environment"]
+    ldif_dir = environment["LDAP_CUSTOM_LDIF_DIR"]
+    assert f"./deploy/ldap/demo.ldif:{ldif_dir}/demo.ldif:ro" in openldap["volumes"]
+    # The image leaves out its own tree, base entry included, when given LDIFs: ours has one.
+    assert base_dn_of(BASE_DIR / "deploy" / "ldap" / "demo.ldif") == environment["LDAP_ROOT"]
+    assert "nis" in environment["LDAP_EXTRA_SCHEMAS"].split(",")  # shadowExpire
+    assert compose_default(environment["LDAP_ADMIN_PASSWORD"]) is None
+    assert environment["LDAP_ALLOW_ANON_BINDING"] == "no"
+
+
+def test_mailpit_takes_the_mail_and_shows_it(compose):
+    mailpit = compose["services"]["mailpit"]
+    assert mailpit["image"].startswith("axllent/mailpit:")
+    assert "8025:8025" in mailpit["ports"]
+
+
+@pytest.mark.parametrize("name", PORTAL_SERVICES)
+def test_portal_services_use_the_demo_directory_and_mailpit(compose, name):
+    service = compose["services"][name]
+    environment = {key: compose_default(value) for key, value in service["environment"].items()}
+    assert environment["PORTAL_SMTP_URL"] == "smtp://mailpit:1025"
+    port = compose["services"]["openldap"]["environment"]["LDAP_PORT_NUMBER"]
+    uri = f"ldap://openldap:{port}"
+    # Bases, bind DN and admin group as `make run` sets them, so both find the same people.
+    for variable, value in demo_directory_env(uri).items():
+        assert environment[variable] == value, variable
+    assert service["depends_on"]["openldap"]["condition"] == "service_healthy"
+    assert "mailpit" in service["depends_on"]

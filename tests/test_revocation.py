@@ -123,7 +123,10 @@ def test_an_owner_revokes_one_member_after_the_preview_and_the_others_keep_signi
     assert "Signed tags that lose their only valid signature" in preview
     assert "These tags stop verifying for UCP" in preview
     assert losing_tags(response) == {RELEASES: ["v1"], QA: ["v1"]}
-    assert f"notary witness -p {gun} targets/releases targets/qa" in preview
+    witness = (
+        f"notary -s {repository.notary_url} -d ~/.docker/trust witness -p {gun} {RELEASES} {QA}"
+    )
+    assert witness in preview
     assert "Remaining signers of targets/releases : carol" in preview
 
     # A revocation says why: without a comment nothing happens.
@@ -266,7 +269,8 @@ def test_a_member_gives_up_their_own_delegation_and_the_owners_are_told(
     assert sorted(n.recipient.username for n in told) == ["alice", "olga"]
     services.notification_send(notification_id=told[0].pk)
     assert "bob gave up signing as team qa" in mail.outbox[-1].subject
-    assert f"notary witness -p {repository.gun} targets/releases targets/qa" in mail.outbox[-1].body
+    witness = f"-d ~/.docker/trust witness -p {repository.gun} {RELEASES} {QA}"
+    assert f"notary -s {repository.notary_url} {witness}" in mail.outbox[-1].body
     # Given up is final: a second click is refused with the reason.
     with pytest.raises(IllegalTransition, match="has ended already"):
         services.delegation_give_up(delegation_id=bob.pk, acting_user=people["bob"])

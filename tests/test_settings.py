@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import stat
 import subprocess
 import sys
 
+import ldap
 import pytest
 
 from tests.conftest import BASE_DIR
@@ -100,3 +102,58 @@ def test_the_targets_key_algorithms_settings_accept_are_the_ones_the_client_make
     from portal import settings as portal_settings
 
     assert set(portal_settings._TARGETS_KEY_ALGORITHMS) == set(KEY_ALGORITHMS)
+
+
+LDAP_ENV = {
+    "PORTAL_DEBUG": "1",
+    "PORTAL_LDAP_URI": "ldap://directory.example.org",
+    "PORTAL_LDAP_USER_BASE": "ou=people,dc=example,dc=org",
+    "PORTAL_LDAP_GROUP_BASE": "ou=groups,dc=example,dc=org",
+    "PORTAL_LDAP_TEAM_BASE": "ou=teams,ou=groups,dc=example,dc=org",
+}
+
+
+def test_without_a_directory_only_local_accounts_log_in(tmp_path):
+    result = load_settings(tmp_path, "AUTHENTICATION_BACKENDS", PORTAL_DEBUG="1")
+    assert result.stdout.strip() == "['django.contrib.auth.backends.ModelBackend']"
+
+
+def test_the_directory_is_configured_from_the_environment(tmp_path):
+    # LOAD prints settings.<expression>: a tuple's repr here, after the settings' own name.
+    show = (
+        "SETTINGS_MODULE, repr((settings.AUTHENTICATION_BACKENDS, "
+        "settings.AUTH_LDAP_USER_SEARCH.filterstr, settings.AUTH_LDAP_START_TLS, "
+        "settings.AUTH_LDAP_CONNECTION_OPTIONS, settings.AUTH_LDAP_USER_FLAGS_BY_GROUP))"
+    )
+    result = load_settings(
+        tmp_path,
+        show,
+        **LDAP_ENV,
+        PORTAL_LDAP_START_TLS="1",
+        PORTAL_LDAP_CA_FILE="/etc/directory-ca.pem",
+        PORTAL_LDAP_ADMIN_GROUP="cn=portal-admins,ou=groups,dc=example,dc=org",
+    )
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.removeprefix("portal.settings ")
+    backends, user_filter, start_tls, options, flags = ast.literal_eval(printed)
+    assert backends == [
+        "delegations.directory_login.DirectoryBackend",
+        "delegations.directory_login.LocalAccountBackend",
+    ]
+    # Disabled accounts are not found by the login search at all.
+    assert user_filter == "(&(uid=%(user)s)(!(shadowExpire=1)))"
+    assert start_tls is True
+    assert options[ldap.OPT_X_TLS_CACERTFILE] == "/etc/directory-ca.pem"
+    assert options[ldap.OPT_X_TLS_REQUIRE_CERT] == ldap.OPT_X_TLS_DEMAND
+    assert options[ldap.OPT_REFERRALS] == 0
+    # python-ldap applies TLS options only to a new context, made by the last one set.
+    assert list(options)[-1] == ldap.OPT_X_TLS_NEWCTX
+    assert flags["is_staff"] == "cn=portal-admins,ou=groups,dc=example,dc=org"
+
+
+@pytest.mark.parametrize("missing", ["USER_BASE", "GROUP_BASE", "TEAM_BASE"])
+def test_a_directory_without_its_bases_stops_start_up(tmp_path, missing):
+    env = {k: v for k, v in LDAP_ENV.items() if k != f"PORTAL_LDAP_{missing}"}
+    result = load_settings(tmp_path, **env)
+    assert result.returncode != 0
+    assert f"PORTAL_LDAP_{missing} is required with PORTAL_LDAP_URI" in result.stderr

@@ -39,7 +39,7 @@ from .keys import (
 )
 from .reading import TrustMemory, TrustState
 from .roles import RELEASES, team_role_name
-from .signed_tags import ChangeImpact, RoleSignatures, change_impact, witness_command
+from .signed_tags import ChangeImpact, RoleSignatures, change_impact
 from .transport import Transport
 
 __all__ = [
@@ -82,5 +82,4 @@ __all__ = [
     "key_file_info",
     "load_key_file",
     "team_role_name",
-    "witness_command",
 ]

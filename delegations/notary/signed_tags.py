@@ -175,9 +175,3 @@ def _roles_holding(delegations: Delegations, key: PublicKey) -> list[str]:
             for keyid in role.keyids or ()
         )
     ]
-
-
-def witness_command(gun: str, role_names: list[str] | tuple[str, ...]) -> str:
-    """What a remaining signer runs to re-sign role files as they stand, vouching for their
-    tags again (the notary CLI's `witness`)."""
-    return f"notary witness -p {gun} {' '.join(role_names)}"

@@ -5,11 +5,14 @@ from .decisions import request_approve, request_reject, requests_decide
 from .delegation_endings import (
     delegation_end,
     delegation_end_fail,
+    delegation_end_for_directory,
     delegation_give_up,
     delegation_revoke,
 )
 from .delegation_requests import request_apply, request_change, request_fail, request_submit
+from .directory_sync import directory_sync
 from .notifications import notification_send, notifications_create
+from .reminders import reminders_send
 from .repositories import (
     repository_initialise_trust,
     repository_key_import,
@@ -25,10 +28,13 @@ __all__ = [
     "TRANSITIONS",
     "delegation_end",
     "delegation_end_fail",
+    "delegation_end_for_directory",
     "delegation_give_up",
     "delegation_revoke",
+    "directory_sync",
     "notification_send",
     "notifications_create",
+    "reminders_send",
     "repository_initialise_trust",
     "repository_key_import",
     "repository_keys_rewrap",

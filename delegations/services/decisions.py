@@ -100,10 +100,17 @@ def _decide(
     with transaction.atomic():
         request = (
             DelegationRequest.objects.select_for_update(of=("self",))
-            .select_related("repository")
+            .select_related("repository", "requester")
             .get(pk=request_id)
         )
         _require_can_decide(request, acting_user)
+        if verdict == Verdict.APPROVE and request.team not in selectors.teams_of(request.requester):
+            # They left the team (or the company) since they asked: approving would hand out
+            # rights the directory sync would take back at its next run.
+            raise IllegalTransition(
+                f"{request.requester.get_username()} is no longer in team {request.team}, so "
+                f"request #{request.pk} cannot be approved; reject it instead."
+            )
         Decision.objects.create(
             request=request, owner=acting_user, verdict=verdict, comment=comment
         )

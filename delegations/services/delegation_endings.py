@@ -16,10 +16,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from .. import clock, selectors, tasks, trust
-from ..audit import audit_record
+from ..audit import DIRECTORY_SYNC_ACTOR, SYSTEM_ACTOR, audit_record
 from ..certificates import PRIVATE_KEY_MESSAGE, holds_private_key
 from ..exceptions import IllegalTransition, InvalidInput, NotAllowed, TrustSetupError
-from ..models import Delegation, EndReason, RequestStatus
+from ..models import DIRECTORY_END_REASONS, Delegation, EndReason, RequestStatus
 from ..notary import PermanentNotaryError, PublishResult
 from .notifications import notifications_create
 from .state import enqueue_after_commit, request_facts, transition
@@ -30,9 +30,21 @@ MAX_COMMENT = 2000
 _ASKED = {
     EndReason.REVOKED: "delegation.revoke_requested",
     EndReason.GIVEN_UP: "delegation.give_up_requested",
+    EndReason.LEFT_TEAM: "delegation.left_team",
+    EndReason.DISABLED: "delegation.account_disabled",
 }
-_DONE = {EndReason.REVOKED: "request.revoked", EndReason.GIVEN_UP: "request.given_up"}
-_TOLD = {EndReason.REVOKED: "delegation_revoked", EndReason.GIVEN_UP: "delegation_given_up"}
+_DONE = {
+    EndReason.REVOKED: "request.revoked",
+    EndReason.GIVEN_UP: "request.given_up",
+    EndReason.LEFT_TEAM: "request.revoked",
+    EndReason.DISABLED: "request.revoked",
+}
+_TOLD = {
+    EndReason.REVOKED: "delegation_revoked",
+    EndReason.GIVEN_UP: "delegation_given_up",
+    EndReason.LEFT_TEAM: "delegation_directory_revoked",
+    EndReason.DISABLED: "delegation_directory_revoked",
+}
 
 
 def delegation_revoke(
@@ -77,6 +89,19 @@ def delegation_give_up(
     )
 
 
+def delegation_end_for_directory(
+    *, delegation_id: int, reason: str, comment: str, now: datetime | None = None
+) -> Delegation:
+    """The directory sync ends a delegation whose member left its team or whose account was
+    disabled: the key leaves both roles as in a revoke, with the sync as the actor."""
+    if reason not in DIRECTORY_END_REASONS:
+        raise ValueError(f"{reason!r} is not an end the directory decides")
+    delegation = _delegation(delegation_id)
+    if delegation is None:
+        raise IllegalTransition(f"Delegation {delegation_id} does not exist.")
+    return _ending_ask(delegation, reason=reason, acting_user=None, comment=comment, now=now)
+
+
 def _delegation(delegation_id: int) -> Delegation | None:
     return (
         Delegation.objects.select_related("repository", "request__repository", "member")
@@ -99,7 +124,7 @@ def _ending_ask(
     delegation: Delegation,
     *,
     reason: str,
-    acting_user: AbstractBaseUser,
+    acting_user: AbstractBaseUser | None,
     comment: str,
     now: datetime | None,
 ) -> Delegation:
@@ -125,10 +150,15 @@ def _ending_ask(
             now=now,
             request=request,
             details={**request_facts(request), "end_reason": reason, "comment": comment},
+            system_actor=_system_actor(reason),
         )
         enqueue_after_commit(lambda: tasks.enqueue_delegation_end(delegation.pk))
     delegation.refresh_from_db()
     return delegation
+
+
+def _system_actor(reason: str) -> str:
+    return DIRECTORY_SYNC_ACTOR if reason in DIRECTORY_END_REASONS else SYSTEM_ACTOR
 
 
 def _why_not_active(delegation_id: int) -> str:
@@ -197,8 +227,9 @@ def _record_end(delegation: Delegation, result: PublishResult, *, now: datetime)
             request.pk,
             source={RequestStatus.DELEGATED},
             target=RequestStatus.REVOKED,
-            # Attributed to the person who asked; the worker only carried it out.
+            # Attributed to the person who asked (or the sync); the worker only carried it out.
             actor=delegation.ending_requested_by,
+            system_actor=_system_actor(reason),
             action=_DONE[reason],
             now=now,
             details={

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from .. import clock, emails, tasks
@@ -12,17 +14,42 @@ from .state import enqueue_after_commit
 
 
 def notifications_create(
-    *, kind: str, request: DelegationRequest, now: datetime
+    *, kind: str, request: DelegationRequest, now: datetime, occasion: str = ""
 ) -> list[Notification]:
     """Owe an email to each person concerned. Call inside the change's transaction: the rows
-    commit with the change, and the worker is asked to send them once it has committed."""
-    created = Notification.objects.bulk_create(
-        Notification(request=request, kind=kind, recipient=person, created_at=now)
-        for person in emails.recipients(kind, request)
-    )
+    commit with the change, and the worker is asked to send them once it has committed.
+
+    With an `occasion` ("30d", …) the email is owed at most once per person and occasion, however
+    often or concurrently this is called: people already owed it are skipped."""
+    people = emails.recipients(kind, request)
+    if occasion:
+        created = [
+            notification
+            for person in people
+            if (notification := _owe_once(kind, request, person, now, occasion)) is not None
+        ]
+    else:
+        created = Notification.objects.bulk_create(
+            Notification(request=request, kind=kind, recipient=person, created_at=now)
+            for person in people
+        )
     for notification in created:
         enqueue_after_commit(lambda pk=notification.pk: tasks.enqueue_notification(pk))
     return created
+
+
+def _owe_once(
+    kind: str, request: DelegationRequest, person: AbstractBaseUser, now: datetime, occasion: str
+) -> Notification | None:
+    # The unique constraint decides, not a read before the write: a concurrent run that owed it
+    # first makes this insert fail, and the savepoint keeps the caller's transaction usable.
+    try:
+        with transaction.atomic():
+            return Notification.objects.create(
+                request=request, kind=kind, recipient=person, created_at=now, occasion=occasion
+            )
+    except IntegrityError:
+        return None
 
 
 def notification_send(*, notification_id: int, now: datetime | None = None) -> bool:

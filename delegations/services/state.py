@@ -7,7 +7,7 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from ..audit import audit_record
+from ..audit import SYSTEM_ACTOR, audit_record
 from ..exceptions import IllegalTransition
 from ..models import DelegationRequest, RequestStatus
 
@@ -34,6 +34,7 @@ def transition(
     action: str,
     now: datetime,
     details: dict | None = None,
+    system_actor: str = SYSTEM_ACTOR,
     **fields: object,
 ) -> DelegationRequest:
     """Move a request from one of `source` to `target` if nobody moved it first, and audit it.
@@ -60,6 +61,7 @@ def transition(
         now=now,
         request=request,
         details={"from": previous, "to": target, **request_facts(request), **(details or {})},
+        system_actor=system_actor,
     )
     return request
 

@@ -1,0 +1,315 @@
+"""The portal's reads of the LDAP directory: accounts, teams, and the members of a group.
+
+Login is django-auth-ldap's (`directory_login`); everything else the portal asks the directory is
+asked here, with the same PORTAL_LDAP_* settings. Answers are kept for
+PORTAL_DIRECTORY_CACHE_SECONDS, per process, because every page asks who the user is; the sync
+asks with `fresh=True`, as it acts on the answer.
+
+An unreachable directory raises DirectoryUnavailable. Callers must not read it as "in no team":
+the sync would otherwise end every delegation the moment the server restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import ldap
+import ldap.dn
+import ldap.filter
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# Usernames per search filter when many accounts are read at once; keeps filters a sane size.
+_CHUNK = 200
+_ACCOUNT_ATTRIBUTES = ["mail", "givenName", "sn"]
+
+
+class DirectoryUnavailable(Exception):
+    """The directory could not be read: down, unreachable, refusing TLS or the bind."""
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    dn: str
+    disabled: bool
+    email: str = ""
+    first_name: str = ""
+    last_name: str = ""
+
+
+@dataclass(frozen=True)
+class Memberships:
+    """The groups an account is in: all of them by name, and the UCP teams among them."""
+
+    groups: frozenset[str]
+    teams: frozenset[str]
+
+
+def configured() -> bool:
+    return bool(settings.PORTAL_LDAP_URI)
+
+
+# -- reads -----------------------------------------------------------------------------------------
+
+
+def account(username: str, *, fresh: bool = False) -> Account | None:
+    """The directory's account of `username`, or None when it has none."""
+    return accounts([username], fresh=fresh).get(username)
+
+
+def accounts(usernames: Iterable[str], *, fresh: bool = False) -> dict[str, Account]:
+    """The accounts of those `usernames` the directory has, disabled ones included."""
+    wanted = sorted(set(usernames))
+    found: dict[str, Account] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        found.update(_cached(("accounts", *chunk), lambda c=chunk: _read_accounts(c), fresh))
+    return found
+
+
+def memberships(dn: str, *, fresh: bool = False) -> Memberships:
+    """The groups under PORTAL_LDAP_GROUP_BASE and the teams under PORTAL_LDAP_TEAM_BASE that
+    list `dn` as a member."""
+    return _cached(("memberships", normal_dn(dn)), lambda: _read_memberships(dn), fresh)
+
+
+def team_members(*, fresh: bool = False) -> dict[str, frozenset[str]]:
+    """Every team with the (normalised) DNs of its members: what the sync compares against."""
+    return _cached(("team-members",), _read_team_members, fresh)
+
+
+def group_members(group_name: str, *, fresh: bool = False) -> list[Account]:
+    """The enabled accounts in the group named `group_name` under PORTAL_LDAP_GROUP_BASE; empty
+    when there is no such group."""
+    return _cached(("group", group_name), lambda: _read_group_members(group_name), fresh)
+
+
+def forget() -> None:
+    """Drop every cached answer and this thread's connection (tests, and after the directory or
+    its settings are known to have changed)."""
+    with _cache_lock:
+        _cache.clear()
+    _local.connection = None
+
+
+def normal_dn(dn: str) -> str:
+    """`dn` in one spelling, so DNs from member attributes and from searches compare equal."""
+    try:
+        parts = ldap.dn.str2dn(dn)
+    except ldap.DECODING_ERROR:
+        return dn.strip().lower()
+    return ldap.dn.dn2str([[(a.lower(), v.lower(), f) for a, v, f in rdn] for rdn in parts])
+
+
+# -- the searches ----------------------------------------------------------------------------------
+
+
+def _read_accounts(usernames: list[str]) -> dict[str, Account]:
+    attribute = settings.PORTAL_LDAP_USERNAME_ATTRIBUTE
+    any_of = "".join(_user_filter(name) for name in usernames)
+    entries = _search(
+        settings.PORTAL_LDAP_USER_BASE, f"(|{any_of})", [attribute, *_ACCOUNT_ATTRIBUTES]
+    )
+    disabled = _disabled_dns(settings.PORTAL_LDAP_USER_BASE, f"(|{any_of})")
+    # uid and its kin compare case-insensitively in the directory, so here too.
+    asked = {name.lower(): name for name in usernames}
+    found = {}
+    for dn, attributes in entries:
+        username = asked.get(_first(attributes, attribute).lower())
+        if username is not None and username not in found:
+            found[username] = _account(username, dn, attributes, disabled)
+    return found
+
+
+def _read_memberships(dn: str) -> Memberships:
+    member = (
+        f"({settings.PORTAL_LDAP_GROUP_MEMBER_ATTRIBUTE}={ldap.filter.escape_filter_chars(dn)})"
+    )
+    group_filter = f"(&{settings.PORTAL_LDAP_GROUP_FILTER}{member})"
+    team_base = normal_dn(settings.PORTAL_LDAP_TEAM_BASE)
+    groups = _search(settings.PORTAL_LDAP_GROUP_BASE, group_filter, ["cn"])
+    if not _is_within(team_base, normal_dn(settings.PORTAL_LDAP_GROUP_BASE)):
+        groups += _search(settings.PORTAL_LDAP_TEAM_BASE, group_filter, ["cn"])
+    names = {(group_dn, _first(attributes, "cn")) for group_dn, attributes in groups}
+    return Memberships(
+        groups=frozenset(name for _, name in names if name),
+        teams=frozenset(
+            name for group_dn, name in names if name and _is_within(normal_dn(group_dn), team_base)
+        ),
+    )
+
+
+def _read_team_members() -> dict[str, frozenset[str]]:
+    attribute = settings.PORTAL_LDAP_GROUP_MEMBER_ATTRIBUTE
+    teams: dict[str, set[str]] = {}
+    for _, attributes in _search(
+        settings.PORTAL_LDAP_TEAM_BASE, settings.PORTAL_LDAP_GROUP_FILTER, ["cn", attribute]
+    ):
+        name = _first(attributes, "cn")
+        if name:
+            teams.setdefault(name, set()).update(
+                normal_dn(member.decode()) for member in attributes.get(attribute, [])
+            )
+    return {name: frozenset(members) for name, members in teams.items()}
+
+
+def _read_group_members(group_name: str) -> list[Account]:
+    attribute = settings.PORTAL_LDAP_GROUP_MEMBER_ATTRIBUTE
+    named = (
+        f"(&{settings.PORTAL_LDAP_GROUP_FILTER}(cn={ldap.filter.escape_filter_chars(group_name)}))"
+    )
+    member_dns = {
+        normal_dn(member.decode()): member.decode()
+        for _, attributes in _search(settings.PORTAL_LDAP_GROUP_BASE, named, [attribute])
+        for member in attributes.get(attribute, [])
+    }
+    members = []
+    for member_dn in member_dns.values():
+        # A member is read at its own DN: a group may list people from anywhere in the tree,
+        # and only entries the user search would find (and that are not disabled) count.
+        entry = _read_entry(member_dn)
+        if entry is not None and not entry.disabled:
+            members.append(entry)
+    return sorted(members, key=lambda entry: entry.username)
+
+
+def _read_entry(dn: str) -> Account | None:
+    attribute = settings.PORTAL_LDAP_USERNAME_ATTRIBUTE
+    user_filter = _user_filter("*", escape=False)
+    entries = _search(dn, user_filter, [attribute, *_ACCOUNT_ATTRIBUTES], scope=ldap.SCOPE_BASE)
+    if not entries:
+        return None
+    found_dn, attributes = entries[0]
+    username = _first(attributes, attribute)
+    if not username:
+        return None
+    return _account(username, found_dn, attributes, _disabled_dns(dn, user_filter, ldap.SCOPE_BASE))
+
+
+def _disabled_dns(base: str, among: str, scope: int = ldap.SCOPE_SUBTREE) -> set[str]:
+    disabled = settings.PORTAL_LDAP_DISABLED_FILTER
+    if not disabled:
+        return set()
+    return {normal_dn(dn) for dn, _ in _search(base, f"(&{among}{disabled})", ["1.1"], scope=scope)}
+
+
+def _account(username: str, dn: str, attributes: dict, disabled: set[str]) -> Account:
+    return Account(
+        username=username,
+        dn=dn,
+        disabled=normal_dn(dn) in disabled,
+        email=_first(attributes, "mail"),
+        first_name=_first(attributes, "givenName"),
+        last_name=_first(attributes, "sn"),
+    )
+
+
+def _user_filter(username: str, *, escape: bool = True) -> str:
+    value = ldap.filter.escape_filter_chars(username) if escape else username
+    return settings.PORTAL_LDAP_USER_FILTER % {"user": value}
+
+
+def _first(attributes: dict, name: str) -> str:
+    values = next((v for k, v in attributes.items() if k.lower() == name.lower()), [])
+    return values[0].decode("utf-8", "replace") if values else ""
+
+
+def _is_within(dn: str, base: str) -> bool:
+    return dn == base or dn.endswith("," + base)
+
+
+# -- the connection --------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _search(
+    base: str, search_filter: str, attributes: list[str], *, scope: int = ldap.SCOPE_SUBTREE
+):
+    """Entries (dn, attributes) found; a missing base is no entries, any other failure is
+    DirectoryUnavailable. A connection that went stale is opened again once."""
+    for attempt in (1, 2):
+        try:
+            results = _connection().search_s(base, scope, search_filter, attributes)
+        except ldap.NO_SUCH_OBJECT:
+            return []
+        except ldap.SERVER_DOWN as error:
+            _local.connection = None
+            if attempt == 2:
+                raise DirectoryUnavailable(_describe(error)) from error
+        except ldap.LDAPError as error:
+            _local.connection = None
+            raise DirectoryUnavailable(_describe(error)) from error
+        else:
+            # Referrals come back as entries without a DN; they are not followed.
+            return [(dn, attrs) for dn, attrs in results if dn is not None]
+    raise AssertionError("unreachable")
+
+
+def _connection():
+    connection = getattr(_local, "connection", None)
+    if connection is None:
+        connection = _open()
+        _local.connection = connection
+    return connection
+
+
+def _open():
+    from portal.ldap_settings import connection_options
+
+    options = {name: getattr(settings, name) for name in _CONNECTION_SETTINGS}
+    connection = ldap.initialize(settings.PORTAL_LDAP_URI)
+    for option, value in connection_options(options).items():
+        connection.set_option(option, value)
+    connection.protocol_version = ldap.VERSION3
+    try:
+        if settings.PORTAL_LDAP_START_TLS:
+            connection.start_tls_s()
+        connection.simple_bind_s(settings.PORTAL_LDAP_BIND_DN, settings.PORTAL_LDAP_BIND_PASSWORD)
+    except ldap.LDAPError as error:
+        raise DirectoryUnavailable(_describe(error)) from error
+    return connection
+
+
+_CONNECTION_SETTINGS = ("PORTAL_LDAP_TIMEOUT", "PORTAL_LDAP_CA_FILE")
+
+
+def _describe(error: ldap.LDAPError) -> str:
+    """python-ldap's error in one line: its description and the server's or library's detail."""
+    info = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
+    parts = [info.get("desc", type(error).__name__), info.get("info", "")]
+    return ": ".join(str(part) for part in parts if part)
+
+
+# -- the cache -------------------------------------------------------------------------------------
+
+_cache: dict[tuple, tuple[float, object]] = {}
+_cache_lock = threading.Lock()
+
+
+def _cached(key: tuple, read: Callable[[], object], fresh: bool):
+    lifetime = settings.PORTAL_DIRECTORY_CACHE_SECONDS
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key)
+    if not fresh and hit is not None and now - hit[0] < lifetime:
+        return hit[1]
+    try:
+        value = read()
+    except DirectoryUnavailable as error:
+        # Pages and emails carry on with the last answer through a directory restart; the sync
+        # (fresh) never acts on an old one.
+        if fresh or hit is None:
+            raise
+        logger.warning("directory unavailable, using an answer %.0f s old: %s", now - hit[0], error)
+        return hit[1]
+    if lifetime > 0:
+        with _cache_lock:
+            _cache[key] = (now, value)
+    return value

@@ -1,0 +1,74 @@
+"""Logging in with a directory account: django-auth-ldap, made to fit the portal.
+
+- The user it logs in is recorded as a DirectoryAccount, so the portal reads their teams and
+  ownerships from the directory from then on, and local groups no longer count for them.
+- A directory account never also logs in with a local password: that password would outlive
+  the account being disabled in the directory.
+- An unreachable directory is told apart from a wrong password, for the login form to say so.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+from django.dispatch import receiver
+from django_auth_ldap.backend import LDAPBackend, ldap_error, populate_user
+
+from . import clock
+from .models import DirectoryAccount
+
+DIRECTORY_DOWN_MESSAGE = (
+    "The portal cannot reach the company directory (LDAP) right now, so it cannot check your "
+    "password. Try again in a few minutes; if it lasts, tell the portal's administrators."
+)
+
+
+class DirectoryBackend(LDAPBackend):
+    def get_user(self, user_id):
+        # django-auth-ldap returns disabled users too; a session must end with the account.
+        user = super().get_user(user_id)
+        return user if user is not None and user.is_active else None
+
+
+class LocalAccountBackend(ModelBackend):
+    """Django's own accounts, except those that belong to the directory."""
+
+    def user_can_authenticate(self, user) -> bool:
+        if DirectoryAccount.objects.filter(user=user).exists():
+            return False
+        return super().user_can_authenticate(user)
+
+
+@receiver(populate_user, sender=DirectoryBackend)
+def record_directory_account(sender, user, ldap_user, **kwargs) -> None:
+    """Called by django-auth-ldap whenever it fills a user from the directory (each login)."""
+    # The login search only finds enabled accounts, so being here means enabled again.
+    user.is_active = True
+    user.set_unusable_password()
+    if user.pk is None:
+        user.save()
+    DirectoryAccount.objects.update_or_create(
+        user=user, defaults={"dn": ldap_user.dn, "seen_at": clock.now(), "disabled_at": None}
+    )
+
+
+@receiver(ldap_error, sender=DirectoryBackend)
+def remember_directory_failure(sender, context, request=None, exception=None, **kwargs) -> None:
+    # Any step of a login can meet it: looking the user up, binding, reading their groups.
+    if request is not None:
+        request.directory_failure = exception
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, saying "the directory is down" rather than "wrong password"."""
+
+    def clean(self):
+        try:
+            return super().clean()
+        except ValidationError as wrong_password:
+            if self.request is not None and getattr(self.request, "directory_failure", None):
+                raise ValidationError(
+                    DIRECTORY_DOWN_MESSAGE, code="directory_unavailable"
+                ) from wrong_password
+            raise

@@ -1,0 +1,182 @@
+"""The directory sync (product.md D2): delegations follow the directory.
+
+A member who left a team loses their delegations in that team; a member whose account is
+disabled, or gone from the directory, loses all of them and can no longer log in. Each end is a
+revoke (the key out of both roles, one publish) asked for by the sync, which the audit log names
+as the actor, and the member and the repository's owners are told.
+
+The sync acts only on a complete, fresh read of the directory. A directory it cannot read ends
+nothing, and a read that would end more than PORTAL_DIRECTORY_SYNC_MAX_ENDINGS delegations at
+once ends none of them: an emptied team base or a wrong filter looks exactly like everyone
+leaving, and signing rights are slow to give back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from .. import clock, directory
+from ..audit import DIRECTORY_SYNC_ACTOR, audit_record
+from ..exceptions import IllegalTransition
+from ..models import Delegation, DirectoryAccount, EndReason
+from .delegation_endings import delegation_end_for_directory
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ending:
+    delegation_id: int
+    member: str
+    team: str
+    repository: str
+    reason: str
+
+
+@dataclass
+class SyncReport:
+    accounts: int = 0
+    endings: list[Ending] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+    enabled: list[str] = field(default_factory=list)
+    held: bool = False
+
+    def summary(self) -> str:
+        if self.held:
+            return (
+                f"held: the directory would end {len(self.endings)} delegations at once, more "
+                "than PORTAL_DIRECTORY_SYNC_MAX_ENDINGS "
+                f"({settings.PORTAL_DIRECTORY_SYNC_MAX_ENDINGS}); nothing was changed"
+            )
+        return (
+            f"{self.accounts} directory accounts checked; {len(self.endings)} delegations ending; "
+            f"disabled: {', '.join(self.disabled) or 'none'}; "
+            f"enabled again: {', '.join(self.enabled) or 'none'}"
+        )
+
+
+def directory_sync(*, now: datetime | None = None, force: bool = False) -> SyncReport:
+    """Compare the directory with the portal and end what it no longer allows. Raises
+    directory.DirectoryUnavailable, having changed nothing, when the directory cannot be read.
+    `force` lifts the PORTAL_DIRECTORY_SYNC_MAX_ENDINGS hold (the management command's
+    --force, after an administrator has looked)."""
+    report = SyncReport()
+    if not directory.configured():
+        return report
+    now = now or clock.now()
+    accounts = list(DirectoryAccount.objects.select_related("user"))
+    report.accounts = len(accounts)
+    entries = directory.accounts((a.user.get_username() for a in accounts), fresh=True)
+    team_members = directory.team_members(fresh=True)
+
+    gone = set()
+    for account in accounts:
+        entry = entries.get(account.user.get_username())
+        if entry is None or entry.disabled:
+            gone.add(account.user_id)
+    active = (
+        Delegation.objects.filter(
+            ended_at__isnull=True, ending="", member__directory_account__isnull=False
+        )
+        .select_related("member", "repository", "member__directory_account")
+        .order_by("pk")
+    )
+    for delegation in active:
+        if delegation.member_id in gone:
+            reason = EndReason.DISABLED
+        else:
+            entry = entries[delegation.member.get_username()]
+            if directory.normal_dn(entry.dn) in team_members.get(delegation.team, frozenset()):
+                continue
+            reason = EndReason.LEFT_TEAM
+        report.endings.append(
+            Ending(
+                delegation_id=delegation.pk,
+                member=delegation.member.get_username(),
+                team=delegation.team,
+                repository=delegation.repository.gun,
+                reason=reason,
+            )
+        )
+
+    if len(report.endings) > settings.PORTAL_DIRECTORY_SYNC_MAX_ENDINGS and not force:
+        report.held = True
+        _record_hold(report, now=now)
+        return report
+    for ending in report.endings:
+        _end(ending, now=now)
+    _follow_accounts(accounts, entries, gone, report, now=now)
+    logger.info("directory sync: %s", report.summary())
+    return report
+
+
+def _end(ending: Ending, *, now: datetime) -> None:
+    why = (
+        f"{ending.member} is no longer in team {ending.team} in the directory."
+        if ending.reason == EndReason.LEFT_TEAM
+        else f"{ending.member}'s account is disabled or gone in the directory."
+    )
+    # Revoked, given up or replaced since it was read: it is ending already.
+    with contextlib.suppress(IllegalTransition):
+        delegation_end_for_directory(
+            delegation_id=ending.delegation_id, reason=ending.reason, comment=why, now=now
+        )
+
+
+def _follow_accounts(accounts, entries, gone, report: SyncReport, *, now: datetime) -> None:
+    """Disable the portal users the directory disabled or dropped, so their sessions end and
+    they cannot log in; enable again those it shows enabled once more."""
+    User = get_user_model()
+    for account in accounts:
+        user = account.user
+        if account.user_id in gone and user.is_active:
+            with transaction.atomic():
+                User.objects.filter(pk=user.pk).update(is_active=False)
+                DirectoryAccount.objects.filter(pk=account.pk).update(disabled_at=now)
+                audit_record(
+                    action="account.disabled",
+                    actor=None,
+                    now=now,
+                    details={"username": user.get_username(), "dn": account.dn},
+                    system_actor=DIRECTORY_SYNC_ACTOR,
+                )
+            report.disabled.append(user.get_username())
+        elif account.user_id not in gone:
+            entry = entries[user.get_username()]
+            DirectoryAccount.objects.filter(pk=account.pk).update(
+                dn=entry.dn, seen_at=now, disabled_at=None
+            )
+            if not user.is_active and account.disabled_at is not None:
+                with transaction.atomic():
+                    User.objects.filter(pk=user.pk).update(is_active=True)
+                    audit_record(
+                        action="account.enabled",
+                        actor=None,
+                        now=now,
+                        details={"username": user.get_username(), "dn": entry.dn},
+                        system_actor=DIRECTORY_SYNC_ACTOR,
+                    )
+                report.enabled.append(user.get_username())
+
+
+def _record_hold(report: SyncReport, *, now: datetime) -> None:
+    logger.error("directory sync %s", report.summary())
+    with transaction.atomic():
+        audit_record(
+            action="directory.sync_held",
+            actor=None,
+            now=now,
+            details={
+                "would_end": len(report.endings),
+                "limit": settings.PORTAL_DIRECTORY_SYNC_MAX_ENDINGS,
+                "delegations": [ending.delegation_id for ending in report.endings],
+            },
+            system_actor=DIRECTORY_SYNC_ACTOR,
+        )
