@@ -69,7 +69,9 @@ def accounts(usernames: Iterable[str], *, fresh: bool = False) -> dict[str, Acco
     found: dict[str, Account] = {}
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
-        found.update(_cached(("accounts", *chunk), lambda c=chunk: _read_accounts(c), fresh))
+        found.update(
+            _cached(("accounts", *chunk), lambda c=chunk: _read_accounts(c, strict=fresh), fresh)
+        )
     return found
 
 
@@ -81,7 +83,7 @@ def memberships(dn: str, *, fresh: bool = False) -> Memberships:
 
 def team_members(*, fresh: bool = False) -> dict[str, frozenset[str]]:
     """Every team with the (normalised) DNs of its members: what the sync compares against."""
-    return _cached(("team-members",), _read_team_members, fresh)
+    return _cached(("team-members",), lambda: _read_team_members(strict=fresh), fresh)
 
 
 def group_members(group_name: str, *, fresh: bool = False) -> list[Account]:
@@ -110,11 +112,14 @@ def normal_dn(dn: str) -> str:
 # -- the searches ----------------------------------------------------------------------------------
 
 
-def _read_accounts(usernames: list[str]) -> dict[str, Account]:
+def _read_accounts(usernames: list[str], *, strict: bool) -> dict[str, Account]:
     attribute = settings.PORTAL_LDAP_USERNAME_ATTRIBUTE
     any_of = "".join(_user_filter(name) for name in usernames)
     entries = _search(
-        settings.PORTAL_LDAP_USER_BASE, f"(|{any_of})", [attribute, *_ACCOUNT_ATTRIBUTES]
+        settings.PORTAL_LDAP_USER_BASE,
+        f"(|{any_of})",
+        [attribute, *_ACCOUNT_ATTRIBUTES],
+        strict=strict,
     )
     disabled = _disabled_dns(settings.PORTAL_LDAP_USER_BASE, f"(|{any_of})")
     # uid and its kin compare case-insensitively in the directory, so here too.
@@ -122,12 +127,20 @@ def _read_accounts(usernames: list[str]) -> dict[str, Account]:
     found = {}
     for dn, attributes in entries:
         username = asked.get(_first(attributes, attribute).lower())
-        if username is not None and username not in found:
-            found[username] = _account(username, dn, attributes, disabled)
+        if username is None:
+            continue
+        account = _account(username, dn, attributes, disabled)
+        # Two entries of one username (an old one left in another OU): the enabled one is the
+        # person who logs in, so the sync must not disable them for the other.
+        if username not in found or found[username].disabled:
+            found[username] = account
     return found
 
 
 def _read_memberships(dn: str) -> Memberships:
+    # A disabled account (its session outliving the sync, say) owns and belongs to nothing.
+    if _disabled_dns(dn, "(objectClass=*)", ldap.SCOPE_BASE):
+        return Memberships(groups=frozenset(), teams=frozenset())
     member = (
         f"({settings.PORTAL_LDAP_GROUP_MEMBER_ATTRIBUTE}={ldap.filter.escape_filter_chars(dn)})"
     )
@@ -145,16 +158,19 @@ def _read_memberships(dn: str) -> Memberships:
     )
 
 
-def _read_team_members() -> dict[str, frozenset[str]]:
+def _read_team_members(*, strict: bool) -> dict[str, frozenset[str]]:
     attribute = settings.PORTAL_LDAP_GROUP_MEMBER_ATTRIBUTE
     teams: dict[str, set[str]] = {}
     for _, attributes in _search(
-        settings.PORTAL_LDAP_TEAM_BASE, settings.PORTAL_LDAP_GROUP_FILTER, ["cn", attribute]
+        settings.PORTAL_LDAP_TEAM_BASE,
+        settings.PORTAL_LDAP_GROUP_FILTER,
+        ["cn", attribute],
+        strict=strict,
     ):
         name = _first(attributes, "cn")
         if name:
             teams.setdefault(name, set()).update(
-                normal_dn(member.decode()) for member in attributes.get(attribute, [])
+                normal_dn(member.decode()) for member in _values(attributes, attribute)
             )
     return {name: frozenset(members) for name, members in teams.items()}
 
@@ -167,7 +183,7 @@ def _read_group_members(group_name: str) -> list[Account]:
     member_dns = {
         normal_dn(member.decode()): member.decode()
         for _, attributes in _search(settings.PORTAL_LDAP_GROUP_BASE, named, [attribute])
-        for member in attributes.get(attribute, [])
+        for member in _values(attributes, attribute)
     }
     members = []
     for member_dn in member_dns.values():
@@ -182,7 +198,9 @@ def _read_group_members(group_name: str) -> list[Account]:
 def _read_entry(dn: str) -> Account | None:
     attribute = settings.PORTAL_LDAP_USERNAME_ATTRIBUTE
     user_filter = _user_filter("*", escape=False)
-    entries = _search(dn, user_filter, [attribute, *_ACCOUNT_ATTRIBUTES], scope=ldap.SCOPE_BASE)
+    entries = _search(
+        dn, user_filter, [attribute, *_ACCOUNT_ATTRIBUTES], scope=ldap.SCOPE_BASE, missing_ok=True
+    )
     if not entries:
         return None
     found_dn, attributes = entries[0]
@@ -196,7 +214,11 @@ def _disabled_dns(base: str, among: str, scope: int = ldap.SCOPE_SUBTREE) -> set
     disabled = settings.PORTAL_LDAP_DISABLED_FILTER
     if not disabled:
         return set()
-    return {normal_dn(dn) for dn, _ in _search(base, f"(&{among}{disabled})", ["1.1"], scope=scope)}
+    # Read at one entry's own DN (scope base), a missing entry is simply not disabled.
+    entries = _search(
+        base, f"(&{among}{disabled})", ["1.1"], scope=scope, missing_ok=scope == ldap.SCOPE_BASE
+    )
+    return {normal_dn(dn) for dn, _ in entries}
 
 
 def _account(username: str, dn: str, attributes: dict, disabled: set[str]) -> Account:
@@ -215,8 +237,17 @@ def _user_filter(username: str, *, escape: bool = True) -> str:
     return settings.PORTAL_LDAP_USER_FILTER % {"user": value}
 
 
+def _values(attributes: dict, name: str) -> list[bytes]:
+    """An attribute's values, its name matched as LDAP does (case-insensitively). A ranged answer
+    (Active Directory's `member;range=0-1499` for big groups) is a partial one: refused."""
+    for key in attributes:
+        if key.lower().startswith(f"{name.lower()};range="):
+            raise DirectoryUnavailable(f"{key} is a partial answer; ranged reads are not supported")
+    return next((v for k, v in attributes.items() if k.lower() == name.lower()), [])
+
+
 def _first(attributes: dict, name: str) -> str:
-    values = next((v for k, v in attributes.items() if k.lower() == name.lower()), [])
+    values = _values(attributes, name)
     return values[0].decode("utf-8", "replace") if values else ""
 
 
@@ -230,15 +261,27 @@ _local = threading.local()
 
 
 def _search(
-    base: str, search_filter: str, attributes: list[str], *, scope: int = ldap.SCOPE_SUBTREE
+    base: str,
+    search_filter: str,
+    attributes: list[str],
+    *,
+    scope: int = ldap.SCOPE_SUBTREE,
+    missing_ok: bool = False,
+    strict: bool = False,
 ):
-    """Entries (dn, attributes) found; a missing base is no entries, any other failure is
-    DirectoryUnavailable. A connection that went stale is opened again once."""
+    """Entries (dn, attributes) found; any failure is DirectoryUnavailable, a connection that
+    went stale is opened again once.
+
+    A missing base is a failure too (unless `missing_ok`): a renamed OU or a replica still
+    loading must not read as "nobody is there". `strict` also refuses referrals, which are not
+    followed: for the sync, part of a team behind one would look like people leaving it."""
     for attempt in (1, 2):
         try:
             results = _connection().search_s(base, scope, search_filter, attributes)
-        except ldap.NO_SUCH_OBJECT:
-            return []
+        except ldap.NO_SUCH_OBJECT as error:
+            if missing_ok:
+                return []
+            raise DirectoryUnavailable(f"{base} does not exist: {_describe(error)}") from error
         except ldap.SERVER_DOWN as error:
             _local.connection = None
             if attempt == 2:
@@ -247,7 +290,9 @@ def _search(
             _local.connection = None
             raise DirectoryUnavailable(_describe(error)) from error
         else:
-            # Referrals come back as entries without a DN; they are not followed.
+            # Referrals come back as entries without a DN.
+            if strict and any(dn is None for dn, _ in results):
+                raise DirectoryUnavailable(f"a search under {base} returned referrals")
             return [(dn, attrs) for dn, attrs in results if dn is not None]
     raise AssertionError("unreachable")
 

@@ -8,6 +8,8 @@ existing user of that username is the same person (django-auth-ldap links them t
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -16,21 +18,30 @@ from . import clock
 from .directory import Account
 from .models import DirectoryAccount
 
+logger = logging.getLogger(__name__)
 
-def directory_user_for(entry: Account) -> AbstractBaseUser:
-    """The portal user of a directory account, made or linked on first sight."""
+
+def directory_user_for(entry: Account) -> AbstractBaseUser | None:
+    """The portal user of a directory account, made or linked on first sight; None for a local
+    administrator of the same name, whom only their own directory login may link."""
+    # django-auth-ldap names users in lower case and finds them case-insensitively; so here.
+    username = entry.username.lower()
     account = (
         DirectoryAccount.objects.select_related("user")
-        .filter(user__username=entry.username)
+        .filter(user__username__iexact=username)
         .first()
     )
     if account is not None:
         return account.user
     User = get_user_model()
+    local = User.objects.filter(username__iexact=username).first()
+    if local is not None and (local.is_staff or local.is_superuser):
+        logger.warning("%s is a local administrator and a directory account; not linked", username)
+        return None
     try:
         with transaction.atomic():
             user, created = User.objects.get_or_create(
-                username=entry.username,
+                username=local.get_username() if local is not None else username,
                 defaults={
                     "email": entry.email,
                     "first_name": entry.first_name[:150],
@@ -45,5 +56,5 @@ def directory_user_for(entry: Account) -> AbstractBaseUser:
             )
     except IntegrityError:
         # Another process made the same user at the same moment.
-        user = User.objects.get(username=entry.username)
+        user = User.objects.get(username__iexact=username)
     return user

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.dispatch import receiver
 from django_auth_ldap.backend import LDAPBackend, ldap_error, populate_user
 
@@ -25,6 +25,15 @@ DIRECTORY_DOWN_MESSAGE = (
 
 
 class DirectoryBackend(LDAPBackend):
+    def get_or_build_user(self, username, ldap_user):
+        user, built = super().get_or_build_user(username, ldap_user)
+        # A local administrator of the same name is not taken over by whoever holds that name
+        # in the directory; to link them on purpose, drop the local account's staff flags first.
+        local_admin = not built and (user.is_staff or user.is_superuser)
+        if local_admin and not DirectoryAccount.objects.filter(user=user).exists():
+            raise PermissionDenied("a local administrator's name")
+        return user, built
+
     def get_user(self, user_id):
         # django-auth-ldap returns disabled users too; a session must end with the account.
         user = super().get_user(user_id)
@@ -43,8 +52,11 @@ class LocalAccountBackend(ModelBackend):
 @receiver(populate_user, sender=DirectoryBackend)
 def record_directory_account(sender, user, ldap_user, **kwargs) -> None:
     """Called by django-auth-ldap whenever it fills a user from the directory (each login)."""
-    # The login search only finds enabled accounts, so being here means enabled again.
-    user.is_active = True
+    # The login search only finds enabled accounts: one the sync disabled is enabled again. One
+    # an administrator deactivated in the portal stays so (the login form says it is inactive).
+    account = DirectoryAccount.objects.filter(user_id=user.pk).first() if user.pk else None
+    if user.pk is None or (account is not None and account.disabled_at is not None):
+        user.is_active = True
     user.set_unusable_password()
     if user.pk is None:
         user.save()

@@ -72,7 +72,8 @@ def members_of(group_name: str) -> QuerySet:
     local = Q(groups__name=group_name, directory_account__isnull=True)
     if not directory.configured():
         return User.objects.filter(groups__name=group_name, is_active=True).order_by("username")
-    in_directory = [directory_user_for(entry).pk for entry in directory.group_members(group_name)]
+    people = (directory_user_for(entry) for entry in directory.group_members(group_name))
+    in_directory = [person.pk for person in people if person is not None]
     return (
         User.objects.filter(local | Q(pk__in=in_directory), is_active=True)
         .distinct()

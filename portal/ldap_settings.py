@@ -51,7 +51,9 @@ def django_auth_ldap_settings(portal: dict) -> dict:
         "AUTH_LDAP_USER_ATTR_MAP": {"first_name": "givenName", "last_name": "sn", "email": "mail"},
         # Name and address follow the directory at every login.
         "AUTH_LDAP_ALWAYS_UPDATE_USER": True,
-        "AUTH_LDAP_CACHE_TIMEOUT": portal["PORTAL_DIRECTORY_CACHE_SECONDS"],
+        # No login cache: a cached DN would skip the disabled filter, and a cached "no such
+        # user" from an outage would outlive it. The portal's own reads are cached instead.
+        "AUTH_LDAP_CACHE_TIMEOUT": 0,
     }
     if portal["PORTAL_LDAP_ADMIN_GROUP"]:
         admins = portal["PORTAL_LDAP_ADMIN_GROUP"]

@@ -182,9 +182,33 @@ def test_an_owner_who_never_logged_in_is_still_told_of_a_new_request(
 
 
 def test_a_disabled_owner_owns_nothing(use_directory, ldap_tree, nginx):
-    directory_user("alice")
+    alice = directory_user("alice")
     ldap_tree.disable("alice")
     assert list(selectors.owners_of(nginx)) == []
+    assert not selectors.is_owner(alice, nginx)  # her session may outlive the sync
+
+
+def test_a_username_in_capitals_is_one_portal_user(client, use_directory, ldap_tree, nginx):
+    ldap_tree.add_member(ldap_tree.group_dn(DEMO_OWNERS), ldap_tree.add_user("JSmith"))
+    log_in(client, "jsmith")
+    owners = [owner.get_username() for owner in selectors.owners_of(nginx)]
+    assert owners == ["alice", "jsmith"]
+    assert get_user_model().objects.filter(username__iexact="jsmith").count() == 1
+    assert services.directory_sync().disabled == []
+
+
+def test_a_disabled_account_cannot_log_in_again(client, use_directory, ldap_tree):
+    log_in(client, "bob")
+    client.logout()
+    ldap_tree.disable("bob")
+    assert WRONG_PASSWORD in log_in(client, "bob").content.decode()
+
+
+def test_a_local_administrator_is_not_taken_over_by_the_directory(client, use_directory, nginx):
+    make_user("alice").__class__.objects.filter(username="alice").update(is_staff=True)
+    assert WRONG_PASSWORD in log_in(client, "alice").content.decode()
+    assert list(selectors.owners_of(nginx)) == []
+    assert not DirectoryAccount.objects.exists()
 
 
 def test_a_cached_answer_carries_pages_through_a_directory_restart(
@@ -467,3 +491,32 @@ def test_the_scheduled_sync_runs_in_the_worker_and_mails_through_smtp(
     assert told
     assert delegation.canonical_key_id not in str(notary_cli.delegations(nginx.gun))
     assert Delegation.objects.get(pk=delegation.pk).end_reason == EndReason.LEFT_TEAM
+
+
+def test_a_wrong_base_or_attribute_spelling_is_never_read_as_everyone_leaving(
+    use_directory, delegated, run_jobs, django_capture_on_commit_callbacks
+):
+    bob = delegated("bob", "qa")
+    use_directory(PORTAL_LDAP_USER_BASE="ou=persons,dc=example,dc=org")
+    with pytest.raises(directory.DirectoryUnavailable, match="does not exist"):
+        services.directory_sync()
+    use_directory(PORTAL_LDAP_TEAM_BASE="ou=squads,ou=groups,dc=example,dc=org")
+    with pytest.raises(directory.DirectoryUnavailable, match="does not exist"):
+        services.directory_sync()
+    use_directory(PORTAL_LDAP_GROUP_MEMBER_ATTRIBUTE="Member")  # names are case-insensitive
+    assert sync_and_apply(run_jobs, django_capture_on_commit_callbacks).endings == []
+    bob.refresh_from_db()
+    assert bob.is_active
+    assert not bob.ending
+    assert get_user_model().objects.filter(is_active=False).count() == 0
+
+
+def test_an_end_that_failed_is_not_asked_again_every_run(
+    delegated, ldap_tree, django_capture_on_commit_callbacks
+):
+    bob = delegated("bob", "qa")
+    ldap_tree.remove_member(ldap_tree.team_dn("qa"), ldap_tree.user_dn("bob"))
+    assert len(services.directory_sync().endings) == 1
+    services.delegation_end_fail(delegation_id=bob.pk, reason="the server refused it")
+    assert services.directory_sync().endings == []
+    assert Notification.objects.filter(kind="delegation_end_failed").count() == 1

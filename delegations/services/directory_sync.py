@@ -25,7 +25,13 @@ from django.db import transaction
 from .. import clock, directory
 from ..audit import DIRECTORY_SYNC_ACTOR, audit_record
 from ..exceptions import IllegalTransition
-from ..models import Delegation, DirectoryAccount, EndReason
+from ..models import (
+    DIRECTORY_END_REASONS,
+    AuditEvent,
+    Delegation,
+    DirectoryAccount,
+    EndReason,
+)
 from .delegation_endings import delegation_end_for_directory
 
 logger = logging.getLogger(__name__)
@@ -51,8 +57,9 @@ class SyncReport:
     def summary(self) -> str:
         if self.held:
             return (
-                f"held: the directory would end {len(self.endings)} delegations at once, more "
-                "than PORTAL_DIRECTORY_SYNC_MAX_ENDINGS "
+                f"held: the directory would end {len(self.endings)} delegations and disable "
+                f"{len(self.disabled)} accounts at once, more than "
+                "PORTAL_DIRECTORY_SYNC_MAX_ENDINGS "
                 f"({settings.PORTAL_DIRECTORY_SYNC_MAX_ENDINGS}); nothing was changed"
             )
         return (
@@ -88,7 +95,18 @@ def directory_sync(*, now: datetime | None = None, force: bool = False) -> SyncR
         .select_related("member", "repository", "member__directory_account")
         .order_by("pk")
     )
+    # An end the directory asked for that failed for good was mailed once; asking again every
+    # run would mail the owners every run. An owner revokes it by hand once the cause is fixed.
+    failed_before = set(
+        AuditEvent.objects.filter(
+            action="delegation.end_failed",
+            request__delegation__in=active,
+            details__end_reason__in=list(DIRECTORY_END_REASONS),
+        ).values_list("request__delegation", flat=True)
+    )
     for delegation in active:
+        if delegation.pk in failed_before:
+            continue
         if delegation.member_id in gone:
             reason = EndReason.DISABLED
         else:
@@ -106,8 +124,12 @@ def directory_sync(*, now: datetime | None = None, force: bool = False) -> SyncR
             )
         )
 
-    if len(report.endings) > settings.PORTAL_DIRECTORY_SYNC_MAX_ENDINGS and not force:
+    # Accounts about to be disabled count too: a wrong user base looks like everyone leaving.
+    newly_gone = [a for a in accounts if a.user_id in gone and a.user.is_active]
+    too_many = len(report.endings) + len(newly_gone) > settings.PORTAL_DIRECTORY_SYNC_MAX_ENDINGS
+    if too_many and not force:
         report.held = True
+        report.disabled = [account.user.get_username() for account in newly_gone]
         _record_hold(report, now=now)
         return report
     for ending in report.endings:
@@ -175,6 +197,7 @@ def _record_hold(report: SyncReport, *, now: datetime) -> None:
             now=now,
             details={
                 "would_end": len(report.endings),
+                "would_disable": len(report.disabled),
                 "limit": settings.PORTAL_DIRECTORY_SYNC_MAX_ENDINGS,
                 "delegations": [ending.delegation_id for ending in report.endings],
             },
