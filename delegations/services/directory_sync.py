@@ -155,37 +155,31 @@ def _end(ending: Ending, *, now: datetime) -> None:
 def _follow_accounts(accounts, entries, gone, report: SyncReport, *, now: datetime) -> None:
     """Disable the portal users the directory disabled or dropped, so their sessions end and
     they cannot log in; enable again those it shows enabled once more."""
-    User = get_user_model()
     for account in accounts:
         user = account.user
         if account.user_id in gone and user.is_active:
-            with transaction.atomic():
-                User.objects.filter(pk=user.pk).update(is_active=False)
-                DirectoryAccount.objects.filter(pk=account.pk).update(disabled_at=now)
-                audit_record(
-                    action="account.disabled",
-                    actor=None,
-                    now=now,
-                    details={"username": user.get_username(), "dn": account.dn},
-                    system_actor=DIRECTORY_SYNC_ACTOR,
-                )
+            _set_active(account, False, dn=account.dn, now=now)
             report.disabled.append(user.get_username())
         elif account.user_id not in gone:
             entry = entries[user.get_username()]
-            DirectoryAccount.objects.filter(pk=account.pk).update(
-                dn=entry.dn, seen_at=now, disabled_at=None
-            )
+            DirectoryAccount.objects.filter(pk=account.pk).update(dn=entry.dn, seen_at=now)
+            # Only what the sync disabled: an administrator's deactivation stands.
             if not user.is_active and account.disabled_at is not None:
-                with transaction.atomic():
-                    User.objects.filter(pk=user.pk).update(is_active=True)
-                    audit_record(
-                        action="account.enabled",
-                        actor=None,
-                        now=now,
-                        details={"username": user.get_username(), "dn": entry.dn},
-                        system_actor=DIRECTORY_SYNC_ACTOR,
-                    )
+                _set_active(account, True, dn=entry.dn, now=now)
                 report.enabled.append(user.get_username())
+
+
+def _set_active(account: DirectoryAccount, active: bool, *, dn: str, now: datetime) -> None:
+    with transaction.atomic():
+        get_user_model().objects.filter(pk=account.user_id).update(is_active=active)
+        DirectoryAccount.objects.filter(pk=account.pk).update(disabled_at=None if active else now)
+        audit_record(
+            action="account.enabled" if active else "account.disabled",
+            actor=None,
+            now=now,
+            details={"username": account.user.get_username(), "dn": dn},
+            system_actor=DIRECTORY_SYNC_ACTOR,
+        )
 
 
 def _record_hold(report: SyncReport, *, now: datetime) -> None:
