@@ -225,8 +225,11 @@ class SMTPSink:
         self.lock = threading.Lock()
         self.received: list[tuple[list[str], EmailMessage]] = []
         self.refused: set[str] = set()  # mailboxes answered with 550, as a relay may
+        self.deferring = False  # every mailbox answered with 451 (try again later) while set
 
     async def handle_RCPT(self, server, session, envelope, address, options) -> str:
+        if self.deferring:
+            return "451 4.3.0 Mail server temporarily rejected message"
         if address in self.refused:
             return "550 5.1.1 Mailbox unavailable"
         envelope.rcpt_tos.append(address)
@@ -246,6 +249,7 @@ class SMTPSink:
         with self.lock:
             self.received.clear()
             self.refused.clear()
+            self.deferring = False
 
 
 @pytest.fixture(scope="session")

@@ -240,19 +240,24 @@ def test_a_failed_directory_end_is_mailed_to_the_owners_saying_the_sync_asks_aga
     assert "directory sync asks for this end again" in sent[("alice@example.org",)].body
 
 
-def test_a_directory_end_is_mailed_to_the_member_and_the_owners(flow, delegate, people):
-    """The directory sync ends delegations itself; what it owes is this notification."""
-    bob = delegate(people["bob"])
-    Delegation.objects.filter(pk=bob.pk).update(
-        ending=EndReason.LEFT_TEAM, end_reason=EndReason.LEFT_TEAM, ended_at=timezone.now()
+def directory_ended(flow, delegation, reason: str) -> dict:
+    """End `delegation` as the directory sync does, and return the emails it owes."""
+    Delegation.objects.filter(pk=delegation.pk).update(
+        ending=reason, end_reason=reason, ended_at=timezone.now()
     )
-
     _, sent = flow(
         services.notifications_create,
         kind="delegation_directory_revoked",
-        request=bob.request,
+        request=delegation.request,
         now=timezone.now(),
     )
+    return sent
+
+
+def test_a_directory_end_is_mailed_to_the_member_and_the_owners(flow, delegate, people):
+    """The directory sync ends delegations itself; what it owes is this notification."""
+    bob = delegate(people["bob"])
+    sent = directory_ended(flow, bob, EndReason.LEFT_TEAM)
 
     assert set(sent) == {("bob@example.org",), ("alice@example.org",), ("olga@example.org",)}
     to_bob, to_alice = sent[("bob@example.org",)], sent[("alice@example.org",)]
@@ -270,16 +275,7 @@ def test_a_directory_end_is_mailed_to_the_member_and_the_owners(flow, delegate, 
 
 
 def test_a_directory_end_names_a_disabled_account(flow, delegate, people):
-    bob = delegate(people["bob"])
-    Delegation.objects.filter(pk=bob.pk).update(
-        ending=EndReason.DISABLED, end_reason=EndReason.DISABLED, ended_at=timezone.now()
-    )
-    _, sent = flow(
-        services.notifications_create,
-        kind="delegation_directory_revoked",
-        request=bob.request,
-        now=timezone.now(),
-    )
+    sent = directory_ended(flow, delegate(people["bob"]), EndReason.DISABLED)
     assert "your account was disabled" in sent[("bob@example.org",)].subject
     assert "their account was disabled" in sent[("olga@example.org",)].subject
 

@@ -4,15 +4,9 @@ by the notification job on a real RQ worker: what arrives, and what an outage le
 
 from __future__ import annotations
 
-import email
 import re
-import threading
-from collections.abc import Iterator
-from email import policy
-from email.message import EmailMessage
 
 import pytest
-from aiosmtpd.controller import Controller
 from rq import SimpleWorker
 from rq.job import Job, JobStatus
 
@@ -72,43 +66,13 @@ def test_a_notification_arrives_as_plain_text_and_html_with_absolute_links(
     assert owed_to(request, "olga").sent_at is None  # its job was not run
 
 
-class FlakyRelay:
-    """An SMTP relay that answers 451 (try again later) while `refusing` is set."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.refusing = True
-        self.lock = threading.Lock()
-        self.received: list[EmailMessage] = []
-
-    async def handle_RCPT(self, server, session, envelope, address, options) -> str:
-        if self.refusing:
-            return "451 4.3.0 Mail server temporarily rejected message"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        with self.lock:
-            self.received.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 Message accepted"
-
-
-@pytest.fixture
-def flaky_relay() -> Iterator[FlakyRelay]:
-    relay = FlakyRelay(free_port())
-    controller = Controller(relay, hostname=LOOPBACK, port=relay.port)
-    controller.start()
-    try:
-        yield relay
-    finally:
-        controller.stop()
-
-
 @pytest.mark.parametrize("outage", ["451 from the relay", "nothing listening"])
 def test_an_smtp_outage_is_retried_by_the_job_and_the_mail_goes_out_later(
-    repository, people, settings, flaky_relay, rq_queue, run_jobs, outage
+    repository, people, settings, smtp_server, rq_queue, run_jobs, outage
 ):
-    use_smtp(settings, flaky_relay.port if outage.startswith("451") else free_port())
+    smtp_server.clear()
+    smtp_server.deferring = True
+    use_smtp(settings, smtp_server.port if outage.startswith("451") else free_port())
     request = submit_request(repository, people["bob"])  # the workflow does not wait for mail
     notification = owed_to(request, "alice")
 
@@ -123,8 +87,8 @@ def test_an_smtp_outage_is_retried_by_the_job_and_the_mail_goes_out_later(
     job = Job.fetch(tasks.notification_job_id(notification.pk), connection=rq_queue.connection)
     assert job.get_status() == JobStatus.SCHEDULED  # RQ retries it
 
-    flaky_relay.refusing = False
-    use_smtp(settings, flaky_relay.port)
+    smtp_server.deferring = False
+    use_smtp(settings, smtp_server.port)
 
     def retried() -> bool:
         # The worker's scheduler queues the retry once its interval (1 s in the tests) is over.
@@ -137,4 +101,4 @@ def test_an_smtp_outage_is_retried_by_the_job_and_the_mail_goes_out_later(
     notification.refresh_from_db()
     assert notification.attempts == 2
     assert notification.last_error == ""
-    assert [message["To"] for message in flaky_relay.received] == ["alice@example.org"]
+    assert [recipients for recipients, _ in smtp_server.messages()] == [["alice@example.org"]]
