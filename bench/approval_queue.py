@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import in_process
 from bench.in_process import median_ms, p90_ms
-from delegations.ucp_bundles import ClientCA
+from delegations.demo.bundles import ClientCA
 from stack.processes import LOOPBACK, free_port
 
 TARGET_MS = 100.0
@@ -237,7 +237,7 @@ class Portal:
     def _requests(self, ca: ClientCA, ours: list, theirs: list, members: list, *, total: int):
         """`total` requests, each a distinct (repository, member, team) for the open ones, as the
         partial unique constraints demand, with key IDs of its own."""
-        from delegations.certificates import inspect_certificate
+        from delegations.intake.certificates import inspect_certificate
         from delegations.models import DelegationRequest
 
         now = datetime.now(UTC)
@@ -328,7 +328,7 @@ class Portal:
         the chain the repositories' registration began, with hashes that verify."""
         from django.contrib.auth import get_user_model
 
-        from delegations.audit import hash_of
+        from delegations.audit.chain import hash_of
         from delegations.models import AuditChainHead, AuditEvent
 
         names = dict(get_user_model().objects.values_list("pk", "username"))

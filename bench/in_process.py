@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from delegations.ucp_bundles import ClientCA
+from delegations.demo.bundles import ClientCA
 
 HOST = "testserver"
 

@@ -4,8 +4,8 @@ Starts a notary-server on a free loopback port and two repositories on it, one m
 side, both with server-managed snapshots. Each round delegates a new certificate to
 `targets/releases` and `targets/<team>`:
 
-- ours: `NotaryClient.add_delegate` in one process (fetch, sign, publish, read back), the way
-  the worker runs it;
+- ours: `NotaryClient.publish_change` of an `AddKey` in one process (fetch, sign, publish, read
+  back), the way the worker runs it;
 - the peer: `notary delegation add` twice (staged) and `notary publish`, as DTR's docs do it.
 
 Prints the median and spread of each, and their ratio. Then both repositories get 1,000 more
@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from delegations.notary import (
     RELEASES,
+    AddKey,
     NotaryClient,
     PublicKey,
     SigningKey,
@@ -84,9 +85,8 @@ def time_ours(client: NotaryClient, targets_key: SigningKey, work: Path, rounds:
     for round_number in range(rounds):
         key = PublicKey.from_certificate(new_certificate(f"ours{round_number}"))
         start = time.perf_counter()
-        client.add_delegate(
-            key=key,
-            role_names=[RELEASES, team_role_name(f"team{round_number % 3}")],
+        client.publish_change(
+            AddKey(key, (RELEASES, team_role_name(f"team{round_number % 3}"))),
             targets_key=targets_key,
             now=datetime.now(UTC),
         )

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import in_process
 from bench.in_process import median_ms, p90_ms
-from delegations.ucp_bundles import ClientCA
+from delegations.demo.bundles import ClientCA
 from stack.processes import LOOPBACK, free_port, notary_service, redis_service
 
 TARGET_MS = 30.0
@@ -108,7 +108,7 @@ class Portal:
         from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
         from delegations import clock
-        from delegations.possession import challenge_issue
+        from delegations.intake.possession import challenge_issue
 
         self.members += 1
         username = f"member{self.members:05d}"

@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from . import services, tasks
+from . import queueing, services
 from .exceptions import PortalError
 from .forms import RepositoryAdminForm, RepositoryKeyImportForm
 from .models import (
@@ -129,7 +129,7 @@ class RepositoryAdmin(admin.ModelAdmin):
     def initialise_trust(self, request: HttpRequest, queryset: QuerySet) -> None:
         pending = queryset.filter(trust_initialised_at__isnull=True)
         for repository in pending:
-            tasks.enqueue_trust_initialisation(repository.pk, request.user.pk)
+            queueing.enqueue_repository_initialise_trust(repository.pk, request.user.pk)
         self.message_user(
             request,
             f"Trust initialisation queued for {pending.count()} repositories; the worker "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from .identity import client_ca_certificates
+from .intake.identity import client_ca_certificates
 
 
 @checks.register(checks.Tags.security)

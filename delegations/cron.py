@@ -3,24 +3,19 @@
 from django.conf import settings
 from rq import cron
 
-from .tasks import (
-    QUEUE,
-    expire_pending_requests,
-    resend_unsent_notifications,
-    resume_stalled_endings,
-    resume_stalled_requests,
-    send_reminders,
-    sync_directory,
-)
+from . import tasks
+from .queueing import QUEUE
 
-cron.register(resume_stalled_requests, QUEUE, interval=60, name="resume-stalled-requests")
-cron.register(resend_unsent_notifications, QUEUE, interval=60, name="resend-unsent-notifications")
-cron.register(expire_pending_requests, QUEUE, interval=3600, name="expire-pending-requests")
-cron.register(resume_stalled_endings, QUEUE, interval=60, name="resume-stalled-endings")
-cron.register(send_reminders, QUEUE, interval=3600, name="send-reminders")
+cron.register(tasks.stalled_requests_resume_job, QUEUE, interval=60, name="resume-stalled-requests")
+cron.register(tasks.stalled_endings_resume_job, QUEUE, interval=60, name="resume-stalled-endings")
+cron.register(
+    tasks.unsent_notifications_resend_job, QUEUE, interval=60, name="resend-unsent-notifications"
+)
+cron.register(tasks.requests_expire_job, QUEUE, interval=3600, name="expire-pending-requests")
+cron.register(tasks.reminders_send_job, QUEUE, interval=3600, name="send-reminders")
 if settings.PORTAL_LDAP_URI:
     cron.register(
-        sync_directory,
+        tasks.directory_sync_job,
         QUEUE,
         interval=settings.PORTAL_DIRECTORY_SYNC_SECONDS,
         name="directory-sync",

@@ -5,16 +5,17 @@ Each kind of notification names its recipients and the extra context of its temp
 nobody sees who else was told. Nobody is mailed about their own action, and "the owners" are
 always the owners of the request's repository, never every administrator.
 
-Recipients are decided when the notification is owed (in the change's transaction); the context
-is read when the worker sends it, so it describes the request as it stands then.
+Recipients are decided when the notification is owed (in the change's transaction, the owners
+read just before it); the context is read when the worker sends it, so it describes the request as
+it stands then.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -24,7 +25,13 @@ from django.urls import reverse
 
 from . import selectors
 from .instructions import signing_steps, witness_command
-from .models import DIRECTORY_END_REASONS, DelegationRequest, Notification, Verdict
+from .models import (
+    DIRECTORY_END_REASONS,
+    DelegationRequest,
+    Notification,
+    NotificationKind,
+    Verdict,
+)
 
 DAY = timedelta(days=1)
 
@@ -38,47 +45,59 @@ def _url(name: str, *args: object) -> str:
 
 
 # -- recipients -----------------------------------------------------------------------------------
+# Each takes the request and the owners of its repository, read (and made portal users) before
+# the change's transaction: `services.repository_owners_provision`.
+
+Owners = Sequence[AbstractBaseUser]
 
 
-def _owners_other_than_requester(request: DelegationRequest) -> list[AbstractBaseUser]:
+def _owners_other_than_requester(
+    request: DelegationRequest, owners: Owners
+) -> list[AbstractBaseUser]:
     # An owner who asks for a delegation is a requester here, and is not mailed as an owner.
-    return [o for o in selectors.owners_of(request.repository) if o.pk != request.requester_id]
+    return [owner for owner in owners if owner.pk != request.requester_id]
 
 
-def _requester(request: DelegationRequest) -> list[AbstractBaseUser]:
+def _requester(request: DelegationRequest, owners: Owners) -> list[AbstractBaseUser]:
     return [request.requester]
 
 
-def _requester_and_owners(request: DelegationRequest) -> list[AbstractBaseUser]:
-    return [request.requester, *_owners_other_than_requester(request)]
+def _requester_and_owners(request: DelegationRequest, owners: Owners) -> list[AbstractBaseUser]:
+    return [request.requester, *_owners_other_than_requester(request, owners)]
 
 
-def _member_unless_they_revoked(request: DelegationRequest) -> list[AbstractBaseUser]:
+def _member_unless_they_revoked(
+    request: DelegationRequest, owners: Owners
+) -> list[AbstractBaseUser]:
     # An owner may revoke their own delegation: they know, and nobody else was concerned.
     if request.delegation.ending_requested_by_id == request.requester_id:
         return []
     return [request.requester]
 
 
-def _whoever_asked_for_the_end_and_owners(request: DelegationRequest) -> list[AbstractBaseUser]:
+def _whoever_asked_for_the_end_and_owners(
+    request: DelegationRequest, owners: Owners
+) -> list[AbstractBaseUser]:
     # The person who asked is told although it was their action: what they asked did not happen.
     asked_by = request.delegation.ending_requested_by
-    return [*([asked_by] if asked_by is not None else []), *selectors.owners_of(request.repository)]
+    return [*([asked_by] if asked_by is not None else []), *owners]
 
 
-def _member_unless_renewing_and_owners(request: DelegationRequest) -> list[AbstractBaseUser]:
+def _member_unless_renewing_and_owners(
+    request: DelegationRequest, owners: Owners
+) -> list[AbstractBaseUser]:
     # A member whose renewal is already on its way has done what the reminder asks of them. The
     # owners are still told: the renewal may be waiting for their approval.
-    owners = _owners_other_than_requester(request)
+    others = _owners_other_than_requester(request, owners)
     if selectors.open_renewal_of(request.delegation) is not None:
-        return owners
-    return [request.requester, *owners]
+        return others
+    return [request.requester, *others]
 
 
 # -- context --------------------------------------------------------------------------------------
 
 
-def _submitted(notification: Notification) -> dict:
+def _submitted(notification: Notification) -> dict[str, object]:
     renews = notification.request.renews
     return {
         "approvals_url": _url("approval_queue"),
@@ -86,7 +105,7 @@ def _submitted(notification: Notification) -> dict:
     }
 
 
-def _decided(notification: Notification) -> dict:
+def _decided(notification: Notification) -> dict[str, object]:
     decisions = list(notification.request.decisions.select_related("owner"))
     concluding = decisions[-1]
     # One rejection ends a request, while an approval may take several owners: each is named.
@@ -103,33 +122,32 @@ def _listed(names: list[str]) -> str:
     return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
 
 
-def _delegated(notification: Notification) -> dict:
+def _delegated(notification: Notification) -> dict[str, object]:
     return {"steps": signing_steps(notification.request)}
 
 
-def _expired(notification: Notification) -> dict:
+def _expired(notification: Notification) -> dict[str, object]:
     return {
         "days": settings.PORTAL_REQUEST_EXPIRY_DAYS,
         "new_request_url": _url("request_create"),
     }
 
 
-def _expiring(notification: Notification) -> dict:
+def _expiring(notification: Notification) -> dict[str, object]:
     request = notification.request
-    approvals = request.decisions.filter(verdict=Verdict.APPROVE).count()
     return {
         "days": settings.PORTAL_REQUEST_EXPIRY_DAYS,
-        "expires_at": request_expires_at(request),
-        "approvals": approvals,
-        "approvals_missing": max(request.repository.approvals_required - approvals, 0),
+        "expires_at": request.expires_at,
+        "approvals": len(selectors.approvals_of(request)),
+        "approvals_missing": selectors.approvals_missing(request),
     }
 
 
-def _delegation(notification: Notification) -> dict:
+def _delegation(notification: Notification) -> dict[str, object]:
     return {"delegation": notification.request.delegation}
 
 
-def _delegation_with_witness(notification: Notification) -> dict:
+def _delegation_with_witness(notification: Notification) -> dict[str, object]:
     delegation = notification.request.delegation
     return {
         "delegation": delegation,
@@ -139,26 +157,23 @@ def _delegation_with_witness(notification: Notification) -> dict:
     }
 
 
-def _directory_revoked(notification: Notification) -> dict:
+def _directory_revoked(notification: Notification) -> dict[str, object]:
     return {
         **_delegation_with_witness(notification),
         "new_request_url": _url("request_create"),
     }
 
 
-def _end_failed(notification: Notification) -> dict:
-    request = notification.request
-    failure = request.audit_events.filter(action="delegation.end_failed").last()
-    end_reason = failure.details.get("end_reason", "") if failure else ""
+def _end_failed(notification: Notification) -> dict[str, object]:
+    delegation = notification.request.delegation
     return {
-        "delegation": request.delegation,
-        "failure": failure,
+        "delegation": delegation,
         # The directory sync asks again by itself on its next run; people do it from the portal.
-        "asked_by_directory": end_reason in DIRECTORY_END_REASONS,
+        "asked_by_directory": delegation.failed_ending in DIRECTORY_END_REASONS,
     }
 
 
-def _certificate_expiring(notification: Notification) -> dict:
+def _certificate_expiring(notification: Notification) -> dict[str, object]:
     delegation = notification.request.delegation
     left = delegation.certificate_expires_at - notification.created_at
     renewal = selectors.open_renewal_of(delegation)
@@ -174,50 +189,72 @@ def _certificate_expiring(notification: Notification) -> dict:
     }
 
 
-def request_expires_at(request: DelegationRequest) -> datetime:
-    """When a request nobody decides on expires (services.requests_expire)."""
-    return request.created_at + timedelta(days=settings.PORTAL_REQUEST_EXPIRY_DAYS)
+Recipients = Callable[[DelegationRequest, Owners], list[AbstractBaseUser]]
+Context = Callable[[Notification], dict[str, object]]
+
+
+def _nothing_more(notification: Notification) -> dict[str, object]:
+    return {}
 
 
 @dataclass(frozen=True)
 class Kind:
-    recipients: Callable[[DelegationRequest], list[AbstractBaseUser]]
-    context: Callable[[Notification], dict] = lambda notification: {}
+    recipients: Recipients
+    context: Context = _nothing_more
+    # Whether the repository's owners are among the recipients, so must be read first.
+    tells_owners: bool = False
 
 
 KINDS: dict[str, Kind] = {
     # New request → the owners of that repository.
-    "request_submitted": Kind(_owners_other_than_requester, _submitted),
+    NotificationKind.REQUEST_SUBMITTED: Kind(_owners_other_than_requester, _submitted, True),
     # Approved or rejected → the requester, naming who decided and why.
-    "request_decided": Kind(_requester, _decided),
+    NotificationKind.REQUEST_DECIDED: Kind(_requester, _decided),
     # Delegated → the requester, with the commands to start signing.
-    "request_delegated": Kind(_requester, _delegated),
+    NotificationKind.REQUEST_DELEGATED: Kind(_requester, _delegated),
     # About to expire undecided → the requester, who may nudge an owner or withdraw.
-    "request_expiring": Kind(_requester, _expiring),
+    NotificationKind.REQUEST_EXPIRING: Kind(_requester, _expiring),
     # Expired undecided → the requester, who may ask again.
-    "request_expired": Kind(_requester, _expired),
+    NotificationKind.REQUEST_EXPIRED: Kind(_requester, _expired),
     # Failed → the requester and the repository's owners.
-    "request_failed": Kind(_requester_and_owners),
+    NotificationKind.REQUEST_FAILED: Kind(_requester_and_owners, tells_owners=True),
     # Revoked by an owner → the member, naming who revoked it and why.
-    "delegation_revoked": Kind(_member_unless_they_revoked, _delegation),
+    NotificationKind.DELEGATION_REVOKED: Kind(_member_unless_they_revoked, _delegation),
     # Given up by the member → the repository's owners, with what remaining signers run.
-    "delegation_given_up": Kind(_owners_other_than_requester, _delegation_with_witness),
+    NotificationKind.DELEGATION_GIVEN_UP: Kind(
+        _owners_other_than_requester, _delegation_with_witness, True
+    ),
     # Ended by the directory sync (left the team, account disabled) → the member, and the
     # owners with what remaining signers run. Nobody acted, so nobody is left out.
-    "delegation_directory_revoked": Kind(_requester_and_owners, _directory_revoked),
+    NotificationKind.DELEGATION_DIRECTORY_REVOKED: Kind(
+        _requester_and_owners, _directory_revoked, True
+    ),
     # Taking the key out failed → whoever asked for the end, and the owners.
-    "delegation_end_failed": Kind(_whoever_asked_for_the_end_and_owners, _end_failed),
+    NotificationKind.DELEGATION_END_FAILED: Kind(
+        _whoever_asked_for_the_end_and_owners, _end_failed, True
+    ),
     # Certificate expiring (once per reminder day) → the member, to renew, and the owners.
-    "certificate_expiring": Kind(_member_unless_renewing_and_owners, _certificate_expiring),
+    NotificationKind.CERTIFICATE_EXPIRING: Kind(
+        _member_unless_renewing_and_owners, _certificate_expiring, True
+    ),
 }
 
 
-def recipients(kind: str, request: DelegationRequest) -> list[AbstractBaseUser]:
-    """The people a notification goes to: each once, and only those with an address."""
+def recipients(
+    kind: NotificationKind, request: DelegationRequest, *, owners: Owners | None
+) -> list[AbstractBaseUser]:
+    """The people a notification goes to: each once, and only those with an address.
+
+    `owners` must be given for a kind that tells the owners: they are read before the
+    transaction that owes the email, never inside it.
+    """
+    kind_of = KINDS[kind]
+    if kind_of.tells_owners and owners is None:
+        raise ValueError(f"{kind} tells the owners: read them before the transaction")
     seen: set[int] = set()
     people = []
-    for person in KINDS[kind].recipients(request):
-        if person.email and person.pk not in seen:
+    for person in kind_of.recipients(request, owners or ()):
+        if person.email and person.pk not in seen:  # type: ignore[attr-defined]
             seen.add(person.pk)
             people.append(person)
     return people

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -9,16 +11,24 @@ from django.db.models import QuerySet
 from django.template.defaultfilters import filesizeformat
 
 from . import clock, selectors, trust
-from .certificates import (
+from .audit import log as audit_log
+from .exceptions import InvalidInput
+from .intake.certificates import (
     PRIVATE_KEY_MESSAGE,
     CertificateInfo,
     holds_private_key,
     inspect_certificate,
 )
-from .exceptions import InvalidInput
-from .models import Delegation, KeyRole, Repository, Verdict
+from .intake.possession import MAX_SIGNATURE_CHARACTERS, PossessionProof
+from .models import (
+    MAX_COMMENT_CHARACTERS,
+    Delegation,
+    DelegationRequest,
+    KeyRole,
+    Repository,
+    Verdict,
+)
 from .notary import InvalidRoleName, team_role_name
-from .possession import MAX_SIGNATURE_CHARACTERS, PossessionProof
 
 
 class DelegationRequestForm(forms.Form):
@@ -43,7 +53,7 @@ class DelegationRequestForm(forms.Form):
     reason = forms.CharField(
         label="Reason",
         widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=2000,
+        max_length=MAX_COMMENT_CHARACTERS,
         help_text="What will you sign, and why? The repository owners read this.",
     )
     # The server's challenge and the requester's signature over it (see `possession`). Whether a
@@ -136,7 +146,10 @@ def _without_private_key(text: str) -> str:
 
 class DecisionForm(forms.Form):
     comment = forms.CharField(
-        label="Comment", required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+        label="Comment",
+        required=False,
+        max_length=MAX_COMMENT_CHARACTERS,
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
 
 
@@ -169,21 +182,88 @@ class QueueFilterForm(forms.Form):
     # Typed rather than chosen: a queue can hold hundreds of requesters.
     requester = forms.CharField(required=False, max_length=150)
 
-    def __init__(self, *args, queue: QuerySet, repositories: QuerySet, **kwargs) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        queue: QuerySet[DelegationRequest],
+        repositories: QuerySet[Repository],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["repository"].queryset = repositories
+        self.fields["repository"].queryset = repositories  # type: ignore[attr-defined]
         teams = queue.order_by("team").values_list("team", flat=True).distinct()
-        self.fields["team"].choices = [("", "All teams"), *((team, team) for team in teams)]
+        self.fields["team"].choices = [("", "All teams"), *((team, team) for team in teams)]  # type: ignore[attr-defined]
 
-    def apply(self, queue: QuerySet) -> QuerySet:
+    def selector_filters(self) -> dict[str, Any]:
+        """The filters as `selectors.approval_queue_narrowed` takes them; none when invalid."""
+        if not self.is_valid():
+            return {}
         chosen = self.cleaned_data
-        if chosen.get("repository"):
-            queue = queue.filter(repository=chosen["repository"])
-        if chosen.get("team"):
-            queue = queue.filter(team=chosen["team"])
-        if chosen.get("requester"):
-            queue = queue.filter(requester__username__iexact=chosen["requester"].strip())
-        return queue
+        return {
+            "repository": chosen["repository"],
+            "team": chosen["team"],
+            "requester": chosen["requester"].strip(),
+        }
+
+
+class RevokeForm(forms.Form):
+    comment = forms.CharField(
+        label="Comment",
+        max_length=MAX_COMMENT_CHARACTERS,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Why you revoke it: the member gets this in the email telling them.",
+        error_messages={"required": "Say why you revoke this delegation; the member reads it."},
+    )
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's filters; the choices come from what `user` may read."""
+
+    repository = forms.ModelChoiceField(
+        queryset=Repository.objects.none(), required=False, empty_label="All repositories"
+    )
+    actor = forms.CharField(
+        required=False, max_length=150, widget=forms.TextInput(attrs={"placeholder": "username"})
+    )
+    action = forms.ChoiceField(required=False)
+    request = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Request #",
+        widget=forms.TextInput(attrs={"inputmode": "numeric"}),
+    )
+    date_from = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, data: Any, *, user: AbstractBaseUser) -> None:
+        super().__init__(data)
+        self.fields["repository"].queryset = audit_log.audit_repositories_for(user)  # type: ignore[attr-defined]
+        self.fields["action"].choices = [  # type: ignore[attr-defined]
+            ("", "All actions"),
+            *((action, action) for action in audit_log.audit_actions_for(user)),
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
+        if date_from and date_to and date_from > date_to:
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned
+
+    def selector_filters(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "repository": data["repository"],
+            "actor": data["actor"].strip(),
+            "action": data["action"],
+            "request_id": data["request"],
+            "date_from": data["date_from"],
+            "date_to": data["date_to"],
+        }
 
 
 class RepositoryKeyImportForm(forms.Form):

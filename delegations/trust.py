@@ -71,9 +71,10 @@ def pinned_root_keys(repository: Repository) -> list[PublicKey]:
 
 
 @contextmanager
-def client_for(repository: Repository) -> Iterator[NotaryClient]:
+def client_for(repository: Repository, *, remember: bool = True) -> Iterator[NotaryClient]:
     """A client anchored in the repository's pinned root and remembered trust data; what it
-    learns (a followed rotation, newer versions) is remembered afterwards, even on failure."""
+    learns (a followed rotation, newer versions) is remembered afterwards, even on failure,
+    unless `remember` is off (a preview for a page, which writes nothing)."""
     memory = TrustMemory(
         root=repository.trusted_root.encode() if repository.trusted_root else None,
         versions=repository.seen_versions or {},
@@ -87,7 +88,7 @@ def client_for(repository: Repository) -> Iterator[NotaryClient]:
     try:
         yield client
     finally:
-        if client.memory != memory:
+        if remember and client.memory != memory:
             _remember(repository, client.memory, epoch=epoch)
 
 
@@ -223,15 +224,16 @@ def replacing(old_pem: str, new_pem: str, role_names: Sequence[str]) -> ReplaceK
 
 
 def plan(repository: Repository, change: DelegationChange, *, now: datetime) -> Plan:
-    """What `change` would do to the live targets.json, without signing anything."""
-    with client_for(repository) as client:
+    """What `change` would do to the live targets.json, without signing or remembering
+    anything."""
+    with client_for(repository, remember=False) as client:
         return client.plan(change, now=now)
 
 
 def impact(repository: Repository, change: DelegationChange, *, now: datetime) -> ChangeImpact:
     """What `change` would do to the live trust data, and which signed tags it would leave
-    without a valid signature (a revocation's preview); nothing is signed."""
-    with client_for(repository) as client:
+    without a valid signature (a revocation's preview); nothing is signed or remembered."""
+    with client_for(repository, remember=False) as client:
         return change_impact(client, change, now=now)
 
 

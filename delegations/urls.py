@@ -1,37 +1,36 @@
 from django.urls import path
 
-from . import approval_views, delegation_views, views
-from .audit_views import audit_export_csv, audit_export_json, audit_log_page
+from .views import approvals, audit, delegations, requests
 
 app_name = "delegations"
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("requests/", views.request_list, name="request_list"),
-    path("requests/new/", views.request_create, name="request_create"),
-    path("requests/<int:request_id>/", views.request_detail, name="request_detail"),
-    path("requests/<int:request_id>/withdraw/", views.request_withdraw, name="request_withdraw"),
+    path("", requests.home, name="home"),
+    path("requests/", requests.request_list, name="request_list"),
+    path("requests/new/", requests.request_create, name="request_create"),
+    path("requests/<int:request_id>/", requests.request_detail, name="request_detail"),
+    path("requests/<int:request_id>/withdraw/", requests.request_withdraw, name="request_withdraw"),
+    path("requests/<int:request_id>/approve/", approvals.request_approve, name="request_approve"),
+    path("requests/<int:request_id>/reject/", approvals.request_reject, name="request_reject"),
+    path("approvals/", approvals.approval_queue, name="approval_queue"),
+    path("approvals/decide/", approvals.requests_bulk_decide, name="requests_bulk_decide"),
+    path("delegations/", delegations.delegation_list, name="delegation_list"),
     path(
-        "requests/<int:request_id>/approve/",
-        approval_views.request_approve,
-        name="request_approve",
+        "delegations/<int:delegation_id>/renew/",
+        requests.delegation_renew,
+        name="delegation_renew",
     ),
-    path("requests/<int:request_id>/reject/", approval_views.request_reject, name="request_reject"),
-    path("approvals/", approval_views.approval_queue, name="approval_queue"),
-    path("approvals/decide/", approval_views.requests_bulk_decide, name="requests_bulk_decide"),
-    path("delegations/", views.delegation_list, name="delegation_list"),
-    path("delegations/<int:delegation_id>/renew/", views.delegation_renew, name="delegation_renew"),
     path(
         "delegations/<int:delegation_id>/revoke/",
-        delegation_views.delegation_revoke,
+        delegations.delegation_revoke,
         name="delegation_revoke",
     ),
     path(
         "delegations/<int:delegation_id>/give-up/",
-        delegation_views.delegation_give_up,
+        delegations.delegation_give_up,
         name="delegation_give_up",
     ),
-    path("audit/", audit_log_page, name="audit_log"),
-    path("audit/export.csv", audit_export_csv, name="audit_export_csv"),
-    path("audit/export.json", audit_export_json, name="audit_export_json"),
+    path("audit/", audit.audit_log_page, name="audit_log"),
+    path("audit/export.csv", audit.audit_export_csv, name="audit_export_csv"),
+    path("audit/export.json", audit.audit_export_json, name="audit_export_json"),
 ]

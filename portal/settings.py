@@ -160,7 +160,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "delegations.middleware.DirectoryUnavailableMiddleware",
+    "delegations.directory.middleware.DirectoryUnavailableMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -177,7 +177,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "delegations.context_processors.navigation",
+                "delegations.views.navigation.navigation",
             ],
         },
     },
@@ -249,8 +249,8 @@ if PORTAL_LDAP_URI:
             raise ImproperlyConfigured(f"PORTAL_LDAP_{_name} is required with PORTAL_LDAP_URI")
     globals().update(django_auth_ldap_settings(globals()))
     AUTHENTICATION_BACKENDS = [
-        "delegations.directory_login.DirectoryBackend",
-        "delegations.directory_login.LocalAccountBackend",
+        "delegations.directory.login.DirectoryBackend",
+        "delegations.directory.login.LocalAccountBackend",
     ]
 
 SESSION_COOKIE_HTTPONLY = True
@@ -361,7 +361,7 @@ if PORTAL_POSSESSION_CHALLENGE_SECONDS < 10 * 60:
     # Shorter leaves no time to run the openssl command, and a refused form shows a new one.
     raise ImproperlyConfigured("PORTAL_POSSESSION_CHALLENGE_SECONDS must be at least 600")
 # Uploads are kept in memory only (never in a temporary file) and refused beyond the cap.
-FILE_UPLOAD_HANDLERS = ["delegations.uploads.CappedMemoryUploadHandler"]
+FILE_UPLOAD_HANDLERS = ["delegations.intake.uploads.CappedMemoryUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
 # --- Static files, language, logging --------------------------------------------------------------

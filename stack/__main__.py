@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from delegations.ucp_bundles import ClientCA
+from delegations.demo.bundles import ClientCA
 
 from .processes import LOOPBACK, Service, ServiceError, notary_service, redis_service
 from .slapd import DEMO_PORT, demo_directory_env, demo_directory_service

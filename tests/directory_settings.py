@@ -6,8 +6,7 @@ changes one PORTAL_LDAP_* value sees django-auth-ldap follow it too.
 
 from __future__ import annotations
 
-from delegations import directory
-from delegations.directory_accounts import directory_user_for
+from delegations import directory, services
 from portal.ldap_settings import django_auth_ldap_settings
 from stack.slapd import demo_directory_env
 
@@ -41,8 +40,8 @@ def configure_directory(settings, server, **overrides: object) -> None:
     for name, value in django_auth_ldap_settings(values).items():
         setattr(settings, name, value)
     settings.AUTHENTICATION_BACKENDS = [
-        "delegations.directory_login.DirectoryBackend",
-        "delegations.directory_login.LocalAccountBackend",
+        "delegations.directory.login.DirectoryBackend",
+        "delegations.directory.login.LocalAccountBackend",
     ]
     directory.forget()
 
@@ -51,4 +50,4 @@ def directory_user(username: str):
     """The portal user of a directory account, as if they had logged in once."""
     entry = directory.account(username, fresh=True)
     assert entry is not None, f"{username} is not in the test directory"
-    return directory_user_for(entry)
+    return services.directory_account_provision(entry=entry)

@@ -23,9 +23,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from delegations import services
-from delegations.certificates import inspect_certificate
-from delegations.possession import PossessionProof, challenge_issue
-from delegations.ucp_bundles import ClientCA, bundle_zip
+from delegations.demo.bundles import ClientCA, bundle_zip
+from delegations.intake.certificates import inspect_certificate
+from delegations.intake.possession import PossessionProof, challenge_issue
 
 PASSWORD = "test-password"
 

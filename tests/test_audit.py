@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from delegations import services
-from delegations.audit import GENESIS_HASH, Breakage, audit_chain_verify, hash_of
+from delegations.audit.chain import GENESIS_HASH, Breakage, audit_chain_verify, hash_of
 from delegations.models import AuditChainHead, AuditEvent, DelegationRequest
 from tests.factories import make_user, submit_request
 

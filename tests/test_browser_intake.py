@@ -20,9 +20,9 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
-from delegations.certificates import inspect_certificate
+from delegations.demo.bundles import bundle_zip
+from delegations.intake.certificates import inspect_certificate
 from delegations.models import DelegationRequest, RequestStatus
-from delegations.ucp_bundles import bundle_zip
 from tests.factories import PASSWORD, Bundle, make_bundle, make_user
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from delegations.certificates import holds_private_key, inspect_certificate
+from delegations.intake.certificates import holds_private_key, inspect_certificate
 from tests.factories import make_bundle, make_sha1_certificate
 
 

@@ -46,7 +46,9 @@ def test_a_threshold_of_two_needs_two_different_owners(
     assert Decision.objects.filter(request=request).count() == 2
     approved = AuditEvent.objects.get(request=request, action="request.approved")
     assert approved.details["approvals"] == ["alice", "olga"]
-    assert [job.func_name for job in rq_queue.jobs].count("delegations.tasks.apply_request") == 1
+    assert [job.func_name for job in rq_queue.jobs].count(
+        "delegations.tasks.request_apply_job"
+    ) == 1
 
 
 def test_one_rejection_ends_a_request_that_had_approvals(repository, people):

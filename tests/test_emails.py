@@ -249,6 +249,7 @@ def directory_ended(flow, delegation, reason: str) -> dict:
         services.notifications_create,
         kind="delegation_directory_revoked",
         request=delegation.request,
+        owners=services.repository_owners_provision(repository=delegation.repository),
         now=timezone.now(),
     )
     return sent

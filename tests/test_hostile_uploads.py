@@ -60,9 +60,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from delegations import services
-from delegations.certificates import PRIVATE_KEY_MESSAGE, inspect_certificate
+from delegations.intake.certificates import PRIVATE_KEY_MESSAGE, inspect_certificate
+from delegations.intake.possession import challenge_issue
 from delegations.models import DelegationRequest, Repository, RequestStatus
-from delegations.possession import challenge_issue
 from tests import factories
 
 pytestmark = [

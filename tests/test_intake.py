@@ -21,10 +21,10 @@ from django.utils import timezone
 
 from delegations import selectors, services
 from delegations.checks import ucp_ca_bundle_readable
+from delegations.demo.bundles import ClientCA
 from delegations.exceptions import InvalidInput
+from delegations.intake.possession import PossessionProof, challenge_issue, openssl_command
 from delegations.models import AuditEvent, Delegation, DelegationRequest, RequestStatus
-from delegations.possession import PossessionProof, challenge_issue, openssl_command
-from delegations.ucp_bundles import ClientCA
 from tests.factories import make_bundle, make_user, submission, submit_request
 
 pytestmark = pytest.mark.django_db

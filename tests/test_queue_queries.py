@@ -16,9 +16,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from delegations import services
-from delegations.approval_views import PAGE_SIZE
-from delegations.context_processors import navigation
 from delegations.models import DelegationRequest, Repository, RequestStatus
+from delegations.views.navigation import navigation
+from delegations.views.paging import PAGE_SIZE
 from tests.factories import make_user, submit_request
 
 pytestmark = pytest.mark.django_db

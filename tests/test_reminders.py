@@ -226,11 +226,12 @@ def test_owing_the_same_occasion_twice_owes_it_once(bob):
     """The database decides, not a read before the write: a second call meets the constraint
     for every recipient and owes nothing, inside the caller's transaction."""
     now = bob.certificate_expires_at - 7 * DAY
+    owners = services.repository_owners_provision(repository=bob.repository)
     first = services.notifications_create(
-        kind="certificate_expiring", request=bob.request, now=now, occasion="7d"
+        kind="certificate_expiring", request=bob.request, now=now, occasion="7d", owners=owners
     )
     again = services.notifications_create(
-        kind="certificate_expiring", request=bob.request, now=now, occasion="7d"
+        kind="certificate_expiring", request=bob.request, now=now, occasion="7d", owners=owners
     )
     assert len(first) == 3
     assert again == []

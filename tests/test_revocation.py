@@ -16,7 +16,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from delegations import services, tasks, trust
+from delegations import queueing, services, trust
 from delegations.exceptions import IllegalTransition, InvalidInput, NotAllowed
 from delegations.models import (
     AuditEvent,
@@ -205,7 +205,7 @@ def test_a_double_click_asks_once_and_the_list_shows_the_revocation_under_way(
     assert "Revoking bob's delegation" in page_text(first)
     assert "is being ended already" in page_text(second)
     jobs = [job.id for job in rq_queue.jobs]
-    assert jobs.count(tasks.delegation_end_job_id(bob.pk)) == 1
+    assert jobs.count(queueing.delegation_end_job_id(bob.pk)) == 1
     assert AuditEvent.objects.filter(action="delegation.revoke_requested").count() == 1
     # Under way: no button for bob, the key still signs until the worker is done.
     listing = client.get(reverse("delegations:delegation_list"))
@@ -292,7 +292,7 @@ def test_a_crash_between_publish_and_record_is_recovered_by_running_the_job_agai
 
     # The cron sweep queues the end again; the run finds the key gone and records that once.
     settings.PORTAL_STALLED_AFTER_SECONDS = 0
-    assert tasks.resume_stalled_endings() == [bob.pk]
+    assert services.stalled_endings_resume() == [bob.pk]
     run_jobs()
     bob.refresh_from_db()
     assert bob.end_reason == EndReason.REVOKED
@@ -305,10 +305,10 @@ def test_a_crash_between_publish_and_record_is_recovered_by_running_the_job_agai
 
     # Running it yet again changes nothing and records nothing.
     events = AuditEvent.objects.count()
-    assert tasks.enqueue_delegation_end(bob.pk)
+    assert queueing.enqueue_delegation_end(bob.pk)
     run_jobs()
     assert AuditEvent.objects.count() == events
-    assert tasks.resume_stalled_endings() == []
+    assert services.stalled_endings_resume() == []
     assert Notification.objects.filter(request=bob.request, kind="delegation_revoked").count() == 1
     roles = keys_in(notary_cli, repository.gun)
     assert roles[RELEASES] == roles[QA] == {carol.canonical_key_id}

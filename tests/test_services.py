@@ -9,7 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from delegations import services, tasks, trust
-from delegations.audit import GENESIS_HASH, hash_of
+from delegations.audit.chain import GENESIS_HASH, hash_of
 from delegations.exceptions import IllegalTransition, InvalidInput, NotAllowed, SelfApproval
 from delegations.models import (
     AuditEvent,
@@ -63,8 +63,8 @@ def test_an_owner_approves_and_the_apply_job_is_queued_on_commit(
         "ok",
     )
     queued = [job.func_name for job in rq_queue.jobs]
-    assert "delegations.tasks.apply_request" in queued
-    assert "delegations.tasks.send_notification" in queued
+    assert "delegations.tasks.request_apply_job" in queued
+    assert "delegations.tasks.notification_send_job" in queued
 
 
 def test_nothing_is_queued_when_the_transaction_rolls_back(repository, people, rq_queue):
@@ -158,7 +158,7 @@ def test_an_unreachable_notary_fails_the_request_after_the_last_retry(repository
     repository.notary_url = f"http://127.0.0.1:{free_port()}"
     repository.save(update_fields=["notary_url"])
 
-    tasks.apply_request(request.pk)  # outside a job there are no retries left
+    tasks.request_apply_job(request.pk)  # outside a job there are no retries left
 
     request.refresh_from_db()
     assert request.status == RequestStatus.FAILED
@@ -237,7 +237,7 @@ def test_an_unexpected_error_on_the_last_attempt_fails_the_request(repository, p
 
     # Re-raised, so RQ keeps the traceback for administrators.
     with pytest.raises(ZeroDivisionError, match="a bug"):
-        tasks.apply_request(request.pk)
+        tasks.request_apply_job(request.pk)
 
     request.refresh_from_db()
     assert request.status == RequestStatus.FAILED
@@ -251,7 +251,7 @@ def test_a_stored_certificate_that_no_longer_parses_fails_the_request_with_the_r
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
     DelegationRequest.objects.filter(pk=request.pk).update(certificate_pem="not a certificate")
 
-    tasks.apply_request(request.pk)
+    tasks.request_apply_job(request.pk)
 
     request.refresh_from_db()
     assert request.status == RequestStatus.FAILED

@@ -137,8 +137,8 @@ def test_the_directory_is_configured_from_the_environment(tmp_path):
     printed = result.stdout.removeprefix("portal.settings ")
     backends, user_filter, start_tls, options, flags = ast.literal_eval(printed)
     assert backends == [
-        "delegations.directory_login.DirectoryBackend",
-        "delegations.directory_login.LocalAccountBackend",
+        "delegations.directory.login.DirectoryBackend",
+        "delegations.directory.login.LocalAccountBackend",
     ]
     # Disabled accounts are not found by the login search at all.
     assert user_filter == "(&(uid=%(user)s)(!(shadowExpire=1)))"

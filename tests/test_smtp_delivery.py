@@ -10,7 +10,7 @@ import pytest
 from rq import SimpleWorker
 from rq.job import Job, JobStatus
 
-from delegations import tasks
+from delegations import queueing
 from delegations.models import Notification
 from stack.processes import LOOPBACK, free_port
 from tests.conftest import wait_for
@@ -39,7 +39,7 @@ def test_a_notification_arrives_as_plain_text_and_html_with_absolute_links(
     smtp_server.clear()
     request = submit_request(repository, people["bob"])  # owes alice and olga an email
 
-    assert tasks.enqueue_notification(owed_to(request, "alice").pk)
+    assert queueing.enqueue_notification_send(owed_to(request, "alice").pk)
     run_jobs()
 
     ((recipients, message),) = smtp_server.messages()
@@ -76,7 +76,7 @@ def test_an_smtp_outage_is_retried_by_the_job_and_the_mail_goes_out_later(
     request = submit_request(repository, people["bob"])  # the workflow does not wait for mail
     notification = owed_to(request, "alice")
 
-    tasks.enqueue_notification(notification.pk)
+    queueing.enqueue_notification_send(notification.pk)
     run_jobs()
 
     notification.refresh_from_db()
@@ -84,7 +84,9 @@ def test_an_smtp_outage_is_retried_by_the_job_and_the_mail_goes_out_later(
     assert notification.attempts == 1
     expected_error = "451" if outage.startswith("451") else "refused"
     assert expected_error in notification.last_error.lower()
-    job = Job.fetch(tasks.notification_job_id(notification.pk), connection=rq_queue.connection)
+    job = Job.fetch(
+        queueing.notification_send_job_id(notification.pk), connection=rq_queue.connection
+    )
     assert job.get_status() == JobStatus.SCHEDULED  # RQ retries it
 
     smtp_server.deferring = False

@@ -9,8 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.utils import timezone
 
-from delegations.identity import identity_check
-from delegations.ucp_bundles import ClientCA, write_demo_bundles
+from delegations.demo.bundles import ClientCA, write_demo_bundles
+from delegations.intake.identity import identity_check
 from tests.factories import make_user
 
 

@@ -36,6 +36,7 @@ from .keys import (
     SigningKey,
     canonical_id_or_none,
     certificate_common_name,
+    short_key_id,
 )
 from .reading import TrustMemory, TrustState
 from .roles import RELEASES, team_role_name
@@ -81,5 +82,6 @@ __all__ = [
     "change_impact",
     "key_file_info",
     "load_key_file",
+    "short_key_id",
     "team_role_name",
 ]

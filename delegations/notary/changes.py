@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Protocol
 
 from .errors import InvalidKey
-from .keys import X509_KEYTYPES, PublicKey, certificate_common_name
+from .keys import X509_KEYTYPES, PublicKey, certificate_common_name, short_key_id
 from .metadata import Targets
 from .roles import RELEASES, Delegations
 
@@ -42,7 +42,7 @@ class AddKey:
         delegations.add_key(self.key, self.role_names)
 
     def describe(self) -> str:
-        return f"add key {self.key.canonical_id[:12]} to {_roles_text(self.role_names)}"
+        return f"add key {self.key.short_id} to {_roles_text(self.role_names)}"
 
 
 def _remove_member_key(
@@ -70,7 +70,7 @@ class RemoveKey:
         _remove_member_key(delegations, self.key, self.role_names)
 
     def describe(self) -> str:
-        return f"remove key {self.key.canonical_id[:12]} from {_roles_text(self.role_names)}"
+        return f"remove key {self.key.short_id} from {_roles_text(self.role_names)}"
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class ReplaceKey:
 
     def describe(self) -> str:
         return (
-            f"replace key {self.old.canonical_id[:12]} by {self.new.canonical_id[:12]} in "
+            f"replace key {self.old.short_id} by {self.new.short_id} in "
             f"{_roles_text(self.role_names)}"
         )
 
@@ -101,6 +101,10 @@ class DelegatedKey:
     keytype: str
     subject: str = ""
     expires: datetime | None = None
+
+    @property
+    def short_id(self) -> str:
+        return short_key_id(self.canonical_id)
 
     @classmethod
     def of(cls, key: PublicKey) -> DelegatedKey:

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Protocol
 
 from .changes import (
-    AddKey,
     DelegatedRole,
     DelegationChange,
     Plan,
@@ -166,26 +165,6 @@ class NotaryClient:
 
     # -- changing delegations ------------------------------------------------------------------
 
-    def add_delegate(
-        self,
-        *,
-        key: PublicKey,
-        role_names: Sequence[str],
-        targets_key: SigningKey,
-        now: datetime,
-        snapshot_key: SigningKey | None = None,
-    ) -> PublishResult:
-        """Delegate `key` in every role of `role_names` for all paths, keeping the others.
-
-        The other changes (RemoveKey, ReplaceKey) go through `publish_change` the same way.
-        """
-        return self.publish_change(
-            AddKey(key, tuple(role_names)),
-            targets_key=targets_key,
-            snapshot_key=snapshot_key,
-            now=now,
-        )
-
     def publish_change(
         self,
         change: DelegationChange,
@@ -211,7 +190,7 @@ class NotaryClient:
             if not state.targets.valid_signers([targets_key.public]):
                 raise PermanentNotaryError(
                     f"{self.gun}: targets.json is not signed by the portal's targets key "
-                    f"({targets_key.public.canonical_id[:12]}); refusing to re-sign content "
+                    f"({targets_key.public.short_id}); refusing to re-sign content "
                     "the portal did not write or check"
                 )
             plan = plan_change(state.targets.signed, change)
@@ -281,7 +260,7 @@ class NotaryClient:
 def _require_role_key(gun: str, root: Root, role: str, key: SigningKey) -> None:
     if key.public.tuf_id not in {listed.tuf_id for listed in root.role_keys(role)}:
         raise PermanentNotaryError(
-            f"{gun}: the portal's {role} key ({key.public.canonical_id[:12]}) is not this "
+            f"{gun}: the portal's {role} key ({key.public.short_id}) is not this "
             f"repository's {role} key; import the right key"
         )
 

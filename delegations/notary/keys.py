@@ -56,6 +56,13 @@ KEY_ALGORITHMS = {
     "rsa-4096": (RSA, 4096),
 }
 ROOT_CERTIFICATE_LIFETIME = timedelta(days=3652)
+# `docker trust inspect` and `notary key list` show key IDs cut to this many characters.
+SHORT_KEY_ID_LENGTH = 12
+
+
+def short_key_id(key_id: str) -> str:
+    """A key ID in the short form Docker's tools show: enough to tell keys apart."""
+    return key_id[:SHORT_KEY_ID_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,10 @@ class PublicKey:
         if self.keytype not in X509_KEYTYPES:
             return self.tuf_id
         return PublicKey.from_public_key(self.certificate().public_key()).tuf_id
+
+    @property
+    def short_id(self) -> str:
+        return short_key_id(self.canonical_id)
 
     def certificate(self) -> x509.Certificate:
         if self.keytype not in X509_KEYTYPES:

@@ -18,7 +18,7 @@ from datetime import datetime
 from .changes import DelegationChange, Plan, plan_change
 from .client import NotaryClient
 from .errors import InvalidMetadata
-from .keys import PublicKey, canonical_id_or_none
+from .keys import PublicKey, canonical_id_or_none, short_key_id
 from .metadata import Metadata, Targets
 from .reading import TrustReader
 from .roles import Delegations
@@ -40,6 +40,11 @@ class RoleSignatures:
     verifies_after: bool
     # Why the file does not verify now, when it was found but does not.
     problem: str = ""
+
+    @property
+    def signer_ids(self) -> tuple[tuple[str, str], ...]:
+        """Each signer's canonical ID with its short form, as pages show them."""
+        return tuple((signer, short_key_id(signer)) for signer in self.signers)
 
     @property
     def tags_losing_signature(self) -> tuple[str, ...]:

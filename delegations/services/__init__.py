@@ -1,6 +1,13 @@
-"""Every write the portal makes. Each state change is a compare-and-set with an audit event, and
-its side effects (jobs, emails) are enqueued only once the transaction has committed."""
+"""Every write the portal makes, by domain. Each state change is a compare-and-set with an audit
+event, and its side effects (jobs, emails) are enqueued only once the transaction has committed.
+What a change needs from the directory is read before its transaction begins."""
 
+from .accounts import (
+    directory_account_provision,
+    directory_account_set_active,
+    directory_login_record,
+    repository_owners_provision,
+)
 from .decisions import request_approve, request_reject, requests_decide
 from .delegation_endings import (
     delegation_end,
@@ -9,7 +16,7 @@ from .delegation_endings import (
     delegation_give_up,
     delegation_revoke,
 )
-from .delegation_requests import request_apply, request_change, request_fail, request_submit
+from .delegation_requests import request_apply, request_fail, request_submit
 from .directory_sync import directory_sync
 from .notifications import notification_send, notifications_create
 from .reminders import reminders_send
@@ -22,6 +29,7 @@ from .repositories import (
 )
 from .request_endings import request_withdraw, requests_expire
 from .state import TRANSITIONS
+from .sweeps import stalled_endings_resume, stalled_requests_resume, unsent_notifications_resend
 from .trust_anchors import repository_root_pin, repository_trust_forget
 
 __all__ = [
@@ -31,6 +39,9 @@ __all__ = [
     "delegation_end_for_directory",
     "delegation_give_up",
     "delegation_revoke",
+    "directory_account_provision",
+    "directory_account_set_active",
+    "directory_login_record",
     "directory_sync",
     "notification_send",
     "notifications_create",
@@ -38,17 +49,20 @@ __all__ = [
     "repository_initialise_trust",
     "repository_key_import",
     "repository_keys_rewrap",
+    "repository_owners_provision",
     "repository_register",
     "repository_root_pin",
     "repository_trust_forget",
     "repository_update",
     "request_apply",
     "request_approve",
-    "request_change",
     "request_fail",
     "request_reject",
     "request_submit",
     "request_withdraw",
     "requests_decide",
     "requests_expire",
+    "stalled_endings_resume",
+    "stalled_requests_resume",
+    "unsent_notifications_resend",
 ]

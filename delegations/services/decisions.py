@@ -13,12 +13,20 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from .. import clock, selectors, tasks
-from ..audit import audit_record
+from .. import clock, queueing, selectors
+from ..audit.chain import audit_record
 from ..exceptions import IllegalTransition, InvalidInput, NotAnOwner, PortalError, SelfApproval
-from ..models import Decision, DelegationRequest, RequestStatus, Verdict
+from ..models import (
+    AuditAction,
+    Decision,
+    DelegationRequest,
+    NotificationKind,
+    RequestStatus,
+    Verdict,
+)
+from .comments import checked_comment
 from .notifications import notifications_create
-from .state import enqueue_after_commit, request_facts, transition
+from .state import request_facts, transition
 
 
 def request_approve(
@@ -33,7 +41,7 @@ def request_approve(
         request_id=request_id,
         acting_user=acting_user,
         verdict=Verdict.APPROVE,
-        comment=comment.strip(),
+        comment=checked_comment(comment),
         now=now or clock.now(),
     )
 
@@ -46,7 +54,8 @@ def request_reject(
     now: datetime | None = None,
 ) -> DelegationRequest:
     """Reject the request; one owner's rejection ends it, whatever approvals it had."""
-    if not comment.strip():
+    comment = checked_comment(comment)
+    if not comment:
         raise InvalidInput(
             "Say why you reject the request: the requester will read it.", field="comment"
         )
@@ -54,7 +63,7 @@ def request_reject(
         request_id=request_id,
         acting_user=acting_user,
         verdict=Verdict.REJECT,
-        comment=comment.strip(),
+        comment=comment,
         now=now or clock.now(),
     )
 
@@ -97,14 +106,23 @@ def requests_decide(
 def _decide(
     *, request_id: int, acting_user: AbstractBaseUser, verdict: str, comment: str, now: datetime
 ) -> DelegationRequest:
+    # What the directory says (who owns the repository, who is in the team) is read before the
+    # request row is locked: a slow directory must not hold up other writers.
+    unlocked = DelegationRequest.objects.select_related("repository", "requester").get(
+        pk=request_id
+    )
+    owns = selectors.is_owner(acting_user, unlocked.repository)
+    still_in_team = verdict != Verdict.APPROVE or unlocked.team in selectors.teams_of(
+        unlocked.requester
+    )
     with transaction.atomic():
         request = (
             DelegationRequest.objects.select_for_update(of=("self",))
             .select_related("repository", "requester")
             .get(pk=request_id)
         )
-        _require_can_decide(request, acting_user)
-        if verdict == Verdict.APPROVE and request.team not in selectors.teams_of(request.requester):
+        _require_can_decide(request, acting_user, owns=owns)
+        if not still_in_team:
             # They left the team (or the company) since they asked: approving would hand out
             # rights the directory sync would take back at its next run.
             raise IllegalTransition(
@@ -116,18 +134,14 @@ def _decide(
         )
         if verdict == Verdict.REJECT:
             return _conclude(request, RequestStatus.REJECTED, acting_user, comment, now=now)
-        approvals = list(
-            request.decisions.filter(verdict=Verdict.APPROVE)
-            .order_by("id")
-            .values_list("owner__username", flat=True)
-        )
+        approvals = [decision.owner.get_username() for decision in selectors.approvals_of(request)]
         required = request.repository.approvals_required
         if len(approvals) >= required:
             return _conclude(
                 request, RequestStatus.APPROVED, acting_user, comment, now=now, approvals=approvals
             )
         audit_record(
-            action="request.approval_counted",
+            action=AuditAction.REQUEST_APPROVAL_COUNTED,
             actor=acting_user,
             now=now,
             request=request,
@@ -141,9 +155,16 @@ def _decide(
         return request
 
 
+# What concluding a pending request is called in the audit log.
+_CONCLUDED = {
+    RequestStatus.APPROVED: AuditAction.REQUEST_APPROVED,
+    RequestStatus.REJECTED: AuditAction.REQUEST_REJECTED,
+}
+
+
 def _conclude(
     request: DelegationRequest,
-    target: str,
+    target: RequestStatus,
     acting_user: AbstractBaseUser,
     comment: str,
     *,
@@ -158,22 +179,22 @@ def _conclude(
         source={RequestStatus.PENDING},
         target=target,
         actor=acting_user,
-        action=f"request.{target}",
+        action=_CONCLUDED[target],
         now=now,
         details=details,
     )
-    notifications_create(kind="request_decided", request=request, now=now)
+    notifications_create(kind=NotificationKind.REQUEST_DECIDED, request=request, now=now)
     if target == RequestStatus.APPROVED:
-        enqueue_after_commit(lambda: tasks.enqueue_apply(request.pk))
+        queueing.enqueue_after_commit(lambda: queueing.enqueue_request_apply(request.pk))
     return request
 
 
-def _require_can_decide(request: DelegationRequest, user: AbstractBaseUser) -> None:
-    reason = selectors.why_cannot_decide(user, request)
+def _require_can_decide(request: DelegationRequest, user: AbstractBaseUser, *, owns: bool) -> None:
+    reason = selectors.why_cannot_decide(user, request, owns=owns)
     if reason is None:
         return
     if request.requester_id == user.pk:
         raise SelfApproval(reason)
-    if not selectors.is_owner(user, request.repository):
+    if not owns:
         raise NotAnOwner()
     raise IllegalTransition(reason)

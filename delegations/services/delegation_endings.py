@@ -15,35 +15,42 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from .. import clock, selectors, tasks, trust
-from ..audit import DIRECTORY_SYNC_ACTOR, SYSTEM_ACTOR, audit_record
-from ..certificates import PRIVATE_KEY_MESSAGE, holds_private_key
+from .. import clock, emails, queueing, selectors, trust
+from ..audit.chain import DIRECTORY_SYNC_ACTOR, SYSTEM_ACTOR, audit_record
 from ..exceptions import IllegalTransition, InvalidInput, NotAllowed, TrustSetupError
-from ..models import DIRECTORY_END_REASONS, Delegation, EndReason, RequestStatus
+from ..models import (
+    DIRECTORY_END_REASONS,
+    AuditAction,
+    Delegation,
+    EndReason,
+    NotificationKind,
+    RequestStatus,
+)
 from ..notary import PermanentNotaryError, PublishResult
+from .accounts import repository_owners_provision
+from .comments import checked_comment
 from .notifications import notifications_create
-from .state import enqueue_after_commit, request_facts, transition
+from .state import request_facts, transition
 
-MAX_COMMENT = 2000
-
-# What the request's history calls each end, when it is asked for and when it is done.
+# What the request's history calls each end, when it is asked for and when it is done, and who
+# is told once it is done.
 _ASKED = {
-    EndReason.REVOKED: "delegation.revoke_requested",
-    EndReason.GIVEN_UP: "delegation.give_up_requested",
-    EndReason.LEFT_TEAM: "delegation.left_team",
-    EndReason.DISABLED: "delegation.account_disabled",
+    EndReason.REVOKED: AuditAction.DELEGATION_REVOKE_REQUESTED,
+    EndReason.GIVEN_UP: AuditAction.DELEGATION_GIVE_UP_REQUESTED,
+    EndReason.LEFT_TEAM: AuditAction.DELEGATION_LEFT_TEAM,
+    EndReason.DISABLED: AuditAction.DELEGATION_ACCOUNT_DISABLED,
 }
 _DONE = {
-    EndReason.REVOKED: "request.revoked",
-    EndReason.GIVEN_UP: "request.given_up",
-    EndReason.LEFT_TEAM: "request.revoked",
-    EndReason.DISABLED: "request.revoked",
+    EndReason.REVOKED: AuditAction.REQUEST_REVOKED,
+    EndReason.GIVEN_UP: AuditAction.REQUEST_GIVEN_UP,
+    EndReason.LEFT_TEAM: AuditAction.REQUEST_REVOKED,
+    EndReason.DISABLED: AuditAction.REQUEST_REVOKED,
 }
 _TOLD = {
-    EndReason.REVOKED: "delegation_revoked",
-    EndReason.GIVEN_UP: "delegation_given_up",
-    EndReason.LEFT_TEAM: "delegation_directory_revoked",
-    EndReason.DISABLED: "delegation_directory_revoked",
+    EndReason.REVOKED: NotificationKind.DELEGATION_REVOKED,
+    EndReason.GIVEN_UP: NotificationKind.DELEGATION_GIVEN_UP,
+    EndReason.LEFT_TEAM: NotificationKind.DELEGATION_DIRECTORY_REVOKED,
+    EndReason.DISABLED: NotificationKind.DELEGATION_DIRECTORY_REVOKED,
 }
 
 
@@ -58,8 +65,8 @@ def delegation_revoke(
     who did it and why, so the comment is required."""
     delegation = _delegation(delegation_id)
     if delegation is None or not selectors.is_owner(acting_user, delegation.repository):
-        raise NotAllowed("Only the owners of a delegation's repository revoke it.")
-    comment = _checked_comment(comment)
+        raise NotAllowed(selectors.NOT_AN_OWNER)
+    comment = checked_comment(comment)
     if not comment:
         raise InvalidInput(
             "Say why you revoke this delegation; the member reads it.", field="comment"
@@ -84,7 +91,7 @@ def delegation_give_up(
         delegation,
         reason=EndReason.GIVEN_UP,
         acting_user=acting_user,
-        comment=_checked_comment(comment),
+        comment=checked_comment(comment),
         now=now,
     )
 
@@ -110,16 +117,6 @@ def _delegation(delegation_id: int) -> Delegation | None:
     )
 
 
-def _checked_comment(comment: str) -> str:
-    comment = comment.strip()
-    if len(comment) > MAX_COMMENT:
-        raise InvalidInput(f"Keep the comment under {MAX_COMMENT} characters.", field="comment")
-    # The comment is stored and mailed: a pasted key.pem (the member's UCP login) must not be.
-    if holds_private_key(comment.encode("utf-8", "replace")):
-        raise InvalidInput(PRIVATE_KEY_MESSAGE, field="comment")
-    return comment
-
-
 def _ending_ask(
     delegation: Delegation,
     *,
@@ -130,16 +127,15 @@ def _ending_ask(
 ) -> Delegation:
     now = now or clock.now()
     with transaction.atomic():
-        asked = Delegation.objects.filter(
-            pk=delegation.pk,
-            ended_at__isnull=True,
-            ending="",
-            request__status=RequestStatus.DELEGATED,
-        ).update(
-            ending=reason,
-            ending_requested_by=acting_user,
-            ending_requested_at=now,
-            ending_comment=comment,
+        asked = (
+            Delegation.objects.steady()
+            .filter(pk=delegation.pk, request__status=RequestStatus.DELEGATED)
+            .update(
+                ending=reason,
+                ending_requested_by=acting_user,
+                ending_requested_at=now,
+                ending_comment=comment,
+            )
         )
         if not asked:
             raise IllegalTransition(_why_not_active(delegation.pk))
@@ -152,7 +148,7 @@ def _ending_ask(
             details={**request_facts(request), "end_reason": reason, "comment": comment},
             system_actor=_system_actor(reason),
         )
-        enqueue_after_commit(lambda: tasks.enqueue_delegation_end(delegation.pk))
+        queueing.enqueue_after_commit(lambda: queueing.enqueue_delegation_end(delegation.pk))
     delegation.refresh_from_db()
     return delegation
 
@@ -193,15 +189,31 @@ def delegation_end(*, delegation_id: int, now: datetime | None = None) -> Delega
         result = trust.publish(delegation.repository, change, now=now)
     except (PermanentNotaryError, TrustSetupError) as error:
         return delegation_end_fail(delegation_id=delegation_id, reason=error.message, now=now)
+    told = _TOLD[EndReason(delegation.ending)]
+    owners = _owners_if_told(told, delegation)
     try:
-        return _record_end(delegation, result, now=now)
+        return _record_end(delegation, result, owners=owners, now=now)
     except IllegalTransition:
         # Another run of this job recorded it first (the publish itself was idempotent).
         return Delegation.objects.get(pk=delegation_id)
 
 
-def _record_end(delegation: Delegation, result: PublishResult, *, now: datetime) -> Delegation:
-    reason = delegation.ending
+def _owners_if_told(
+    kind: NotificationKind, delegation: Delegation
+) -> list[AbstractBaseUser] | None:
+    if not emails.KINDS[kind].tells_owners:
+        return None
+    return repository_owners_provision(repository=delegation.repository)
+
+
+def _record_end(
+    delegation: Delegation,
+    result: PublishResult,
+    *,
+    owners: list[AbstractBaseUser] | None,
+    now: datetime,
+) -> Delegation:
+    reason = EndReason(delegation.ending)
     versions = {
         "targets_version_before": result.version_before,
         "targets_version_after": result.version_after,
@@ -217,7 +229,9 @@ def _record_end(delegation: Delegation, result: PublishResult, *, now: datetime)
         # Either this run published, or the key was gone from the roles already: a run before
         # a crash took it out, or someone did outside the portal. Both are on the record.
         audit_record(
-            action="notary.published" if result.changed else "notary.found_removed",
+            action=AuditAction.NOTARY_PUBLISHED
+            if result.changed
+            else AuditAction.NOTARY_FOUND_REMOVED,
             actor=None,
             now=now,
             request=request,
@@ -239,7 +253,7 @@ def _record_end(delegation: Delegation, result: PublishResult, *, now: datetime)
                 **versions,
             },
         )
-        notifications_create(kind=_TOLD[reason], request=request, now=now)
+        notifications_create(kind=_TOLD[reason], request=request, owners=owners, now=now)
     delegation.refresh_from_db()
     return delegation
 
@@ -250,19 +264,24 @@ def delegation_end_fail(
     """Give up taking a delegation's key out: it stays active and may be ended again; the person
     who asked and the owners are told why."""
     now = now or clock.now()
+    delegation = Delegation.objects.select_related("repository").get(pk=delegation_id)
+    owners = repository_owners_provision(repository=delegation.repository)
     with transaction.atomic():
         delegation = Delegation.objects.select_related("request__repository").get(pk=delegation_id)
         cleared = (
-            Delegation.objects.filter(
-                pk=delegation_id, ended_at__isnull=True, ending=delegation.ending
+            Delegation.objects.ending()
+            .filter(pk=delegation_id, ending=delegation.ending)
+            .update(
+                ending="",
+                failed_ending=delegation.ending,
+                failed_ending_reason=reason,
+                failed_ending_at=now,
             )
-            .exclude(ending="")
-            .update(ending="")
         )
         if not cleared:
             return delegation
         audit_record(
-            action="delegation.end_failed",
+            action=AuditAction.DELEGATION_END_FAILED,
             actor=None,
             now=now,
             request=delegation.request,
@@ -272,6 +291,11 @@ def delegation_end_fail(
                 "reason": reason,
             },
         )
-        notifications_create(kind="delegation_end_failed", request=delegation.request, now=now)
+        notifications_create(
+            kind=NotificationKind.DELEGATION_END_FAILED,
+            request=delegation.request,
+            owners=owners,
+            now=now,
+        )
     delegation.refresh_from_db()
     return delegation

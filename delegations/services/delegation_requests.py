@@ -11,31 +11,23 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from .. import clock, selectors, trust
-from ..audit import audit_record
-from ..certificates import CertificateInfo
-from ..exceptions import (
-    IllegalTransition,
-    InvalidInput,
-    NotAllowed,
-    TrustSetupError,
-)
-from ..identity import identity_check
+from ..audit.chain import audit_record
+from ..exceptions import IllegalTransition, InvalidInput, NotAllowed, TrustSetupError
+from ..intake.certificates import CertificateInfo
+from ..intake.identity import identity_check
+from ..intake.possession import SIGNATURE_FIELD, PossessionProof, possession_verify
 from ..models import (
     OPEN_STATUSES,
+    AuditAction,
     Delegation,
     DelegationRequest,
     EndReason,
+    NotificationKind,
     Repository,
     RequestStatus,
 )
-from ..notary import (
-    DelegationChange,
-    InvalidRoleName,
-    PermanentNotaryError,
-    PublishResult,
-    team_role_name,
-)
-from ..possession import SIGNATURE_FIELD, PossessionProof, possession_verify
+from ..notary import InvalidRoleName, PermanentNotaryError, PublishResult, team_role_name
+from .accounts import repository_owners_provision
 from .notifications import notifications_create
 from .state import request_facts, transition
 
@@ -82,6 +74,7 @@ def request_submit(
         certificate=certificate,
         renews=renews,
     )
+    owners = repository_owners_provision(repository=repository, now=now)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -97,7 +90,7 @@ def request_submit(
         except IntegrityError:
             _refuse_race_loser(requester, repository, team, certificate, nonce, renews)
         audit_record(
-            action="request.submitted",
+            action=AuditAction.REQUEST_SUBMITTED,
             actor=requester,
             now=now,
             request=request,
@@ -111,7 +104,9 @@ def request_submit(
                 **({"renews_delegation": renews.pk} if renews else {}),
             },
         )
-        notifications_create(kind="request_submitted", request=request, now=now)
+        notifications_create(
+            kind=NotificationKind.REQUEST_SUBMITTED, request=request, owners=owners, now=now
+        )
     return request
 
 
@@ -262,7 +257,7 @@ def request_apply(*, request_id: int, now: datetime | None = None) -> Delegation
                     source={RequestStatus.APPROVED},
                     target=RequestStatus.APPLYING,
                     actor=None,
-                    action="request.applying",
+                    action=AuditAction.REQUEST_APPLYING,
                     now=now,
                 )
         except IllegalTransition:
@@ -271,7 +266,7 @@ def request_apply(*, request_id: int, now: datetime | None = None) -> Delegation
     if request.status != RequestStatus.APPLYING:
         return request
     try:
-        result = trust.publish(request.repository, request_change(request), now=now)
+        result = trust.publish(request.repository, selectors.request_change(request), now=now)
     except (PermanentNotaryError, TrustSetupError) as error:
         return request_fail(request_id=request_id, reason=error.message, now=now)
     try:
@@ -279,26 +274,6 @@ def request_apply(*, request_id: int, now: datetime | None = None) -> Delegation
     except IllegalTransition:
         # Another run of this job recorded it first (the publish itself was idempotent).
         return DelegationRequest.objects.get(pk=request_id)
-
-
-def request_change(request: DelegationRequest) -> DelegationChange:
-    """What approving `request` does to the trust data: its key into both roles, in place of the
-    key of the delegation it renews when that one is still active."""
-    renewed = _delegation_renewed_by(request)
-    if renewed is None:
-        return trust.adding(request.certificate_pem, request.role_names)
-    return trust.replacing(
-        renewed.request.certificate_pem, request.certificate_pem, request.role_names
-    )
-
-
-def _delegation_renewed_by(request: DelegationRequest) -> Delegation | None:
-    """The still active delegation `request` renews: its key is the one to replace."""
-    if request.renews_id is None:
-        return None
-    renewed = Delegation.objects.select_related("request").get(pk=request.renews_id)
-    # Ended meanwhile (revoked, say): the new key simply goes in.
-    return renewed if renewed.is_active else None
 
 
 def _record_delegation(
@@ -312,7 +287,9 @@ def _record_delegation(
         # Either this run published, or the key was already in both roles: a run before a
         # crash published it, or it was delegated by other means. Both are on the record.
         audit_record(
-            action="notary.published" if result.changed else "notary.found_delegated",
+            action=AuditAction.NOTARY_PUBLISHED
+            if result.changed
+            else AuditAction.NOTARY_FOUND_DELEGATED,
             actor=None,
             now=now,
             request=request,
@@ -323,7 +300,7 @@ def _record_delegation(
             source={RequestStatus.APPLYING},
             target=RequestStatus.DELEGATED,
             actor=None,
-            action="request.delegated",
+            action=AuditAction.REQUEST_DELEGATED,
             now=now,
             details={"roles": request.role_names, **versions},
             failure_reason="",
@@ -331,16 +308,16 @@ def _record_delegation(
         )
         Delegation.of_request(request, since=now).save()
         _supersede_renewed(request, now=now)
-        notifications_create(kind="request_delegated", request=request, now=now)
+        notifications_create(kind=NotificationKind.REQUEST_DELEGATED, request=request, now=now)
     return request
 
 
 def _supersede_renewed(request: DelegationRequest, *, now: datetime) -> None:
     """End the delegation `request` renewed, in the transaction that records the new one."""
-    renewed = _delegation_renewed_by(request)
+    renewed = selectors.delegation_renewed_by(request)
     if renewed is None:
         return
-    Delegation.objects.filter(pk=renewed.pk, ended_at__isnull=True).update(
+    Delegation.objects.active().filter(pk=renewed.pk).update(
         ended_at=now, end_reason=EndReason.REPLACED
     )
     transition(
@@ -348,7 +325,7 @@ def _supersede_renewed(request: DelegationRequest, *, now: datetime) -> None:
         source={RequestStatus.DELEGATED},
         target=RequestStatus.SUPERSEDED,
         actor=None,
-        action="request.superseded",
+        action=AuditAction.REQUEST_SUPERSEDED,
         now=now,
         details={"superseded_by": request.pk},
     )
@@ -357,16 +334,20 @@ def _supersede_renewed(request: DelegationRequest, *, now: datetime) -> None:
 def request_fail(*, request_id: int, reason: str, now: datetime | None = None) -> DelegationRequest:
     """Give up on an approved request, keeping the reason for people to read."""
     now = now or clock.now()
+    repository = Repository.objects.get(requests=request_id)
+    owners = repository_owners_provision(repository=repository, now=now)
     with transaction.atomic():
         request = transition(
             request_id,
             source={RequestStatus.APPROVED, RequestStatus.APPLYING},
             target=RequestStatus.FAILED,
             actor=None,
-            action="request.failed",
+            action=AuditAction.REQUEST_FAILED,
             now=now,
             details={"reason": reason},
             failure_reason=reason,
         )
-        notifications_create(kind="request_failed", request=request, now=now)
+        notifications_create(
+            kind=NotificationKind.REQUEST_FAILED, request=request, owners=owners, now=now
+        )
     return request

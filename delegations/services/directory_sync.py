@@ -19,19 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from .. import clock, directory
-from ..audit import DIRECTORY_SYNC_ACTOR, audit_record
+from ..audit.chain import DIRECTORY_SYNC_ACTOR, audit_record
 from ..exceptions import IllegalTransition
-from ..models import (
-    DIRECTORY_END_REASONS,
-    AuditEvent,
-    Delegation,
-    DirectoryAccount,
-    EndReason,
-)
+from ..models import DIRECTORY_END_REASONS, AuditAction, Delegation, DirectoryAccount, EndReason
+from .accounts import directory_account_set_active
 from .delegation_endings import delegation_end_for_directory
 
 logger = logging.getLogger(__name__)
@@ -89,24 +83,16 @@ def directory_sync(*, now: datetime | None = None, force: bool = False) -> SyncR
         if entry is None or entry.disabled:
             gone.add(account.user_id)
     active = (
-        Delegation.objects.filter(
-            ended_at__isnull=True, ending="", member__directory_account__isnull=False
-        )
+        Delegation.objects.steady()
+        .filter(member__directory_account__isnull=False)
+        # An end the directory asked for that failed for good was mailed once; asking again
+        # every run would mail the owners every run. An owner revokes it by hand once the cause
+        # is fixed.
+        .exclude(failed_ending__in=DIRECTORY_END_REASONS)
         .select_related("member", "repository", "member__directory_account")
         .order_by("pk")
     )
-    # An end the directory asked for that failed for good was mailed once; asking again every
-    # run would mail the owners every run. An owner revokes it by hand once the cause is fixed.
-    failed_before = set(
-        AuditEvent.objects.filter(
-            action="delegation.end_failed",
-            request__delegation__in=active,
-            details__end_reason__in=list(DIRECTORY_END_REASONS),
-        ).values_list("request__delegation", flat=True)
-    )
     for delegation in active:
-        if delegation.pk in failed_before:
-            continue
         if delegation.member_id in gone:
             reason = EndReason.DISABLED
         else:
@@ -152,41 +138,38 @@ def _end(ending: Ending, *, now: datetime) -> None:
         )
 
 
-def _follow_accounts(accounts, entries, gone, report: SyncReport, *, now: datetime) -> None:
+def _follow_accounts(
+    accounts: list[DirectoryAccount],
+    entries: dict[str, directory.Account],
+    gone: set[int],
+    report: SyncReport,
+    *,
+    now: datetime,
+) -> None:
     """Disable the portal users the directory disabled or dropped, so their sessions end and
     they cannot log in; enable again those it shows enabled once more."""
     for account in accounts:
         user = account.user
-        if account.user_id in gone and user.is_active:
-            _set_active(account, False, dn=account.dn, now=now)
-            report.disabled.append(user.get_username())
-        elif account.user_id not in gone:
-            entry = entries[user.get_username()]
-            DirectoryAccount.objects.filter(pk=account.pk).update(dn=entry.dn, seen_at=now)
-            # Only what the sync disabled: an administrator's deactivation stands.
-            if not user.is_active and account.disabled_at is not None:
-                _set_active(account, True, dn=entry.dn, now=now)
-                report.enabled.append(user.get_username())
-
-
-def _set_active(account: DirectoryAccount, active: bool, *, dn: str, now: datetime) -> None:
-    with transaction.atomic():
-        get_user_model().objects.filter(pk=account.user_id).update(is_active=active)
-        DirectoryAccount.objects.filter(pk=account.pk).update(disabled_at=None if active else now)
-        audit_record(
-            action="account.enabled" if active else "account.disabled",
-            actor=None,
-            now=now,
-            details={"username": account.user.get_username(), "dn": dn},
-            system_actor=DIRECTORY_SYNC_ACTOR,
-        )
+        if account.user_id in gone:
+            if user.is_active:
+                directory_account_set_active(
+                    account_id=account.pk, active=False, dn=account.dn, now=now
+                )
+                report.disabled.append(user.get_username())
+            continue
+        entry = entries[user.get_username()]
+        # Only what the sync disabled: an administrator's deactivation stands.
+        if not user.is_active and account.disabled_at is not None:
+            directory_account_set_active(account_id=account.pk, active=True, dn=entry.dn, now=now)
+            report.enabled.append(user.get_username())
+        DirectoryAccount.objects.filter(pk=account.pk).update(dn=entry.dn, seen_at=now)
 
 
 def _record_hold(report: SyncReport, *, now: datetime) -> None:
     logger.error("directory sync %s", report.summary())
     with transaction.atomic():
         audit_record(
-            action="directory.sync_held",
+            action=AuditAction.DIRECTORY_SYNC_HELD,
             actor=None,
             now=now,
             details={

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from .. import clock, emails, tasks
-from ..models import DelegationRequest, Notification
-from .state import enqueue_after_commit
+from .. import clock, emails, queueing
+from ..models import DelegationRequest, Notification, NotificationKind
 
 
 def notifications_create(
-    *, kind: str, request: DelegationRequest, now: datetime, occasion: str = ""
+    *,
+    kind: NotificationKind,
+    request: DelegationRequest,
+    now: datetime,
+    owners: Sequence[AbstractBaseUser] | None = None,
+    occasion: str = "",
 ) -> list[Notification]:
     """Owe an email to each person concerned. Call inside the change's transaction: the rows
     commit with the change, and the worker is asked to send them once it has committed.
 
+    A kind that tells the repository's owners needs `owners`, read before the transaction began
+    (`repository_owners_provision`): the directory is never asked while rows are locked.
+
     With an `occasion` ("30d", …) the email is owed at most once per person and occasion, however
     often or concurrently this is called: people already owed it are skipped."""
-    people = emails.recipients(kind, request)
+    people = emails.recipients(kind, request, owners=owners)
     if occasion:
         created = [
             notification
@@ -34,12 +42,18 @@ def notifications_create(
             for person in people
         )
     for notification in created:
-        enqueue_after_commit(lambda pk=notification.pk: tasks.enqueue_notification(pk))
+        queueing.enqueue_after_commit(
+            lambda pk=notification.pk: queueing.enqueue_notification_send(pk)
+        )
     return created
 
 
 def _owe_once(
-    kind: str, request: DelegationRequest, person: AbstractBaseUser, now: datetime, occasion: str
+    kind: NotificationKind,
+    request: DelegationRequest,
+    person: AbstractBaseUser,
+    now: datetime,
+    occasion: str,
 ) -> Notification | None:
     # The unique constraint decides, not a read before the write: a concurrent run that owed it
     # first makes this insert fail, and the savepoint keeps the caller's transaction usable.

@@ -10,18 +10,21 @@ that crashes halfway has owed what it committed and the next run owes the rest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import QuerySet
 
 from .. import clock, selectors
-from ..models import Delegation, DelegationRequest, RequestStatus
+from ..models import Delegation, DelegationRequest, NotificationKind, RequestStatus
+from .accounts import repository_owners_provision
 from .notifications import notifications_create
 
-CERTIFICATE_EXPIRING = "certificate_expiring"
-REQUEST_EXPIRING = "request_expiring"
+CERTIFICATE_EXPIRING = NotificationKind.CERTIFICATE_EXPIRING
+REQUEST_EXPIRING = NotificationKind.REQUEST_EXPIRING
 # A pending request expires once, so it is reminded once.
 BEFORE_EXPIRY = "before-expiry"
 
@@ -46,13 +49,18 @@ def certificate_reminders_send(*, now: datetime | None = None) -> list[int]:
     )
     owed: list[int] = []
     for delegation, occasion in due:
+        owners = repository_owners_provision(repository=delegation.repository, now=now)
         with transaction.atomic():
             # Locked and read again: an end asked meanwhile (revoke, give up, directory sync)
             # either waits for this reminder or is seen here and no reminder is owed.
-            if _locked(
-                Delegation.objects.filter(pk=delegation.pk, ended_at__isnull=True, ending="")
-            ):
-                owed += _owe(CERTIFICATE_EXPIRING, delegation.request, now=now, occasion=occasion)
+            if _locked(Delegation.objects.steady().filter(pk=delegation.pk)):
+                owed += _owe(
+                    CERTIFICATE_EXPIRING,
+                    delegation.request,
+                    now=now,
+                    occasion=occasion,
+                    owners=owners,
+                )
     return owed
 
 
@@ -63,7 +71,6 @@ def request_expiry_reminders_send(*, now: datetime | None = None) -> list[int]:
     now = now or clock.now()
     due = selectors.requests_owing_expiry_reminder(
         now=now,
-        expire_after=timedelta(days=settings.PORTAL_REQUEST_EXPIRY_DAYS),
         remind_before=timedelta(hours=settings.PORTAL_REQUEST_EXPIRY_REMINDER_HOURS),
         kind=REQUEST_EXPIRING,
         occasion=BEFORE_EXPIRY,
@@ -80,11 +87,20 @@ def request_expiry_reminders_send(*, now: datetime | None = None) -> list[int]:
     return owed
 
 
-def _owe(kind: str, request: DelegationRequest, *, now: datetime, occasion: str) -> list[int]:
-    created = notifications_create(kind=kind, request=request, now=now, occasion=occasion)
+def _owe(
+    kind: NotificationKind,
+    request: DelegationRequest,
+    *,
+    now: datetime,
+    occasion: str,
+    owners: Sequence[AbstractBaseUser] | None = None,
+) -> list[int]:
+    created = notifications_create(
+        kind=kind, request=request, now=now, occasion=occasion, owners=owners
+    )
     return [notification.pk for notification in created]
 
 
-def _locked(rows: QuerySet) -> bool:
+def _locked(rows: QuerySet[Delegation] | QuerySet[DelegationRequest]) -> bool:
     """Lock the rows until the transaction ends; False when there are none (any more)."""
     return bool(list(rows.select_for_update().values_list("pk", flat=True)))

@@ -9,9 +9,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from .. import clock, keystore, trust
-from ..audit import audit_record
+from ..audit.chain import audit_record
 from ..exceptions import InvalidInput, TrustSetupError
-from ..models import KeyRole, Repository, RepositoryKey
+from ..models import AuditAction, KeyRole, Repository, RepositoryKey
 from ..notary import (
     InvalidKey,
     NotaryError,
@@ -50,7 +50,7 @@ def repository_register(
             approvals_required=approvals_required,
         )
         audit_record(
-            action="repository.registered",
+            action=AuditAction.REPOSITORY_REGISTERED,
             actor=acting_user,
             now=now,
             repository=repository,
@@ -99,7 +99,7 @@ def repository_update(
         )
         repository.refresh_from_db()
         audit_record(
-            action="repository.updated",
+            action=AuditAction.REPOSITORY_UPDATED,
             actor=acting_user,
             now=now,
             repository=repository,
@@ -130,7 +130,7 @@ def repository_initialise_trust(
                     **trust.sealed_key_fields(repository, role, key),
                 )
             audit_record(
-                action="repository.keys_generated",
+                action=AuditAction.REPOSITORY_KEYS_GENERATED,
                 actor=acting_user,
                 now=now,
                 repository=repository,
@@ -160,7 +160,9 @@ def repository_initialise_trust(
             root_certificate_pem=base64.b64decode(root_key.public).decode("ascii"),
         )
         audit_record(
-            action="repository.trust_initialised" if published else "repository.trust_adopted",
+            action=AuditAction.REPOSITORY_TRUST_INITIALISED
+            if published
+            else AuditAction.REPOSITORY_TRUST_ADOPTED,
             actor=acting_user,
             now=now,
             repository=repository,
@@ -199,7 +201,7 @@ def repository_keys_rewrap(
                 sealed_private_key=fresh.blob, key_encryption_key_id=fresh.key_encryption_key_id
             )
             audit_record(
-                action="repository.key_resealed",
+                action=AuditAction.REPOSITORY_KEY_RESEALED,
                 actor=acting_user,
                 now=now,
                 repository=stored.repository,
@@ -268,7 +270,7 @@ def repository_key_import(
         if role == KeyRole.TARGETS and repository.trust_initialised_at is None:
             Repository.objects.filter(pk=repository.pk).update(trust_initialised_at=now)
         audit_record(
-            action="repository.key_imported",
+            action=AuditAction.REPOSITORY_KEY_IMPORTED,
             actor=acting_user,
             now=now,
             repository=repository,

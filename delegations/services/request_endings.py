@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from .. import clock
+from .. import clock, selectors
 from ..exceptions import IllegalTransition, NotAllowed
-from ..models import DelegationRequest, RequestStatus
+from ..models import AuditAction, DelegationRequest, NotificationKind, RequestStatus
 from .notifications import notifications_create
 from .state import transition
 
@@ -29,7 +29,7 @@ def request_withdraw(
             source={RequestStatus.PENDING},
             target=RequestStatus.WITHDRAWN,
             actor=acting_user,
-            action="request.withdrawn",
+            action=AuditAction.REQUEST_WITHDRAWN,
             now=now,
         )
 
@@ -41,12 +41,8 @@ def requests_expire(*, now: datetime | None = None) -> list[int]:
     same moment wins or loses cleanly, and a run that crashes halfway is simply run again.
     """
     now = now or clock.now()
-    cutoff = now - timedelta(days=settings.PORTAL_REQUEST_EXPIRY_DAYS)
-    stale = DelegationRequest.objects.filter(
-        status=RequestStatus.PENDING, created_at__lt=cutoff
-    ).values_list("pk", flat=True)
     expired = []
-    for request_id in list(stale):
+    for request_id in selectors.expired_request_ids(now=now):
         try:
             with transaction.atomic():
                 request = transition(
@@ -54,11 +50,13 @@ def requests_expire(*, now: datetime | None = None) -> list[int]:
                     source={RequestStatus.PENDING},
                     target=RequestStatus.EXPIRED,
                     actor=None,
-                    action="request.expired",
+                    action=AuditAction.REQUEST_EXPIRED,
                     now=now,
                     details={"pending_days": settings.PORTAL_REQUEST_EXPIRY_DAYS},
                 )
-                notifications_create(kind="request_expired", request=request, now=now)
+                notifications_create(
+                    kind=NotificationKind.REQUEST_EXPIRED, request=request, now=now
+                )
         except IllegalTransition:
             continue  # decided or withdrawn meanwhile
         expired.append(request_id)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
 
-from ..audit import SYSTEM_ACTOR, audit_record
+from ..audit.chain import SYSTEM_ACTOR, audit_record
 from ..exceptions import IllegalTransition
-from ..models import DelegationRequest, RequestStatus
+from ..models import AuditAction, DelegationRequest, RequestStatus
 
 # The state machine of product.md §3: which status may follow which.
 TRANSITIONS: dict[str, set[str]] = {
@@ -31,9 +30,9 @@ def transition(
     source: set[str],
     target: str,
     actor: AbstractBaseUser | None,
-    action: str,
+    action: AuditAction,
     now: datetime,
-    details: dict | None = None,
+    details: dict[str, object] | None = None,
     system_actor: str = SYSTEM_ACTOR,
     **fields: object,
 ) -> DelegationRequest:
@@ -75,14 +74,3 @@ def request_facts(request: DelegationRequest) -> dict[str, object]:
         "tuf_key_id": request.tuf_key_id,
         "certificate_sha256": request.certificate_sha256,
     }
-
-
-def enqueue_after_commit(enqueue) -> None:
-    """Queue a job once the change is committed.
-
-    The change stands even if Redis cannot take the job: the failure is logged instead of
-    turning a committed decision into an error page, and the cron sweeps
-    (`tasks.resume_stalled_requests`, `tasks.resend_unsent_notifications`) queue lost jobs
-    again.
-    """
-    transaction.on_commit(enqueue, robust=True)

@@ -10,9 +10,9 @@ from django.db import transaction
 from django.db.models import F
 
 from .. import clock, trust
-from ..audit import audit_record
+from ..audit.chain import audit_record
 from ..exceptions import InvalidInput
-from ..models import KeyRole, Repository
+from ..models import AuditAction, KeyRole, Repository
 
 
 def repository_root_pin(
@@ -45,7 +45,9 @@ def repository_root_pin(
         )
         repository.refresh_from_db()
         audit_record(
-            action="repository.root_pinned" if key else "repository.root_unpinned",
+            action=AuditAction.REPOSITORY_ROOT_PINNED
+            if key
+            else AuditAction.REPOSITORY_ROOT_UNPINNED,
             actor=acting_user,
             now=now,
             repository=repository,
@@ -71,7 +73,7 @@ def repository_trust_forget(
         )
         repository.refresh_from_db()
         audit_record(
-            action="repository.trust_memory_cleared",
+            action=AuditAction.REPOSITORY_TRUST_MEMORY_CLEARED,
             actor=acting_user,
             now=now,
             repository=repository,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from delegations.notary import (
     RELEASES,
+    AddKey,
     NotaryClient,
     PublicKey,
     RemoveKey,
@@ -65,8 +66,8 @@ class Repo:
         return {"targets_key": self.targets_key, "snapshot_key": self.snapshot_key, "now": now()}
 
     def delegate(self, key: PublicKey, team: str):
-        return self.client.add_delegate(
-            key=key, role_names=[RELEASES, team_role_name(team)], **self.signing()
+        return self.client.publish_change(
+            AddKey(key, (RELEASES, team_role_name(team))), **self.signing()
         )
 
     def revoke(self, key: PublicKey, team: str):

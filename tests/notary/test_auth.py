@@ -16,6 +16,7 @@ import requests
 
 from delegations.notary import (
     RELEASES,
+    AddKey,
     NotaryClient,
     PermanentNotaryError,
     PublicKey,
@@ -194,9 +195,11 @@ class TokenRepo:
         )
 
     def delegate(self, client: NotaryClient, team: str = "qa"):
-        return client.add_delegate(
-            key=PublicKey.from_certificate(make_bundle(team).certificate),
-            role_names=[RELEASES, team_role_name(team)],
+        return client.publish_change(
+            AddKey(
+                PublicKey.from_certificate(make_bundle(team).certificate),
+                (RELEASES, team_role_name(team)),
+            ),
             targets_key=self.targets_key,
             now=now(),
         )
@@ -226,9 +229,8 @@ def cli_for(url: str, credentials: Credentials, home: Path) -> NotaryCLI:
 def test_delegations_are_published_through_token_auth(token_repo, token_issuer, tmp_path):
     client = token_repo.client(token_repo.owner)
     bundle = make_bundle("bob")
-    result = client.add_delegate(
-        key=PublicKey.from_certificate(bundle.certificate),
-        role_names=[RELEASES, team_role_name("qa")],
+    result = client.publish_change(
+        AddKey(PublicKey.from_certificate(bundle.certificate), (RELEASES, team_role_name("qa"))),
         targets_key=token_repo.targets_key,
         now=now(),
     )

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from delegations.notary import (
     RELEASES,
+    AddKey,
     InvalidMetadata,
     NotaryClient,
     PermanentNotaryError,
@@ -149,9 +150,8 @@ def test_concurrent_publishers_both_succeed(repo, notary_cli):
     def delegate(key: PublicKey, team: str) -> None:
         client = NotaryClient(Transport(repo.client.transport.server_url, repo.gun))
         try:
-            client.add_delegate(
-                key=key,
-                role_names=[RELEASES, team_role_name(team)],
+            client.publish_change(
+                AddKey(key, (RELEASES, team_role_name(team))),
                 targets_key=repo.targets_key,
                 now=now(),
             )
@@ -174,9 +174,8 @@ def test_concurrent_publishers_both_succeed(repo, notary_cli):
 
 def test_a_foreign_targets_key_cannot_publish(repo):
     with pytest.raises(PermanentNotaryError, match="not this repository's targets key"):
-        repo.client.add_delegate(
-            key=key_of(make_bundle("bob")),
-            role_names=[RELEASES],
+        repo.client.publish_change(
+            AddKey(key_of(make_bundle("bob")), (RELEASES,)),
             targets_key=SigningKey.generate(),
             now=now(),
         )
@@ -234,9 +233,8 @@ def test_a_root_not_signed_by_the_pinned_root_key_is_refused(repo):
     with pytest.raises(InvalidMetadata, match="not signed by the root key the portal trusts"):
         client.fetch(now=now())
     with pytest.raises(InvalidMetadata):
-        client.add_delegate(
-            key=key_of(make_bundle("bob")),
-            role_names=[RELEASES],
+        client.publish_change(
+            AddKey(key_of(make_bundle("bob")), (RELEASES,)),
             targets_key=repo.targets_key,
             now=now(),
         )

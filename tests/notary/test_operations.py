@@ -326,7 +326,7 @@ def test_a_version_conflict_is_resolved_by_reapplying_to_the_winners_result(repo
     )
     loser = NotaryClient(transport, pinned_root_keys=[repo.root_key.public])
 
-    result = loser.add_delegate(key=bob, role_names=[RELEASES, "targets/qa"], **repo.signing())
+    result = loser.publish_change(AddKey(bob, (RELEASES, "targets/qa")), **repo.signing())
 
     assert transport.publishes == 2  # refused once with VERSION, then applied to erin's version
     assert (result.version_before, result.version_after) == (2, 3)

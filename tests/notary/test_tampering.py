@@ -10,6 +10,7 @@ import pytest
 
 from delegations.notary import (
     RELEASES,
+    AddKey,
     InvalidMetadata,
     NotaryClient,
     PermanentNotaryError,
@@ -45,7 +46,7 @@ def is_by_hash(path: str, role: str) -> bool:
 
 def attempt_delegation(client, repo: Repo, **overrides):
     signing = {**repo.signing(), **overrides}
-    return client.add_delegate(key=key_of(make_bundle("bob")), role_names=[RELEASES], **signing)
+    return client.publish_change(AddKey(key_of(make_bundle("bob")), (RELEASES,)), **signing)
 
 
 def assert_nothing_published(proxy: TamperingProxy, repo: Repo, version: int) -> None:

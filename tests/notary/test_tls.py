@@ -9,6 +9,7 @@ import pytest
 
 from delegations.notary import (
     RELEASES,
+    AddKey,
     NotaryClient,
     PermanentNotaryError,
     PublicKey,
@@ -40,8 +41,8 @@ def test_the_client_works_end_to_end_over_tls_with_the_ca_bundle(tls_notary, tmp
         root_key=SigningKey.generate_root(gun, now=now()), targets_key=targets_key, now=now()
     )
     key = PublicKey.from_certificate(make_bundle("bob").certificate)
-    client.add_delegate(
-        key=key, role_names=[RELEASES, team_role_name("qa")], targets_key=targets_key, now=now()
+    client.publish_change(
+        AddKey(key, (RELEASES, team_role_name("qa"))), targets_key=targets_key, now=now()
     )
     assert client.fetch(now=now()).targets.signed.version == 2
 

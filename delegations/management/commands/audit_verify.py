@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from delegations.audit import audit_chain_verify
+from delegations.audit.chain import audit_chain_verify
 
 
 class Command(BaseCommand):

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from delegations import clock
-from delegations.ucp_bundles import ClientCA, write_demo_bundles
+from delegations.demo.bundles import ClientCA, write_demo_bundles
 
 DEMO_PASSWORD = "demo"  # noqa: S105 - the documented password of the demo accounts
 DEMO_GUN = "dtr.example.org/dev/nginx"

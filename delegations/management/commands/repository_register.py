@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from rq.job import JobStatus
 
-from delegations import selectors, services, tasks
+from delegations import queueing, selectors, services
 from delegations.exceptions import InvalidInput, PortalError
 from delegations.models import Repository
 
@@ -83,7 +83,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Pinned the root certificate of {repository.gun}.")
 
     def _initialise(self, repository: Repository, *, wait: float) -> None:
-        job = tasks.enqueue_trust_initialisation(repository.pk, None)
+        job = queueing.enqueue_repository_initialise_trust(repository.pk, None)
         deadline = time.monotonic() + wait
         while job.get_status(refresh=True) not in _DONE:
             if time.monotonic() > deadline:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from delegations.services.reminders import reminders_send
+from delegations.services import reminders_send
 
 
 class Command(BaseCommand):

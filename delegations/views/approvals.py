@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from . import selectors, services
-from .exceptions import IllegalTransition, InvalidInput, NotAnOwner
-from .forms import BulkDecisionForm, DecisionForm, QueueFilterForm
-from .models import DelegationRequest, RequestStatus, Verdict
-
-PAGE_SIZE = 50
+from .. import selectors, services
+from ..exceptions import IllegalTransition, InvalidInput, NotAnOwner
+from ..forms import BulkDecisionForm, DecisionForm, QueueFilterForm
+from ..models import DelegationRequest, RequestStatus, Verdict
+from .paging import page_of, query_without_page
 
 
 @login_required
@@ -27,16 +27,13 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("Only repository owners have an approval queue.")
     queue = selectors.approval_queue_for(request.user)
     filters = QueueFilterForm(request.GET or None, queue=queue, repositories=owned)
-    shown = filters.apply(queue) if filters.is_valid() else queue
-    page = Paginator(shown, PAGE_SIZE).get_page(request.GET.get("page"))
-    # The pager keeps the filters.
-    keep = request.GET.copy()
-    keep.pop("page", None)
+    shown = selectors.approval_queue_narrowed(queue, **filters.selector_filters())
     context = {
-        "page": page,
+        "page": page_of(request, shown),
         "filters": filters,
         "bulk": BulkDecisionForm(),
-        "keep": keep.urlencode(),
+        # The pager keeps the filters.
+        "keep": query_without_page(request),
     }
     return render(request, "delegations/approval_queue.html", context)
 
@@ -79,7 +76,10 @@ def request_reject(request: HttpRequest, request_id: int) -> HttpResponse:
     return _decide(request, request_id, services.request_reject)
 
 
-def _decide(request: HttpRequest, request_id: int, service) -> HttpResponse:
+Decide = Callable[..., DelegationRequest]
+
+
+def _decide(request: HttpRequest, request_id: int, service: Decide) -> HttpResponse:
     try:
         selectors.request_for_viewer(request.user, request_id)
     except Http404:

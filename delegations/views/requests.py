@@ -1,31 +1,32 @@
-"""Pages. Each view checks its input and calls one selector or service."""
+"""A member's pages: asking for a delegation (and renewing one), their requests, a request's
+page (which owners decide from), and withdrawing."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from . import clock, selectors, services, trust
-from .certificates import EXPIRY_WARNING
-from .exceptions import IllegalTransition, PortalError, TrustSetupError
-from .forms import DelegationRequestForm
-from .identity import expected_subject
-from .instructions import signing_steps
-from .models import Delegation, DelegationRequest, RequestStatus, Verdict
-from .notary import NotaryError, Plan
-from .possession import SIGNATURE_FIELD, challenge_issue, challenge_still_valid, openssl_command
+from .. import clock, selectors, services
+from ..exceptions import IllegalTransition, PortalError
+from ..forms import DelegationRequestForm
+from ..instructions import signing_steps
+from ..intake.certificates import EXPIRY_WARNING
+from ..intake.identity import expected_subject
+from ..intake.possession import (
+    SIGNATURE_FIELD,
+    challenge_issue,
+    challenge_still_valid,
+    openssl_command,
+)
+from ..models import Delegation, RequestStatus
+from .paging import page_of
 
-PAGE_SIZE = 50
 # While the worker is busy with a request, its page refreshes itself to show the outcome.
 IN_PROGRESS = {RequestStatus.APPROVED, RequestStatus.APPLYING}
 
@@ -110,9 +111,7 @@ def _challenge_for(form: DelegationRequestForm, user: AbstractBaseUser) -> str:
 
 @login_required
 def request_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.requests_of(request.user), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    page = page_of(request, selectors.requests_of(request.user))
     return render(request, "delegations/request_list.html", {"page": page})
 
 
@@ -121,8 +120,8 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     delegation_request = selectors.request_for_viewer(request.user, request_id)
     is_owner = selectors.is_owner(request.user, delegation_request.repository)
     pending = delegation_request.status == RequestStatus.PENDING
-    cannot_decide = selectors.why_cannot_decide(request.user, delegation_request)
-    decisions = list(delegation_request.decisions.select_related("owner"))
+    cannot_decide = selectors.why_cannot_decide(request.user, delegation_request, owns=is_owner)
+    delegation = getattr(delegation_request, "delegation", None)
     context = {
         "delegation_request": delegation_request,
         "is_requester": delegation_request.requester_id == request.user.pk,
@@ -130,17 +129,17 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         "can_decide": cannot_decide is None,
         # Owners are told why they cannot decide; other viewers have nothing to decide.
         "cannot_decide": cannot_decide if is_owner and pending else None,
-        "approvals": sum(1 for decision in decisions if decision.verdict == Verdict.APPROVE),
+        "approvals": len(selectors.approvals_of(delegation_request)),
         "requester_teams": selectors.teams_of(delegation_request.requester) if is_owner else [],
-        "dry_run": _dry_run(delegation_request) if is_owner and pending else None,
+        "dry_run": selectors.request_dry_run(delegation_request) if is_owner and pending else None,
         "renewable": selectors.renewable_delegation(request.user, delegation_request),
-        "decisions": decisions,
+        "decisions": delegation_request.decisions.select_related("owner"),
         "history": delegation_request.audit_events.order_by("id"),
         "steps": signing_steps(delegation_request)
         if delegation_request.status == RequestStatus.DELEGATED
         else [],
         "refresh": delegation_request.status in IN_PROGRESS
-        or bool(getattr(delegation_request, "delegation", None) and _ending(delegation_request)),
+        or bool(delegation and delegation.is_ending),
         "expires_soon": delegation_request.certificate_expires_soon(clock.now()),
     }
     return render(request, "delegations/request_detail.html", context)
@@ -157,33 +156,3 @@ def request_withdraw(request: HttpRequest, request_id: int) -> HttpResponse:
     else:
         messages.success(request, f"Request #{request_id} withdrawn.")
     return redirect("delegations:request_detail", request_id)
-
-
-def _ending(delegation_request: DelegationRequest) -> bool:
-    """Whether the worker is taking this request's delegation out of the trust data now."""
-    delegation = delegation_request.delegation
-    return bool(delegation.ending) and delegation.ended_at is None
-
-
-@dataclass(frozen=True)
-class DryRun:
-    """What approving would do to the live `targets.json`, or why that could not be read."""
-
-    plan: Plan | None = None
-    error: str = ""
-
-
-def _dry_run(delegation_request: DelegationRequest) -> DryRun:
-    change = services.request_change(delegation_request)
-    try:
-        return DryRun(plan=trust.plan(delegation_request.repository, change, now=clock.now()))
-    except (NotaryError, TrustSetupError) as error:
-        return DryRun(error=error.message)
-
-
-@login_required
-def delegation_list(request: HttpRequest) -> HttpResponse:
-    if not selectors.repositories_owned_by(request.user).exists():
-        raise PermissionDenied("Only repository owners see the delegations of their repositories.")
-    delegations = selectors.active_delegations_owned_by(request.user)
-    return render(request, "delegations/delegation_list.html", {"delegations": delegations})

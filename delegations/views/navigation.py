@@ -1,7 +1,7 @@
 from django.http import HttpRequest
 
-from . import selectors
-from .directory import DirectoryUnavailable
+from .. import selectors
+from ..directory import DirectoryUnavailable
 
 
 def navigation(request: HttpRequest) -> dict[str, object]:

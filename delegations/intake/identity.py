@@ -18,7 +18,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured
 
-from .exceptions import InvalidInput
+from ..exceptions import InvalidInput
 
 CERTIFICATE_FIELD = "certificate"
 

@@ -10,72 +10,23 @@ import csv
 import json
 from collections.abc import Iterator
 
-from django import forms
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from . import audit_log
-from .models import AuditChainHead
+from ..audit import log as audit_log
+from ..audit.chain import chain_head
+from ..forms import AuditFilterForm
+from ..models import AuditEvent
+from .paging import page_of, query_without_page
 
-PAGE_SIZE = 50
 EXPORT_CHUNK = 2000
 
 
-class AuditFilterForm(forms.Form):
-    repository = forms.ModelChoiceField(
-        queryset=None, required=False, empty_label="All repositories"
-    )
-    actor = forms.CharField(
-        required=False, max_length=150, widget=forms.TextInput(attrs={"placeholder": "username"})
-    )
-    action = forms.ChoiceField(required=False)
-    request = forms.IntegerField(
-        required=False,
-        min_value=1,
-        label="Request #",
-        widget=forms.TextInput(attrs={"inputmode": "numeric"}),
-    )
-    date_from = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    date_to = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
-    )
-
-    def __init__(self, data, *, user: AbstractBaseUser) -> None:
-        super().__init__(data)
-        self.fields["repository"].queryset = audit_log.audit_repositories_for(user)
-        self.fields["action"].choices = [
-            ("", "All actions"),
-            *((action, action) for action in audit_log.audit_actions_for(user)),
-        ]
-
-    def clean(self) -> dict:
-        cleaned = super().clean()
-        date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
-        if date_from and date_to and date_from > date_to:
-            self.add_error("date_to", "The end date is before the start date.")
-        return cleaned
-
-    def selector_filters(self) -> dict[str, object]:
-        data = self.cleaned_data
-        return {
-            "repository": data["repository"],
-            "actor": data["actor"].strip(),
-            "action": data["action"],
-            "request_id": data["request"],
-            "date_from": data["date_from"],
-            "date_to": data["date_to"],
-        }
-
-
-def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, QuerySet | None]:
+def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, QuerySet[AuditEvent] | None]:
     """The filter form and the events it selects (None when the filters are invalid)."""
     if not audit_log.audit_access_allowed(request.user):
         raise PermissionDenied(
@@ -91,11 +42,7 @@ def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, QuerySet | None]:
 @login_required
 def audit_log_page(request: HttpRequest) -> HttpResponse:
     form, events = _filtered(request)
-    page = Paginator(events if events is not None else [], PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    filters = request.GET.copy()
-    filters.pop("page", None)
+    page = page_of(request, events if events is not None else [])
     context = {
         "form": form,
         "page": page,
@@ -103,7 +50,7 @@ def audit_log_page(request: HttpRequest) -> HttpResponse:
             (event, audit_log.details_lines(event.action, event.details))
             for event in page.object_list
         ],
-        "filters": filters.urlencode(),
+        "filters": query_without_page(request),
     }
     return render(
         request, "delegations/audit_log.html", context, status=400 if form.errors else 200
@@ -164,7 +111,7 @@ def audit_export_json(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest(_errors_text(form), content_type="text/plain")
 
     def chunks() -> Iterator[str]:
-        head = AuditChainHead.objects.filter(pk=1).values_list("last_hash", flat=True).first()
+        head = chain_head()
         yield f'{{"chain_head": {json.dumps(head)},\n"events": ['
         separator = "\n"
         for record in audit_log.export_records(events, chunk_size=EXPORT_CHUNK):

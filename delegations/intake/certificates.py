@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.exceptions import ValidationError
 from django.utils.formats import date_format
 
-from .notary import InvalidKey, PublicKey
+from ..notary import InvalidKey, PublicKey
 from .private_keys import holds_private_key
 
 # notary refuses a certificate whose validity starts more than a day ahead (clock skew margin).

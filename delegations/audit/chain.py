@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from .models import AuditChainHead, AuditEvent, DelegationRequest, Repository
+from ..models import AuditChainHead, AuditEvent, DelegationRequest, Repository
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR = "portal-worker"
@@ -104,6 +104,11 @@ def audit_record(
     return event
 
 
+def chain_head() -> str | None:
+    """The newest hash of the chain, as its head row records it; None before the first event."""
+    return AuditChainHead.objects.filter(pk=1).values_list("last_hash", flat=True).first()
+
+
 # -- verifying ------------------------------------------------------------------------------------
 
 
@@ -176,7 +181,7 @@ def audit_chain_verify(*, chunk_size: int = 2000) -> ChainVerification:
             if broken is not None:
                 return ChainVerification(checked, last_hash, broken)
             checked, last_id, last_hash = checked + 1, row[0], row[-1]
-        head = AuditChainHead.objects.filter(pk=1).values_list("last_hash", flat=True).first()
+        head = chain_head()
         if head == last_hash or (head is None and checked == 0):
             return ChainVerification(checked, last_hash, None)
         if AuditEvent.objects.filter(id__gt=last_id).exists():

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
 
-from .exceptions import InvalidInput
+from ..exceptions import InvalidInput
 
 CHALLENGE_PREFIX = "delegation-portal-pop"
 _SALT = "delegations.possession"

@@ -6,7 +6,7 @@ import logging
 
 from django.shortcuts import render
 
-from .directory import DirectoryUnavailable
+from .connection import DirectoryUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.dispatch import receiver
 from django_auth_ldap.backend import LDAPBackend, ldap_error, populate_user
 
-from . import clock
-from .models import DirectoryAccount
+from .. import services
+from ..models import DirectoryAccount
 
 DIRECTORY_DOWN_MESSAGE = (
     "The portal cannot reach the company directory (LDAP) right now, so it cannot check your "
@@ -51,18 +51,9 @@ class LocalAccountBackend(ModelBackend):
 
 @receiver(populate_user, sender=DirectoryBackend)
 def record_directory_account(sender, user, ldap_user, **kwargs) -> None:
-    """Called by django-auth-ldap whenever it fills a user from the directory (each login)."""
-    # The login search only finds enabled accounts: one the sync disabled is enabled again. One
-    # an administrator deactivated in the portal stays so (the login form says it is inactive).
-    account = DirectoryAccount.objects.filter(user_id=user.pk).first() if user.pk else None
-    if user.pk is None or (account is not None and account.disabled_at is not None):
-        user.is_active = True
-    user.set_unusable_password()
-    if user.pk is None:
-        user.save()
-    DirectoryAccount.objects.update_or_create(
-        user=user, defaults={"dn": ldap_user.dn, "seen_at": clock.now(), "disabled_at": None}
-    )
+    """Called by django-auth-ldap whenever it fills a user from the directory (each login),
+    before it saves the user."""
+    services.directory_login_record(user=user, dn=ldap_user.dn)
 
 
 @receiver(ldap_error, sender=DirectoryBackend)

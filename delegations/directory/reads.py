@@ -1,9 +1,8 @@
 """The portal's reads of the LDAP directory: accounts, teams, and the members of a group.
 
-Login is django-auth-ldap's (`directory_login`); everything else the portal asks the directory is
-asked here, with the same PORTAL_LDAP_* settings. Answers are kept for
-PORTAL_DIRECTORY_CACHE_SECONDS, per process, because every page asks who the user is; the sync
-asks with `fresh=True`, as it acts on the answer.
+Login is django-auth-ldap's (`login`); everything else the portal asks the directory is asked
+here, with the same PORTAL_LDAP_* settings. Answers are cached (`cache`) because every page asks
+who the user is; the sync asks with `fresh=True`, as it acts on the answer.
 
 An unreachable directory raises DirectoryUnavailable. Callers must not read it as "in no team":
 the sync would otherwise end every delegation the moment the server restarts.
@@ -11,26 +10,21 @@ the sync would otherwise end every delegation the moment the server restarts.
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import ldap
 import ldap.dn
 import ldap.filter
 from django.conf import settings
 
-logger = logging.getLogger(__name__)
+from . import cache
+from .connection import DirectoryUnavailable, drop_connection, search
 
 # Usernames per search filter when many accounts are read at once; keeps filters a sane size.
 _CHUNK = 200
 _ACCOUNT_ATTRIBUTES = ["mail", "givenName", "sn"]
-
-
-class DirectoryUnavailable(Exception):
-    """The directory could not be read: down, unreachable, refusing TLS or the bind."""
 
 
 @dataclass(frozen=True)
@@ -69,35 +63,33 @@ def accounts(usernames: Iterable[str], *, fresh: bool = False) -> dict[str, Acco
     found: dict[str, Account] = {}
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
-        found.update(
-            _cached(("accounts", *chunk), lambda c=chunk: _read_accounts(c, strict=fresh), fresh)
-        )
+        read = partial(_read_accounts, chunk, strict=fresh)
+        found.update(cache.cached(("accounts", *chunk), read, fresh))
     return found
 
 
 def memberships(dn: str, *, fresh: bool = False) -> Memberships:
     """The groups under PORTAL_LDAP_GROUP_BASE and the teams under PORTAL_LDAP_TEAM_BASE that
     list `dn` as a member."""
-    return _cached(("memberships", normal_dn(dn)), lambda: _read_memberships(dn), fresh)
+    return cache.cached(("memberships", normal_dn(dn)), lambda: _read_memberships(dn), fresh)
 
 
 def team_members(*, fresh: bool = False) -> dict[str, frozenset[str]]:
     """Every team with the (normalised) DNs of its members: what the sync compares against."""
-    return _cached(("team-members",), lambda: _read_team_members(strict=fresh), fresh)
+    return cache.cached(("team-members",), lambda: _read_team_members(strict=fresh), fresh)
 
 
 def group_members(group_name: str, *, fresh: bool = False) -> list[Account]:
     """The enabled accounts in the group named `group_name` under PORTAL_LDAP_GROUP_BASE; empty
     when there is no such group."""
-    return _cached(("group", group_name), lambda: _read_group_members(group_name), fresh)
+    return cache.cached(("group", group_name), lambda: _read_group_members(group_name), fresh)
 
 
 def forget() -> None:
     """Drop every cached answer and this thread's connection (tests, and after the directory or
     its settings are known to have changed)."""
-    with _cache_lock:
-        _cache.clear()
-    _local.connection = None
+    cache.clear()
+    drop_connection()
 
 
 def normal_dn(dn: str) -> str:
@@ -115,7 +107,7 @@ def normal_dn(dn: str) -> str:
 def _read_accounts(usernames: list[str], *, strict: bool) -> dict[str, Account]:
     attribute = settings.PORTAL_LDAP_USERNAME_ATTRIBUTE
     any_of = "".join(_user_filter(name) for name in usernames)
-    entries = _search(
+    entries = search(
         settings.PORTAL_LDAP_USER_BASE,
         f"(|{any_of})",
         [attribute, *_ACCOUNT_ATTRIBUTES],
@@ -146,9 +138,9 @@ def _read_memberships(dn: str) -> Memberships:
     )
     group_filter = f"(&{settings.PORTAL_LDAP_GROUP_FILTER}{member})"
     team_base = normal_dn(settings.PORTAL_LDAP_TEAM_BASE)
-    groups = _search(settings.PORTAL_LDAP_GROUP_BASE, group_filter, ["cn"])
+    groups = search(settings.PORTAL_LDAP_GROUP_BASE, group_filter, ["cn"])
     if not _is_within(team_base, normal_dn(settings.PORTAL_LDAP_GROUP_BASE)):
-        groups += _search(settings.PORTAL_LDAP_TEAM_BASE, group_filter, ["cn"])
+        groups += search(settings.PORTAL_LDAP_TEAM_BASE, group_filter, ["cn"])
     names = {(group_dn, _first(attributes, "cn")) for group_dn, attributes in groups}
     return Memberships(
         groups=frozenset(name for _, name in names if name),
@@ -161,7 +153,7 @@ def _read_memberships(dn: str) -> Memberships:
 def _read_team_members(*, strict: bool) -> dict[str, frozenset[str]]:
     attribute = settings.PORTAL_LDAP_GROUP_MEMBER_ATTRIBUTE
     teams: dict[str, set[str]] = {}
-    for _, attributes in _search(
+    for _, attributes in search(
         settings.PORTAL_LDAP_TEAM_BASE,
         settings.PORTAL_LDAP_GROUP_FILTER,
         ["cn", attribute],
@@ -182,7 +174,7 @@ def _read_group_members(group_name: str) -> list[Account]:
     )
     member_dns = {
         normal_dn(member.decode()): member.decode()
-        for _, attributes in _search(settings.PORTAL_LDAP_GROUP_BASE, named, [attribute])
+        for _, attributes in search(settings.PORTAL_LDAP_GROUP_BASE, named, [attribute])
         for member in _values(attributes, attribute)
     }
     members = []
@@ -198,7 +190,7 @@ def _read_group_members(group_name: str) -> list[Account]:
 def _read_entry(dn: str) -> Account | None:
     attribute = settings.PORTAL_LDAP_USERNAME_ATTRIBUTE
     user_filter = _user_filter("*", escape=False)
-    entries = _search(
+    entries = search(
         dn, user_filter, [attribute, *_ACCOUNT_ATTRIBUTES], scope=ldap.SCOPE_BASE, missing_ok=True
     )
     if not entries:
@@ -215,7 +207,7 @@ def _disabled_dns(base: str, among: str, scope: int = ldap.SCOPE_SUBTREE) -> set
     if not disabled:
         return set()
     # Read at one entry's own DN (scope base), a missing entry is simply not disabled.
-    entries = _search(
+    entries = search(
         base, f"(&{among}{disabled})", ["1.1"], scope=scope, missing_ok=scope == ldap.SCOPE_BASE
     )
     return {normal_dn(dn) for dn, _ in entries}
@@ -253,108 +245,3 @@ def _first(attributes: dict, name: str) -> str:
 
 def _is_within(dn: str, base: str) -> bool:
     return dn == base or dn.endswith("," + base)
-
-
-# -- the connection --------------------------------------------------------------------------------
-
-_local = threading.local()
-
-
-def _search(
-    base: str,
-    search_filter: str,
-    attributes: list[str],
-    *,
-    scope: int = ldap.SCOPE_SUBTREE,
-    missing_ok: bool = False,
-    strict: bool = False,
-):
-    """Entries (dn, attributes) found; any failure is DirectoryUnavailable, a connection that
-    went stale is opened again once.
-
-    A missing base is a failure too (unless `missing_ok`): a renamed OU or a replica still
-    loading must not read as "nobody is there". `strict` also refuses referrals, which are not
-    followed: for the sync, part of a team behind one would look like people leaving it."""
-    for attempt in (1, 2):
-        try:
-            results = _connection().search_s(base, scope, search_filter, attributes)
-        except ldap.NO_SUCH_OBJECT as error:
-            if missing_ok:
-                return []
-            raise DirectoryUnavailable(f"{base} does not exist: {_describe(error)}") from error
-        except ldap.SERVER_DOWN as error:
-            _local.connection = None
-            if attempt == 2:
-                raise DirectoryUnavailable(_describe(error)) from error
-        except ldap.LDAPError as error:
-            _local.connection = None
-            raise DirectoryUnavailable(_describe(error)) from error
-        else:
-            # Referrals come back as entries without a DN.
-            if strict and any(dn is None for dn, _ in results):
-                raise DirectoryUnavailable(f"a search under {base} returned referrals")
-            return [(dn, attrs) for dn, attrs in results if dn is not None]
-    raise AssertionError("unreachable")
-
-
-def _connection():
-    connection = getattr(_local, "connection", None)
-    if connection is None:
-        connection = _open()
-        _local.connection = connection
-    return connection
-
-
-def _open():
-    from portal.ldap_settings import connection_options
-
-    options = {name: getattr(settings, name) for name in _CONNECTION_SETTINGS}
-    connection = ldap.initialize(settings.PORTAL_LDAP_URI)
-    for option, value in connection_options(options).items():
-        connection.set_option(option, value)
-    connection.protocol_version = ldap.VERSION3
-    try:
-        if settings.PORTAL_LDAP_START_TLS:
-            connection.start_tls_s()
-        connection.simple_bind_s(settings.PORTAL_LDAP_BIND_DN, settings.PORTAL_LDAP_BIND_PASSWORD)
-    except ldap.LDAPError as error:
-        raise DirectoryUnavailable(_describe(error)) from error
-    return connection
-
-
-_CONNECTION_SETTINGS = ("PORTAL_LDAP_TIMEOUT", "PORTAL_LDAP_CA_FILE")
-
-
-def _describe(error: ldap.LDAPError) -> str:
-    """python-ldap's error in one line: its description and the server's or library's detail."""
-    info = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
-    parts = [info.get("desc", type(error).__name__), info.get("info", "")]
-    return ": ".join(str(part) for part in parts if part)
-
-
-# -- the cache -------------------------------------------------------------------------------------
-
-_cache: dict[tuple, tuple[float, object]] = {}
-_cache_lock = threading.Lock()
-
-
-def _cached(key: tuple, read: Callable[[], object], fresh: bool):
-    lifetime = settings.PORTAL_DIRECTORY_CACHE_SECONDS
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(key)
-    if not fresh and hit is not None and now - hit[0] < lifetime:
-        return hit[1]
-    try:
-        value = read()
-    except DirectoryUnavailable as error:
-        # Pages and emails carry on with the last answer through a directory restart; the sync
-        # (fresh) never acts on an old one.
-        if fresh or hit is None:
-            raise
-        logger.warning("directory unavailable, using an answer %.0f s old: %s", now - hit[0], error)
-        return hit[1]
-    if lifetime > 0:
-        with _cache_lock:
-            _cache[key] = (now, value)
-    return value

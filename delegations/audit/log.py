@@ -11,9 +11,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import selectors
-from .audit import utc_timestamp
-from .models import AuditEvent, Repository
+from .. import selectors
+from ..models import AuditEvent, Repository
+from .chain import utc_timestamp
 
 
 def audit_access_allowed(user: AbstractBaseUser) -> bool:

@@ -1,0 +1,40 @@
+"""The portal's domain (product.md §3), one module per concern. Rows change only through
+`services`; everything else imports the models from here."""
+
+from .accounts import DirectoryAccount
+from .audit import AuditAction, AuditChainHead, AuditEvent
+from .delegations import DIRECTORY_END_REASONS, Delegation, DelegationQuerySet, EndReason
+from .notifications import Notification, NotificationKind
+from .repositories import KeyRole, Repository, RepositoryKey
+from .requests import (
+    MAX_COMMENT_CHARACTERS,
+    OPEN_STATUSES,
+    Decision,
+    DelegationRequest,
+    RequestStatus,
+    Verdict,
+    pending_lifetime,
+)
+
+__all__ = [
+    "DIRECTORY_END_REASONS",
+    "MAX_COMMENT_CHARACTERS",
+    "OPEN_STATUSES",
+    "AuditAction",
+    "AuditChainHead",
+    "AuditEvent",
+    "Decision",
+    "Delegation",
+    "DelegationQuerySet",
+    "DelegationRequest",
+    "DirectoryAccount",
+    "EndReason",
+    "KeyRole",
+    "Notification",
+    "NotificationKind",
+    "Repository",
+    "RepositoryKey",
+    "RequestStatus",
+    "Verdict",
+    "pending_lifetime",
+]

@@ -1,0 +1,61 @@
+"""The outbox of notification emails."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from .requests import DelegationRequest
+
+
+class NotificationKind(models.TextChoices):
+    """Every email the portal sends; its templates are `delegations/emails/<kind>.*`."""
+
+    REQUEST_SUBMITTED = "request_submitted"
+    REQUEST_DECIDED = "request_decided"
+    REQUEST_DELEGATED = "request_delegated"
+    REQUEST_EXPIRING = "request_expiring"
+    REQUEST_EXPIRED = "request_expired"
+    REQUEST_FAILED = "request_failed"
+    DELEGATION_REVOKED = "delegation_revoked"
+    DELEGATION_GIVEN_UP = "delegation_given_up"
+    DELEGATION_DIRECTORY_REVOKED = "delegation_directory_revoked"
+    DELEGATION_END_FAILED = "delegation_end_failed"
+    CERTIFICATE_EXPIRING = "certificate_expiring"
+
+
+class Notification(models.Model):
+    """One email owed to one person about a request.
+
+    Written in the transaction of the change it reports and sent by the worker, so an email is
+    neither lost with a job nor sent twice when another recipient's delivery fails.
+    """
+
+    request = models.ForeignKey(
+        DelegationRequest, on_delete=models.PROTECT, related_name="notifications"
+    )
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    # Reminders are owed once per occasion ("30d", "7d", …): a second run of the reminder job
+    # meets the unique constraint instead of mailing again. Empty for one-off notifications.
+    occasion = models.CharField(max_length=16, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["sent_at", "created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "kind", "recipient", "occasion"],
+                condition=~models.Q(occasion=""),
+                name="one_notification_per_occasion",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.recipient} about #{self.request_id}"

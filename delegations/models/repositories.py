@@ -1,0 +1,91 @@
+"""Repositories the portal manages, and the sealed private keys of their trust data."""
+
+from __future__ import annotations
+
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from ..notary import short_key_id as short_form_of
+
+
+class Repository(models.Model):
+    """A DTR repository whose trust data the portal manages."""
+
+    dtr_host = models.CharField(max_length=253, help_text="e.g. dtr.example.org")
+    namespace = models.CharField(max_length=255)
+    name = models.CharField(max_length=255)
+    notary_url = models.URLField(help_text="The Notary server, e.g. https://dtr.example.org")
+    owners_group = models.CharField(
+        max_length=150, help_text="The group whose members own this repository and approve requests"
+    )
+    root_certificate_pem = models.TextField(
+        blank=True, help_text="The pinned root certificate, set when trust is initialised"
+    )
+    approvals_required = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text="How many different owners must approve a request before it is applied",
+    )
+    trust_initialised_at = models.DateTimeField(null=True, blank=True)
+    # The Notary client's memory between runs (see delegations.notary.reading.TrustMemory).
+    trusted_root = models.TextField(
+        blank=True, help_text="root.json as last verified: root rotations are followed from it"
+    )
+    seen_versions = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The highest version seen of each role; older ones are refused as replays",
+    )
+    # Raised when the pin changes or the memory is cleared, so a read that began before does
+    # not write back what it remembered under the old anchor.
+    trust_epoch = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "repositories"
+        ordering = ["dtr_host", "namespace", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dtr_host", "namespace", "name"], name="unique_repository_gun"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.gun
+
+    @property
+    def gun(self) -> str:
+        """The globally unique name Notary knows the repository by."""
+        return f"{self.dtr_host}/{self.namespace}/{self.name}"
+
+    @property
+    def path(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class KeyRole(models.TextChoices):
+    ROOT = "root", "Root"
+    TARGETS = "targets", "Targets"
+    SNAPSHOT = "snapshot", "Snapshot"
+
+
+class RepositoryKey(models.Model):
+    """A private key of a repository's trust data, envelope-encrypted (see `keystore`)."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="keys")
+    role = models.CharField(max_length=16, choices=KeyRole.choices)
+    keytype = models.CharField(max_length=32)
+    public = models.TextField(help_text="keyval.public as it appears in root.json")
+    tuf_key_id = models.CharField(max_length=64)
+    canonical_key_id = models.CharField(max_length=64)
+    sealed_private_key = models.BinaryField(editable=False)
+    key_encryption_key_id = models.CharField(max_length=32, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "role"], name="one_key_per_role")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository} {self.role} key {short_form_of(self.canonical_key_id)}"

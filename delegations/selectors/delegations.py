@@ -1,0 +1,109 @@
+"""Delegations: a member's own, the ones an owner sees, and the ones owed a reminder."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Case, CharField, Exists, OuterRef, QuerySet, Value, When
+from django.http import Http404
+
+from ..exceptions import NotAllowed
+from ..models import OPEN_STATUSES, Delegation, DelegationRequest, Notification, RequestStatus
+from .people import repositories_owned_by
+
+NOT_AN_OWNER = "Only the owners of a delegation's repository revoke it."
+
+
+def delegation_of_member(user: AbstractBaseUser, delegation_id: int) -> Delegation:
+    """`user`'s own delegation, active with no end asked; 404 for anyone else's or another."""
+    delegation = (
+        Delegation.objects.steady()
+        .select_related("repository", "request")
+        .filter(pk=delegation_id, member=user)
+        .first()
+    )
+    if delegation is None:
+        raise Http404("No such delegation")
+    return delegation
+
+
+def delegation_owned_by(user: AbstractBaseUser, delegation_id: int) -> Delegation:
+    """A delegation of a repository `user` owns; 403 alike for others' and for none, so that
+    delegation numbers reveal nothing."""
+    delegation = (
+        Delegation.objects.select_related("repository", "member", "request", "ending_requested_by")
+        .filter(pk=delegation_id, repository__in=repositories_owned_by(user))
+        .first()
+    )
+    if delegation is None:
+        raise NotAllowed(NOT_AN_OWNER)
+    return delegation
+
+
+def renewable_delegation(user: AbstractBaseUser, request: DelegationRequest) -> Delegation | None:
+    """The active delegation `request` made, when `user` holds it and no renewal is open."""
+    if request.requester_id != user.pk or request.status != RequestStatus.DELEGATED:
+        return None
+    delegation = Delegation.objects.steady().filter(request=request).first()
+    if delegation is None or open_renewal_of(delegation) is not None:
+        return None
+    return delegation
+
+
+def open_renewal_of(delegation: Delegation) -> DelegationRequest | None:
+    """The member's renewal of `delegation` still on its way (pending, approved or applying)."""
+    return delegation.renewals.filter(status__in=OPEN_STATUSES).order_by("-id").first()
+
+
+def active_delegations_owned_by(user: AbstractBaseUser) -> QuerySet[Delegation]:
+    return (
+        Delegation.objects.active()
+        .filter(repository__in=repositories_owned_by(user))
+        .select_related("repository", "member")
+        .order_by("repository__namespace", "repository__name", "team", "member__username")
+    )
+
+
+def other_delegations_of_key(delegation: Delegation) -> list[Delegation]:
+    """The other active delegations of the same key on the same repository (as other teams)."""
+    return list(
+        Delegation.objects.active()
+        .filter(repository=delegation.repository, canonical_key_id=delegation.canonical_key_id)
+        .exclude(pk=delegation.pk)
+        .select_related("member")
+    )
+
+
+def delegations_owing_certificate_reminder(
+    *, now: datetime, days_before: list[int], kind: str
+) -> list[tuple[Delegation, str]]:
+    """Active delegations whose certificate expires within the largest of `days_before`, each
+    with the reminder it is owed now ("7d", "30d"): the smallest day count it is within. Those
+    whose reminder of that occasion was owed already are left out, in the same query."""
+    windows = sorted(set(days_before))
+    if not windows:
+        return []
+    occasion = Case(
+        *(
+            When(certificate_expires_at__lte=now + timedelta(days=days), then=Value(f"{days}d"))
+            for days in windows
+        ),
+        default=Value(""),
+        output_field=CharField(),
+    )
+    owed = Notification.objects.filter(
+        request=OuterRef("request"), kind=kind, occasion=OuterRef("reminder_occasion")
+    )
+    delegations = (
+        Delegation.objects.steady()
+        .filter(
+            certificate_expires_at__gt=now,
+            certificate_expires_at__lte=now + timedelta(days=windows[-1]),
+        )
+        .annotate(reminder_occasion=occasion)
+        .exclude(Exists(owed))
+        .select_related("repository", "request__repository", "request__requester", "member")
+        .order_by("certificate_expires_at", "id")
+    )
+    return [(delegation, delegation.reminder_occasion) for delegation in delegations]

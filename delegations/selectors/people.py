@@ -1,0 +1,85 @@
+"""Who is in which team and who owns which repository: answered here and only here, so the
+directory (LDAP) and the local groups answer alike for callers.
+
+A directory account (a user with a DirectoryAccount, made at their first LDAP login or when the
+portal first had to tell them something) is answered by the LDAP directory; a local account by
+its local Django groups, where teams are the groups named with the team prefix.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+from operator import or_
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q, QuerySet
+
+from .. import directory
+from ..models import DirectoryAccount, Repository
+
+
+def directory_account_of(user: AbstractBaseUser) -> DirectoryAccount | None:
+    """The user's directory account, when a directory is set up and they come from it."""
+    if not directory.configured() or user.pk is None:
+        return None
+    try:
+        account: DirectoryAccount = user.directory_account  # type: ignore[attr-defined]
+    except DirectoryAccount.DoesNotExist:
+        return None
+    return account
+
+
+def _memberships(user: AbstractBaseUser) -> directory.Memberships:
+    if not user.is_authenticated or not user.is_active:
+        return directory.Memberships(groups=frozenset(), teams=frozenset())
+    account = directory_account_of(user)
+    if account is not None:
+        return directory.memberships(account.dn)
+    names = frozenset(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
+    prefix = settings.PORTAL_TEAM_GROUP_PREFIX
+    teams = frozenset(name[len(prefix) :] for name in names if name.startswith(prefix))
+    return directory.Memberships(groups=names, teams=teams)
+
+
+def group_names_of(user: AbstractBaseUser) -> frozenset[str]:
+    """The names of the groups an active user is in."""
+    return _memberships(user).groups
+
+
+def teams_of(user: AbstractBaseUser) -> list[str]:
+    """The UCP teams `user` belongs to, sorted."""
+    return sorted(_memberships(user).teams)
+
+
+def members_of(group_name: str) -> QuerySet[AbstractBaseUser]:
+    """The active portal users in a group: the directory's group of that name for directory
+    accounts, and the local group for local ones.
+
+    Directory members who have no portal user yet are not among them: making them is a write,
+    `services.repository_owners_provision`, done before a notification is owed to them.
+    """
+    users = get_user_model().objects.filter(is_active=True)
+    if not directory.configured():
+        return users.filter(groups__name=group_name).order_by("username")
+    local = Q(groups__name=group_name, directory_account__isnull=True)
+    names = [entry.username for entry in directory.group_members(group_name)]
+    # django-auth-ldap finds users case-insensitively, so a directory member is found so too.
+    in_directory = Q(directory_account__isnull=False) & reduce(
+        or_, (Q(username__iexact=name) for name in names), Q(pk__in=[])
+    )
+    return users.filter(local | in_directory).distinct().order_by("username")
+
+
+def owners_of(repository: Repository) -> QuerySet[AbstractBaseUser]:
+    """The active users who own `repository`: the members of its owners group."""
+    return members_of(repository.owners_group)
+
+
+def is_owner(user: AbstractBaseUser, repository: Repository) -> bool:
+    return repository.owners_group in group_names_of(user)
+
+
+def repositories_owned_by(user: AbstractBaseUser) -> QuerySet[Repository]:
+    return Repository.objects.filter(owners_group__in=group_names_of(user))
