@@ -24,9 +24,12 @@ test: deps lint
 	$(BIN)/python -m pytest
 	PORTAL_TEST_DATABASE=postgres $(BIN)/python -m pytest
 
+# Style, then the architecture (pyproject.toml's import-linter contracts), then the types.
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: deps
 	$(BIN)/ruff format .
@@ -51,4 +54,4 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .hypothesis

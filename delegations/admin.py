@@ -7,6 +7,8 @@ too, so every change is audited.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import QuerySet
@@ -32,6 +34,14 @@ from .models import (
 )
 from .notary import key_file_info
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+def _administrator(request: HttpRequest) -> User:
+    # The admin site lets only signed-in staff in, so whoever acts here is a user.
+    return cast("User", request.user)
+
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -46,7 +56,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class RepositoryKeyInline(admin.TabularInline):
     model = RepositoryKey
-    fields = ["role", "keytype", "canonical_key_id", "key_encryption_key_id", "created_at"]
+    fields = ("role", "keytype", "canonical_key_id", "key_encryption_key_id", "created_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -82,7 +92,7 @@ class RepositoryAdmin(admin.ModelAdmin):
         if change:
             services.repository_update(
                 repository_id=obj.pk,
-                acting_user=request.user,
+                acting_user=_administrator(request),
                 notary_url=obj.notary_url,
                 owners_group=obj.owners_group,
                 approvals_required=obj.approvals_required,
@@ -95,14 +105,14 @@ class RepositoryAdmin(admin.ModelAdmin):
                 notary_url=obj.notary_url,
                 owners_group=obj.owners_group,
                 approvals_required=obj.approvals_required,
-                acting_user=request.user,
+                acting_user=_administrator(request),
             )
             obj.pk = registered.pk
         if "root_certificate_pem" in form.changed_data:
             services.repository_root_pin(
                 repository_id=obj.pk,
                 root_certificate_pem=obj.root_certificate_pem,
-                acting_user=request.user,
+                acting_user=_administrator(request),
             )
 
     @admin.action(
@@ -111,7 +121,9 @@ class RepositoryAdmin(admin.ModelAdmin):
     )
     def forget_trust_memory(self, request: HttpRequest, queryset: QuerySet) -> None:
         for repository in queryset:
-            services.repository_trust_forget(repository_id=repository.pk, acting_user=request.user)
+            services.repository_trust_forget(
+                repository_id=repository.pk, acting_user=_administrator(request)
+            )
         self.message_user(
             request,
             f"Forgot the remembered root and versions of {queryset.count()} repositories; the "
@@ -156,7 +168,7 @@ class RepositoryAdmin(admin.ModelAdmin):
                     role=role,
                     key_file=key_file,
                     passphrase=form.cleaned_data["passphrase"],
-                    acting_user=request.user,
+                    acting_user=_administrator(request),
                 )
             except PortalError as error:
                 self.message_user(request, f"Nothing was imported: {error.message}", messages.ERROR)

@@ -16,9 +16,9 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -32,6 +32,10 @@ from .models import (
     NotificationKind,
     Verdict,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 DAY = timedelta(days=1)
 
@@ -48,44 +52,36 @@ def _url(name: str, *args: object) -> str:
 # Each takes the request and the owners of its repository, read (and made portal users) before
 # the change's transaction: `services.repository_owners_provision`.
 
-Owners = Sequence[AbstractBaseUser]
+Owners = Sequence["User"]
 
 
-def _owners_other_than_requester(
-    request: DelegationRequest, owners: Owners
-) -> list[AbstractBaseUser]:
+def _owners_other_than_requester(request: DelegationRequest, owners: Owners) -> list[User]:
     # An owner who asks for a delegation is a requester here, and is not mailed as an owner.
     return [owner for owner in owners if owner.pk != request.requester_id]
 
 
-def _requester(request: DelegationRequest, owners: Owners) -> list[AbstractBaseUser]:
+def _requester(request: DelegationRequest, owners: Owners) -> list[User]:
     return [request.requester]
 
 
-def _requester_and_owners(request: DelegationRequest, owners: Owners) -> list[AbstractBaseUser]:
+def _requester_and_owners(request: DelegationRequest, owners: Owners) -> list[User]:
     return [request.requester, *_owners_other_than_requester(request, owners)]
 
 
-def _member_unless_they_revoked(
-    request: DelegationRequest, owners: Owners
-) -> list[AbstractBaseUser]:
+def _member_unless_they_revoked(request: DelegationRequest, owners: Owners) -> list[User]:
     # An owner may revoke their own delegation: they know, and nobody else was concerned.
     if request.delegation.ending_requested_by_id == request.requester_id:
         return []
     return [request.requester]
 
 
-def _whoever_asked_for_the_end_and_owners(
-    request: DelegationRequest, owners: Owners
-) -> list[AbstractBaseUser]:
+def _whoever_asked_for_the_end_and_owners(request: DelegationRequest, owners: Owners) -> list[User]:
     # The person who asked is told although it was their action: what they asked did not happen.
     asked_by = request.delegation.ending_requested_by
     return [*([asked_by] if asked_by is not None else []), *owners]
 
 
-def _member_unless_renewing_and_owners(
-    request: DelegationRequest, owners: Owners
-) -> list[AbstractBaseUser]:
+def _member_unless_renewing_and_owners(request: DelegationRequest, owners: Owners) -> list[User]:
     # A member whose renewal is already on its way has done what the reminder asks of them. The
     # owners are still told: the renewal may be waiting for their approval.
     others = _owners_other_than_requester(request, owners)
@@ -189,7 +185,7 @@ def _certificate_expiring(notification: Notification) -> dict[str, object]:
     }
 
 
-Recipients = Callable[[DelegationRequest, Owners], list[AbstractBaseUser]]
+Recipients = Callable[[DelegationRequest, Owners], list["User"]]
 Context = Callable[[Notification], dict[str, object]]
 
 
@@ -242,7 +238,7 @@ KINDS: dict[str, Kind] = {
 
 def recipients(
     kind: NotificationKind, request: DelegationRequest, *, owners: Owners | None
-) -> list[AbstractBaseUser]:
+) -> list[User]:
     """The people a notification goes to: each once, and only those with an address.
 
     `owners` must be given for a kind that tells the owners: they are read before the
@@ -254,7 +250,7 @@ def recipients(
     seen: set[int] = set()
     people = []
     for person in kind_of.recipients(request, owners or ()):
-        if person.email and person.pk not in seen:  # type: ignore[attr-defined]
+        if person.email and person.pk not in seen:
             seen.add(person.pk)
             people.append(person)
     return people

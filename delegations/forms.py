@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
+from django.http import QueryDict
 from django.template.defaultfilters import filesizeformat
 
 from . import clock, selectors, trust
@@ -29,6 +29,9 @@ from .models import (
     Verdict,
 )
 from .notary import InvalidRoleName, team_role_name
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 class DelegationRequestForm(forms.Form):
@@ -73,13 +76,12 @@ class DelegationRequestForm(forms.Form):
         },
     )
 
-    def __init__(
-        self, *args, user: AbstractBaseUser, renewing: Delegation | None = None, **kwargs
-    ) -> None:
+    def __init__(self, *args, user: User, renewing: Delegation | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
         teams = selectors.teams_of(user)
-        self.fields["team"].choices = [("", "Choose one of your teams")] + [(t, t) for t in teams]
+        team_field = cast(forms.ChoiceField, self.fields["team"])
+        team_field.choices = [("", "Choose one of your teams")] + [(t, t) for t in teams]
         self.fields["team"].error_messages["invalid_choice"] = (
             "You are not a member of team %(value)s; choose one of your own teams."
         )
@@ -89,6 +91,13 @@ class DelegationRequestForm(forms.Form):
             self.fields["team"].initial = renewing.team
             self.fields["repository"].disabled = self.fields["team"].disabled = True
         self.certificate_info: CertificateInfo | None = None
+
+    @property
+    def checked_certificate(self) -> CertificateInfo:
+        """The checked certificate, once the form is valid."""
+        if self.certificate_info is None:
+            raise ValueError("the form has not checked a certificate yet")
+        return self.certificate_info
 
     def clean_reason(self) -> str:
         return _without_private_key(self.cleaned_data["reason"])
@@ -117,13 +126,14 @@ class DelegationRequestForm(forms.Form):
     def show_challenge(self, challenge: str, *, keep_signature: bool) -> None:
         """Render the form again with `challenge`, dropping a signature that no longer fits and
         never echoing a private key pasted into a text field."""
-        self.data = self.data.copy()
-        self.data["challenge"] = challenge
+        data = cast(QueryDict, self.data).copy()
+        data["challenge"] = challenge
         if not keep_signature:
-            self.data["possession_signature"] = ""
+            data["possession_signature"] = ""
         for name in ("possession_signature", "reason"):
-            if holds_private_key(self.data.get(name, "").encode("utf-8", "replace")):
-                self.data[name] = ""
+            if holds_private_key(data.get(name, "").encode("utf-8", "replace")):
+                data[name] = ""
+        self.data = data
 
     def clean_certificate(self):
         upload = self.cleaned_data["certificate"]
@@ -194,7 +204,7 @@ class QueueFilterForm(forms.Form):
         teams = queue.order_by("team").values_list("team", flat=True).distinct()
         self.fields["team"].choices = [("", "All teams"), *((team, team) for team in teams)]  # type: ignore[attr-defined]
 
-    def selector_filters(self) -> dict[str, Any]:
+    def selector_filters(self) -> selectors.QueueFilters:
         """The filters as `selectors.approval_queue_narrowed` takes them; none when invalid."""
         if not self.is_valid():
             return {}
@@ -239,7 +249,7 @@ class AuditFilterForm(forms.Form):
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
 
-    def __init__(self, data: Any, *, user: AbstractBaseUser) -> None:
+    def __init__(self, data: Any, *, user: User) -> None:
         super().__init__(data)
         self.fields["repository"].queryset = audit_log.audit_repositories_for(user)  # type: ignore[attr-defined]
         self.fields["action"].choices = [  # type: ignore[attr-defined]
@@ -254,7 +264,7 @@ class AuditFilterForm(forms.Form):
             self.add_error("date_to", "The end date is before the start date.")
         return cleaned
 
-    def selector_filters(self) -> dict[str, Any]:
+    def selector_filters(self) -> audit_log.AuditFilters:
         data = self.cleaned_data
         return {
             "repository": data["repository"],
@@ -323,8 +333,8 @@ class RepositoryAdminForm(forms.ModelForm):
             "root_certificate_pem",
         ]
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         pem = (cleaned.get("root_certificate_pem") or "").strip()
         if pem and "root_certificate_pem" in self.changed_data:
             instance = self.instance

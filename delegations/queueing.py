@@ -65,14 +65,18 @@ def enqueue_repository_initialise_trust(repository_id: int, acting_user_id: int 
     return queue().enqueue(REPOSITORY_INITIALISE_TRUST_JOB, repository_id, acting_user_id)
 
 
-def enqueue_after_commit(enqueue: Callable[[], object]) -> None:
-    """Queue a job once the change is committed.
+def enqueue_after_commit(enqueue: Callable[[int], object], object_id: int) -> None:
+    """`enqueue(object_id)` once the change is committed.
 
     The change stands even if Redis cannot take the job: the failure is logged instead of
     turning a committed decision into an error page, and the cron sweeps
     (`services.sweeps`) queue lost jobs again.
     """
-    transaction.on_commit(enqueue, robust=True)
+
+    def enqueue_committed() -> None:
+        enqueue(object_id)
+
+    transaction.on_commit(enqueue_committed, robust=True)
 
 
 def queue() -> Queue:

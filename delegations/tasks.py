@@ -46,7 +46,9 @@ def notification_send_job(notification_id: int) -> None:
 
 
 def repository_initialise_trust_job(repository_id: int, acting_user_id: int | None) -> None:
-    acting_user = get_user_model().objects.filter(pk=acting_user_id).first()
+    acting_user = (
+        get_user_model().objects.filter(pk=acting_user_id).first() if acting_user_id else None
+    )
     services.repository_initialise_trust(repository_id=repository_id, acting_user=acting_user)
 
 

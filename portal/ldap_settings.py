@@ -5,13 +5,16 @@ Kept apart from settings.py so that python-ldap is imported only when a director
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import ldap
 from django_auth_ldap.config import LDAPSearch, MemberDNGroupType
 
 
-def connection_options(portal: dict) -> dict:
+def connection_options(portal: Mapping[str, Any]) -> dict[int, object]:
     """python-ldap options of every directory connection (login and the portal's own reads)."""
-    options = {
+    options: dict[int, object] = {
         ldap.OPT_NETWORK_TIMEOUT: portal["PORTAL_LDAP_TIMEOUT"],
         ldap.OPT_TIMEOUT: portal["PORTAL_LDAP_TIMEOUT"],
         # Referrals would send the bind password to whichever server they name.
@@ -25,14 +28,14 @@ def connection_options(portal: dict) -> dict:
     return options
 
 
-def login_filter(portal: dict) -> str:
+def login_filter(portal: Mapping[str, Any]) -> str:
     """The user search filter, refusing disabled accounts as if they did not exist."""
     user_filter = portal["PORTAL_LDAP_USER_FILTER"]
     disabled = portal["PORTAL_LDAP_DISABLED_FILTER"]
     return f"(&{user_filter}(!{disabled}))" if disabled else user_filter
 
 
-def django_auth_ldap_settings(portal: dict) -> dict:
+def django_auth_ldap_settings(portal: Mapping[str, Any]) -> dict[str, object]:
     settings = {
         "AUTH_LDAP_SERVER_URI": portal["PORTAL_LDAP_URI"],
         "AUTH_LDAP_BIND_DN": portal["PORTAL_LDAP_BIND_DN"],

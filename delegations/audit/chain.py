@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-
-from django.contrib.auth.models import AbstractBaseUser
+from typing import TYPE_CHECKING
 
 from ..models import AuditChainHead, AuditEvent, DelegationRequest, Repository
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR = "portal-worker"
@@ -73,11 +77,11 @@ def hash_of(event: AuditEvent) -> str:
 def audit_record(
     *,
     action: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     now: datetime,
     request: DelegationRequest | None = None,
     repository: Repository | None = None,
-    details: dict | None = None,
+    details: Mapping[str, object] | None = None,
     system_actor: str = SYSTEM_ACTOR,
 ) -> AuditEvent:
     """Append one event. Must run inside the transaction of the change it records. Without a
@@ -95,7 +99,7 @@ def audit_record(
         action=action,
         request=request,
         repository=repository,
-        details=details or {},
+        details=dict(details or {}),
         previous_hash=head.last_hash,
     )
     event.hash = hash_of(event)
@@ -253,7 +257,8 @@ def _head_problem(head: str | None, last_id: int) -> BrokenLink:
         )
     behind = AuditEvent.objects.filter(hash=head).values_list("id", flat=True).first()
     if behind is not None:
-        added = AuditEvent.objects.filter(id__gt=behind).order_by("id").first()
+        # The walk found events after this one (the head does not name the last), so one exists.
+        added = AuditEvent.objects.filter(id__gt=behind).order_by("id")[0]
         return BrokenLink(
             Breakage.ADDED_AT_END,
             f"it was added without the audit writer: the chain head still ends at event #{behind}",

@@ -1,13 +1,13 @@
 """Reading the audit log: who sees which events, filtering them, and the forms they are shown
-and exported in. (Writing and verifying the chain is `audit`.)"""
+and exported in. (Writing and verifying the chain is `chain`.)"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -15,52 +15,55 @@ from .. import selectors
 from ..models import AuditEvent, Repository
 from .chain import utc_timestamp
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def audit_access_allowed(user: AbstractBaseUser) -> bool:
+
+def audit_access_allowed(user: User) -> bool:
     """Administrators read the whole log; repository owners the events of their repositories."""
     return user.is_staff or selectors.repositories_owned_by(user).exists()
 
 
-def audit_repositories_for(user: AbstractBaseUser) -> QuerySet:
+def audit_repositories_for(user: User) -> QuerySet:
     """The repositories whose events `user` may read."""
     return Repository.objects.all() if user.is_staff else selectors.repositories_owned_by(user)
 
 
-def audit_events_for(
-    user: AbstractBaseUser,
-    *,
-    repository: Repository | None = None,
-    actor: str = "",
-    action: str = "",
-    request_id: int | None = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
-) -> QuerySet:
-    """The events `user` may read that match the filters, newest first.
+class AuditFilters(TypedDict, total=False):
+    """What the audit log can be narrowed to; a filter left out or empty narrows nothing.
+    Dates are whole days in the portal's time zone, both ends included."""
 
-    An event belongs to a repository through its own repository or its request's. Dates are
-    whole days in the portal's time zone, both ends included.
-    """
+    repository: Repository | None
+    actor: str
+    action: str
+    request_id: int | None
+    date_from: date | None
+    date_to: date | None
+
+
+def audit_events_for(user: User, **filters: Unpack[AuditFilters]) -> QuerySet[AuditEvent]:
+    """The events `user` may read that match the filters, newest first. An event belongs to a
+    repository through its own repository or its request's."""
     events = AuditEvent.objects.select_related("repository")
     if not user.is_staff:
         owned = selectors.repositories_owned_by(user)
         events = events.filter(Q(repository__in=owned) | Q(request__repository__in=owned))
-    if repository is not None:
+    if (repository := filters.get("repository")) is not None:
         events = events.filter(Q(repository=repository) | Q(request__repository=repository))
-    if actor:
+    if actor := filters.get("actor"):
         events = events.filter(actor_name=actor)
-    if action:
+    if action := filters.get("action"):
         events = events.filter(action=action)
-    if request_id is not None:
+    if (request_id := filters.get("request_id")) is not None:
         events = events.filter(request_id=request_id)
-    if date_from is not None:
+    if (date_from := filters.get("date_from")) is not None:
         events = events.filter(created_at__gte=_start_of(date_from))
-    if date_to is not None:
+    if (date_to := filters.get("date_to")) is not None:
         events = events.filter(created_at__lt=_start_of(date_to + timedelta(days=1)))
     return events.order_by("-id")
 
 
-def audit_actions_for(user: AbstractBaseUser) -> list[str]:
+def audit_actions_for(user: User) -> list[str]:
     """The distinct actions among the events `user` may read, for the action filter."""
     events = audit_events_for(user).order_by()
     return list(events.values_list("action", flat=True).distinct().order_by("action"))

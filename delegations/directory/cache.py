@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from django.conf import settings
 
@@ -17,17 +17,18 @@ from .connection import DirectoryUnavailable
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_cache: dict[tuple, tuple[float, object]] = {}
+# key → (when it was read, the answer); each key's reader gives answers of one type.
+_cache: dict[tuple[str, ...], tuple[float, object]] = {}
 _cache_lock = threading.Lock()
 
 
-def cached(key: tuple, read: Callable[[], T], fresh: bool) -> T:
+def cached(key: tuple[str, ...], read: Callable[[], T], fresh: bool) -> T:
     lifetime = settings.PORTAL_DIRECTORY_CACHE_SECONDS
     now = time.monotonic()
     with _cache_lock:
         hit = _cache.get(key)
     if not fresh and hit is not None and now - hit[0] < lifetime:
-        return hit[1]
+        return cast(T, hit[1])
     try:
         value = read()
     except DirectoryUnavailable as error:
@@ -36,7 +37,7 @@ def cached(key: tuple, read: Callable[[], T], fresh: bool) -> T:
         if fresh or hit is None:
             raise
         logger.warning("directory unavailable, using an answer %.0f s old: %s", now - hit[0], error)
-        return hit[1]
+        return cast(T, hit[1])
     if lifetime > 0:
         with _cache_lock:
             _cache[key] = (now, value)

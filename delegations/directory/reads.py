@@ -116,7 +116,7 @@ def _read_accounts(usernames: list[str], *, strict: bool) -> dict[str, Account]:
     disabled = _disabled_dns(settings.PORTAL_LDAP_USER_BASE, f"(|{any_of})")
     # uid and its kin compare case-insensitively in the directory, so here too.
     asked = {name.lower(): name for name in usernames}
-    found = {}
+    found: dict[str, Account] = {}
     for dn, attributes in entries:
         username = asked.get(_first(attributes, attribute).lower())
         if username is None:

@@ -10,15 +10,19 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured
 
 from ..exceptions import InvalidInput
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 CERTIFICATE_FIELD = "certificate"
 
@@ -30,14 +34,14 @@ SUBJECT_ATTRIBUTES = {
 }
 
 
-def identity_check(certificate: x509.Certificate, user: AbstractBaseUser, *, now: datetime) -> None:
+def identity_check(certificate: x509.Certificate, user: User, *, now: datetime) -> None:
     """Refuse a certificate that UCP did not issue to `user`; InvalidInput says what to do."""
     _check_issuer(certificate, now=now)
     _check_client_use(certificate)
     _check_subject(certificate, user)
 
 
-def expected_subject(user: AbstractBaseUser) -> str:
+def expected_subject(user: User) -> str:
     """What the configured subject attribute of `user`'s certificate must say."""
     _, user_field = SUBJECT_ATTRIBUTES[settings.PORTAL_CERTIFICATE_SUBJECT_ATTRIBUTE]
     return str(getattr(user, user_field) or "")
@@ -135,7 +139,7 @@ def _check_client_use(certificate: x509.Certificate) -> None:
         )
 
 
-def _check_subject(certificate: x509.Certificate, user: AbstractBaseUser) -> None:
+def _check_subject(certificate: x509.Certificate, user: User) -> None:
     attribute = settings.PORTAL_CERTIFICATE_SUBJECT_ATTRIBUTE
     oid, user_field = SUBJECT_ATTRIBUTES[attribute]
     expected = expected_subject(user)

@@ -15,6 +15,7 @@ import secrets
 import shlex
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -22,10 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
 
 from ..exceptions import InvalidInput
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 CHALLENGE_PREFIX = "delegation-portal-pop"
 _SALT = "delegations.possession"
@@ -46,14 +50,14 @@ class PossessionProof:
     signature: str
 
 
-def challenge_issue(user: AbstractBaseUser, *, now: datetime) -> str:
+def challenge_issue(user: User, *, now: datetime) -> str:
     """A new challenge for `user`, valid for PORTAL_POSSESSION_CHALLENGE_SECONDS from `now`."""
     nonce = secrets.token_urlsafe(16)
     issued = int(now.timestamp())
     return signing.Signer(salt=_SALT).sign(f"{CHALLENGE_PREFIX}.{user.pk}.{issued}.{nonce}")
 
 
-def challenge_still_valid(challenge: str, user: AbstractBaseUser, *, now: datetime) -> bool:
+def challenge_still_valid(challenge: str, user: User, *, now: datetime) -> bool:
     """Whether a posted challenge can be shown again with the form (the user may have signed
     it): it must hold for a few more minutes, or the next submission would fail on it."""
     later = datetime.fromtimestamp(now.timestamp() + TIME_TO_SIGN_SECONDS, tz=now.tzinfo)
@@ -76,7 +80,7 @@ def possession_verify(
     proof: PossessionProof,
     *,
     public_key: CertificatePublicKeyTypes,
-    user: AbstractBaseUser,
+    user: User,
     now: datetime,
 ) -> str:
     """Check `proof` against the certificate's public key; return the challenge's nonce.
@@ -96,7 +100,7 @@ def possession_verify(
     return nonce
 
 
-def _nonce_of(challenge: str, user: AbstractBaseUser, *, now: datetime) -> str:
+def _nonce_of(challenge: str, user: User, *, now: datetime) -> str:
     stale = InvalidInput(
         "This page's challenge has expired or is not valid. The form now has a new one: sign it "
         "again (drop your bundle again, or run the new openssl command).",

@@ -201,7 +201,7 @@ class NotaryClient:
             signed = Metadata(plan.after)
             signed.sign([targets_key])
             files = {TARGETS: signed.to_bytes()}
-            if _signs_snapshot(root, snapshot_key):
+            if snapshot_key is not None and _signs_snapshot(root, snapshot_key):
                 files[SNAPSHOT] = _signed_snapshot(
                     state.snapshot.signed,
                     state.root_bytes,

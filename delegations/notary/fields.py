@@ -6,7 +6,7 @@ from .errors import InvalidMetadata
 from .keys import PublicKey
 
 
-def integer(data: dict, name: str) -> int:
+def integer(data: dict[str, object], name: str) -> int:
     value = data.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidMetadata(f"{name} must be an integer")

@@ -32,7 +32,7 @@ class GoTime:
         return cls(moment.replace(microsecond=0), moment.microsecond * 1000)
 
     @classmethod
-    def parse(cls, text: str) -> GoTime:
+    def parse(cls, text: object) -> GoTime:
         match = _RFC3339.match(text) if isinstance(text, str) else None
         if not match:
             raise InvalidMetadata(f"not an RFC 3339 time: {text!r}")

@@ -237,6 +237,7 @@ class SigningKey:
                 f"unknown key algorithm {algorithm!r}; use one of {', '.join(KEY_ALGORITHMS)}"
             )
         kind, size = KEY_ALGORITHMS[algorithm]
+        private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
         if kind == ECDSA:
             private_key = ec.generate_private_key(ec.SECP384R1() if size == 384 else ec.SECP256R1())
         else:

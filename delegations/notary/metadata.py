@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, Self, TypeVar
 
 from .canonical import encode_canonical, file_bytes
 from .errors import InvalidMetadata
@@ -115,7 +115,7 @@ class _Signed:
     expires: GoTime
 
     @classmethod
-    def _common(cls, data: object) -> tuple[dict, int, GoTime]:
+    def _common(cls, data: object) -> tuple[dict[str, object], int, GoTime]:
         if not isinstance(data, dict):
             raise InvalidMetadata("signed must be an object")
         if data.get("_type") != cls.type_name:
@@ -211,7 +211,7 @@ class Snapshot(_Signed):
     meta: dict[str, FileMeta] | None = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, data: object) -> Snapshot:
+    def from_dict(cls, data: object) -> Self:
         data, version, expires = cls._common(data)
         return cls(version=version, expires=expires, meta=_file_meta_map(data.get("meta"), "meta"))
 

@@ -25,7 +25,7 @@ from .errors import (
     RollbackDetected,
 )
 from .keys import X509_KEYTYPES, PublicKey, certificate_common_name
-from .metadata import FileMeta, Metadata, Root, Snapshot, Targets, Timestamp
+from .metadata import FileMeta, Metadata, Root, SignedT, Snapshot, Targets, Timestamp
 from .roles import ROOT, SNAPSHOT, TARGETS, TIMESTAMP
 from .transport import MAX_METADATA_BYTES
 
@@ -259,7 +259,7 @@ class TrustReader:
             raise InvalidMetadata(f"{self.gun}: {role} does not match its length and hashes")
         return data
 
-    def require_signed(self, metadata: Metadata, root: Root, role: str) -> None:
+    def require_signed(self, metadata: Metadata[SignedT], root: Root, role: str) -> None:
         root_role = (root.roles or {}).get(role)
         if root_role is None or root_role.threshold < 1:
             raise InvalidMetadata(f"{self.gun}: root defines no usable {role} role")
@@ -267,7 +267,7 @@ class TrustReader:
         if len(signers) < root_role.threshold:
             raise InvalidMetadata(f"{self.gun}: valid signatures did not meet threshold for {role}")
 
-    def require_fresh(self, metadata: Metadata, now: datetime) -> None:
+    def require_fresh(self, metadata: Metadata[SignedT], now: datetime) -> None:
         if metadata.signed.is_expired(now):
             raise InvalidMetadata(
                 f"{self.gun}: {metadata.signed.type_name.lower()} expired at "

@@ -19,7 +19,7 @@ from .changes import DelegationChange, Plan, plan_change
 from .client import NotaryClient
 from .errors import InvalidMetadata
 from .keys import PublicKey, canonical_id_or_none, short_key_id
-from .metadata import Metadata, Targets
+from .metadata import FileMeta, Metadata, Targets
 from .reading import TrustReader
 from .roles import Delegations
 
@@ -98,7 +98,7 @@ def _unsigned(name: str) -> RoleSignatures:
 
 
 def _role_signatures(
-    reader: TrustReader, meta: dict, plan: Plan, name: str, *, now: datetime
+    reader: TrustReader, meta: dict[str, FileMeta], plan: Plan, name: str, *, now: datetime
 ) -> RoleSignatures:
     try:
         data = reader.get_by_hash(name, meta)

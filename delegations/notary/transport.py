@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -46,6 +47,15 @@ from .errors import (
 from .tls import bundle_failure, certificate_failure
 
 logger = logging.getLogger(__name__)
+
+
+class _SendOptions(TypedDict, total=False):
+    """What a request may add to the method, URL and authorization."""
+
+    stream: bool
+    allow_redirects: bool
+    files: list[tuple[str, tuple[str, bytes, str]]]
+
 
 # The Go client caps the timestamp at 1 MiB; other files can be large with many targets.
 MAX_METADATA_BYTES = 100 * 1024 * 1024
@@ -126,7 +136,9 @@ class Transport:
 
     # -- authentication ------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, action: str, **kwargs: object) -> requests.Response:
+    def _request(
+        self, method: str, path: str, action: str, **options: Unpack[_SendOptions]
+    ) -> requests.Response:
         """Send a request, answering the server's challenge; a 401 never comes back from here.
 
         A token the server refuses is dropped and a new one fetched, once per request: a cached
@@ -139,7 +151,7 @@ class Transport:
         authorization = self._authorization(known, action) if known else None
         renewed = False
         while True:
-            response = self._send(method, self.base_url + path, authorization, **kwargs)
+            response = self._send(method, self.base_url + path, authorization, **options)
             if response.status_code != 401:
                 return response
             response.close()
@@ -301,12 +313,16 @@ class Transport:
     # -- HTTP ----------------------------------------------------------------------------------
 
     def _send(
-        self, method: str, url: str, authorization: _Authorization | None, **kwargs: object
+        self,
+        method: str,
+        url: str,
+        authorization: _Authorization | None,
+        **options: Unpack[_SendOptions],
     ) -> requests.Response:
         headers = {"Authorization": authorization.header} if authorization else None
         try:
             return self.session.request(
-                method, url, headers=headers, timeout=self.timeout, verify=self.verify, **kwargs
+                method, url, headers=headers, timeout=self.timeout, verify=self.verify, **options
             )
         except (requests.RequestException, OSError) as error:
             raise self._connection_error(error, self.server_url, ServerUnreachable) from None

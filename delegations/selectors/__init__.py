@@ -23,6 +23,7 @@ from .people import (
 from .previews import DryRun, RevocationPreview, request_dry_run, revocation_preview
 from .repositories import repositories_open_for_requests, repository_by_gun, split_gun
 from .requests import (
+    QueueFilters,
     approval_queue_for,
     approval_queue_narrowed,
     approvals_missing,
@@ -41,6 +42,7 @@ from .sweeps import stalled_ending_ids, stalled_request_ids, unsent_notification
 __all__ = [
     "NOT_AN_OWNER",
     "DryRun",
+    "QueueFilters",
     "RevocationPreview",
     "active_delegations_owned_by",
     "approval_queue_for",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Case, CharField, Exists, OuterRef, QuerySet, Value, When
 from django.http import Http404
 
@@ -12,10 +12,14 @@ from ..exceptions import NotAllowed
 from ..models import OPEN_STATUSES, Delegation, DelegationRequest, Notification, RequestStatus
 from .people import repositories_owned_by
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
 NOT_AN_OWNER = "Only the owners of a delegation's repository revoke it."
 
 
-def delegation_of_member(user: AbstractBaseUser, delegation_id: int) -> Delegation:
+def delegation_of_member(user: User, delegation_id: int) -> Delegation:
     """`user`'s own delegation, active with no end asked; 404 for anyone else's or another."""
     delegation = (
         Delegation.objects.steady()
@@ -28,7 +32,7 @@ def delegation_of_member(user: AbstractBaseUser, delegation_id: int) -> Delegati
     return delegation
 
 
-def delegation_owned_by(user: AbstractBaseUser, delegation_id: int) -> Delegation:
+def delegation_owned_by(user: User, delegation_id: int) -> Delegation:
     """A delegation of a repository `user` owns; 403 alike for others' and for none, so that
     delegation numbers reveal nothing."""
     delegation = (
@@ -41,7 +45,7 @@ def delegation_owned_by(user: AbstractBaseUser, delegation_id: int) -> Delegatio
     return delegation
 
 
-def renewable_delegation(user: AbstractBaseUser, request: DelegationRequest) -> Delegation | None:
+def renewable_delegation(user: User, request: DelegationRequest) -> Delegation | None:
     """The active delegation `request` made, when `user` holds it and no renewal is open."""
     if request.requester_id != user.pk or request.status != RequestStatus.DELEGATED:
         return None
@@ -56,7 +60,7 @@ def open_renewal_of(delegation: Delegation) -> DelegationRequest | None:
     return delegation.renewals.filter(status__in=OPEN_STATUSES).order_by("-id").first()
 
 
-def active_delegations_owned_by(user: AbstractBaseUser) -> QuerySet[Delegation]:
+def active_delegations_owned_by(user: User) -> QuerySet[Delegation]:
     return (
         Delegation.objects.active()
         .filter(repository__in=repositories_owned_by(user))
@@ -106,4 +110,8 @@ def delegations_owing_certificate_reminder(
         .select_related("repository", "request__repository", "request__requester", "member")
         .order_by("certificate_expires_at", "id")
     )
-    return [(delegation, delegation.reminder_occasion) for delegation in delegations]
+    # reminder_occasion is the query's annotation, which the model's type does not know.
+    return [
+        (delegation, delegation.reminder_occasion)  # type: ignore[attr-defined]
+        for delegation in delegations
+    ]

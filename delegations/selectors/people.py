@@ -10,50 +10,52 @@ from __future__ import annotations
 
 from functools import reduce
 from operator import or_
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
 from .. import directory
 from ..models import DirectoryAccount, Repository
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def directory_account_of(user: AbstractBaseUser) -> DirectoryAccount | None:
+
+def directory_account_of(user: User) -> DirectoryAccount | None:
     """The user's directory account, when a directory is set up and they come from it."""
     if not directory.configured() or user.pk is None:
         return None
     try:
-        account: DirectoryAccount = user.directory_account  # type: ignore[attr-defined]
+        return user.directory_account
     except DirectoryAccount.DoesNotExist:
         return None
-    return account
 
 
-def _memberships(user: AbstractBaseUser) -> directory.Memberships:
+def _memberships(user: User) -> directory.Memberships:
     if not user.is_authenticated or not user.is_active:
         return directory.Memberships(groups=frozenset(), teams=frozenset())
     account = directory_account_of(user)
     if account is not None:
         return directory.memberships(account.dn)
-    names = frozenset(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
+    names = frozenset(user.groups.values_list("name", flat=True))
     prefix = settings.PORTAL_TEAM_GROUP_PREFIX
     teams = frozenset(name[len(prefix) :] for name in names if name.startswith(prefix))
     return directory.Memberships(groups=names, teams=teams)
 
 
-def group_names_of(user: AbstractBaseUser) -> frozenset[str]:
+def group_names_of(user: User) -> frozenset[str]:
     """The names of the groups an active user is in."""
     return _memberships(user).groups
 
 
-def teams_of(user: AbstractBaseUser) -> list[str]:
+def teams_of(user: User) -> list[str]:
     """The UCP teams `user` belongs to, sorted."""
     return sorted(_memberships(user).teams)
 
 
-def members_of(group_name: str) -> QuerySet[AbstractBaseUser]:
+def members_of(group_name: str) -> QuerySet[User]:
     """The active portal users in a group: the directory's group of that name for directory
     accounts, and the local group for local ones.
 
@@ -72,14 +74,14 @@ def members_of(group_name: str) -> QuerySet[AbstractBaseUser]:
     return users.filter(local | in_directory).distinct().order_by("username")
 
 
-def owners_of(repository: Repository) -> QuerySet[AbstractBaseUser]:
+def owners_of(repository: Repository) -> QuerySet[User]:
     """The active users who own `repository`: the members of its owners group."""
     return members_of(repository.owners_group)
 
 
-def is_owner(user: AbstractBaseUser, repository: Repository) -> bool:
+def is_owner(user: User, repository: Repository) -> bool:
     return repository.owners_group in group_names_of(user)
 
 
-def repositories_owned_by(user: AbstractBaseUser) -> QuerySet[Repository]:
+def repositories_owned_by(user: User) -> QuerySet[Repository]:
     return Repository.objects.filter(owners_group__in=group_names_of(user))

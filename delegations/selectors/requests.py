@@ -4,8 +4,8 @@ pending one expires."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
 from django.http import Http404
 
@@ -24,12 +24,15 @@ from ..models import (
 from ..notary import DelegationChange
 from .people import repositories_owned_by
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def requests_of(user: AbstractBaseUser) -> QuerySet[DelegationRequest]:
+
+def requests_of(user: User) -> QuerySet[DelegationRequest]:
     return DelegationRequest.objects.filter(requester=user).select_related("repository")
 
 
-def approval_queue_for(user: AbstractBaseUser) -> QuerySet[DelegationRequest]:
+def approval_queue_for(user: User) -> QuerySet[DelegationRequest]:
     """Pending requests for the repositories `user` owns, oldest first."""
     return (
         DelegationRequest.objects.filter(
@@ -40,31 +43,36 @@ def approval_queue_for(user: AbstractBaseUser) -> QuerySet[DelegationRequest]:
     )
 
 
+class QueueFilters(TypedDict, total=False):
+    """What the owners' queue can be narrowed to; a filter left out or empty narrows nothing."""
+
+    repository: Repository | None
+    team: str
+    # A username, in any case.
+    requester: str
+
+
 def approval_queue_narrowed(
-    queue: QuerySet[DelegationRequest],
-    *,
-    repository: Repository | None = None,
-    team: str = "",
-    requester: str = "",
+    queue: QuerySet[DelegationRequest], **filters: Unpack[QueueFilters]
 ) -> QuerySet[DelegationRequest]:
-    """`queue` narrowed to one repository, team or requester (a username, in any case)."""
-    if repository is not None:
+    """`queue` narrowed to one repository, team or requester."""
+    if repository := filters.get("repository"):
         queue = queue.filter(repository=repository)
-    if team:
+    if team := filters.get("team"):
         queue = queue.filter(team=team)
-    if requester:
+    if requester := filters.get("requester"):
         queue = queue.filter(requester__username__iexact=requester)
     return queue
 
 
-def request_for_viewer(user: AbstractBaseUser, request_id: int) -> DelegationRequest:
+def request_for_viewer(user: User, request_id: int) -> DelegationRequest:
     """A request its requester, an owner of its repository, or staff may see; 404 otherwise.
 
     404 rather than 403, so that request numbers do not reveal what exists.
     """
     visible = Q(requester=user) | Q(repository__in=repositories_owned_by(user))
     queryset = DelegationRequest.objects.select_related("repository", "requester")
-    if not user.is_staff:  # type: ignore[attr-defined]
+    if not user.is_staff:
         queryset = queryset.filter(visible)
     request = queryset.filter(pk=request_id).first()
     if request is None:
@@ -75,7 +83,7 @@ def request_for_viewer(user: AbstractBaseUser, request_id: int) -> DelegationReq
 def conflicting_request(
     *,
     repository: Repository,
-    requester: AbstractBaseUser,
+    requester: User,
     team: str,
     canonical_key_id: str,
     renewing_request_id: int | None = None,
@@ -91,11 +99,13 @@ def conflicting_request(
         delegation__isnull=False,
         delegation__ended_at__isnull=True,
     )
+    candidates = DelegationRequest.objects.filter(repository=repository).filter(
+        open_requests | delegated_key
+    )
+    if renewing_request_id is not None:
+        candidates = candidates.exclude(pk=renewing_request_id)
     return (
-        DelegationRequest.objects.filter(repository=repository)
-        .filter(open_requests | delegated_key)
-        .exclude(pk=renewing_request_id)
-        .annotate(
+        candidates.annotate(
             same_member_and_team=Case(
                 When(requester=requester, team=team, status__in=OPEN_STATUSES, then=Value(0)),
                 default=Value(1),
@@ -121,9 +131,7 @@ def approvals_missing(request: DelegationRequest) -> int:
     return max(request.repository.approvals_required - len(approvals_of(request)), 0)
 
 
-def why_cannot_decide(
-    user: AbstractBaseUser, request: DelegationRequest, *, owns: bool
-) -> str | None:
+def why_cannot_decide(user: User, request: DelegationRequest, *, owns: bool) -> str | None:
     """Why `user` cannot decide on `request` now, in words for them; None when they can.
 
     `owns` is whether they own the request's repository (`is_owner`): the caller reads it,

@@ -13,21 +13,25 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from .. import clock, directory, selectors
 from ..audit.chain import DIRECTORY_SYNC_ACTOR, audit_record
 from ..models import AuditAction, DirectoryAccount, Repository
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
 logger = logging.getLogger(__name__)
 
 
 def repository_owners_provision(
     *, repository: Repository, now: datetime | None = None
-) -> list[AbstractBaseUser]:
+) -> list[User]:
     """The owners of `repository` to tell about it, every directory member among them made a
     portal user first. Call it before the transaction that owes them a notification."""
     if directory.configured():
@@ -38,7 +42,7 @@ def repository_owners_provision(
 
 def directory_account_provision(
     *, entry: directory.Account, now: datetime | None = None
-) -> AbstractBaseUser | None:
+) -> User | None:
     """The portal user of a directory account, made or linked on first sight; None for a local
     administrator of the same name, whom only their own directory login may link."""
     # django-auth-ldap names users in lower case and finds them case-insensitively; so here.
@@ -87,7 +91,7 @@ def directory_account_provision(
     return user
 
 
-def directory_login_record(*, user: AbstractBaseUser, dn: str, now: datetime | None = None) -> None:
+def directory_login_record(*, user: User, dn: str, now: datetime | None = None) -> None:
     """Record a login with a directory account: the user becomes (or stays) a directory
     account, which never logs in with a local password.
 
@@ -117,7 +121,7 @@ def directory_account_set_active(
     account_id: int,
     active: bool,
     dn: str,
-    acting_user: AbstractBaseUser | None = None,
+    acting_user: User | None = None,
     now: datetime | None = None,
 ) -> bool:
     """Disable the portal user of a directory account the directory disabled or dropped (their

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from .. import clock, queueing, selectors
@@ -28,11 +28,14 @@ from .comments import checked_comment
 from .notifications import notifications_create
 from .state import request_facts, transition
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 def request_approve(
     *,
     request_id: int,
-    acting_user: AbstractBaseUser,
+    acting_user: User,
     comment: str = "",
     now: datetime | None = None,
 ) -> DelegationRequest:
@@ -49,7 +52,7 @@ def request_approve(
 def request_reject(
     *,
     request_id: int,
-    acting_user: AbstractBaseUser,
+    acting_user: User,
     comment: str,
     now: datetime | None = None,
 ) -> DelegationRequest:
@@ -80,7 +83,7 @@ class Outcome:
 def requests_decide(
     *,
     request_ids: list[int],
-    acting_user: AbstractBaseUser,
+    acting_user: User,
     verdict: str,
     comment: str,
     now: datetime | None = None,
@@ -104,7 +107,7 @@ def requests_decide(
 
 
 def _decide(
-    *, request_id: int, acting_user: AbstractBaseUser, verdict: str, comment: str, now: datetime
+    *, request_id: int, acting_user: User, verdict: str, comment: str, now: datetime
 ) -> DelegationRequest:
     # What the directory says (who owns the repository, who is in the team) is read before the
     # request row is locked: a slow directory must not hold up other writers.
@@ -165,7 +168,7 @@ _CONCLUDED = {
 def _conclude(
     request: DelegationRequest,
     target: RequestStatus,
-    acting_user: AbstractBaseUser,
+    acting_user: User,
     comment: str,
     *,
     now: datetime,
@@ -185,11 +188,11 @@ def _conclude(
     )
     notifications_create(kind=NotificationKind.REQUEST_DECIDED, request=request, now=now)
     if target == RequestStatus.APPROVED:
-        queueing.enqueue_after_commit(lambda: queueing.enqueue_request_apply(request.pk))
+        queueing.enqueue_after_commit(queueing.enqueue_request_apply, request.pk)
     return request
 
 
-def _require_can_decide(request: DelegationRequest, user: AbstractBaseUser, *, owns: bool) -> None:
+def _require_can_decide(request: DelegationRequest, user: User, *, owns: bool) -> None:
     reason = selectors.why_cannot_decide(user, request, owns=owns)
     if reason is None:
         return

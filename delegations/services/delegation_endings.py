@@ -11,8 +11,8 @@ idempotent, so a run after a crash finds the key gone and records that instead.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from .. import clock, emails, queueing, selectors, trust
@@ -31,6 +31,10 @@ from .accounts import repository_owners_provision
 from .comments import checked_comment
 from .notifications import notifications_create
 from .state import request_facts, transition
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 # What the request's history calls each end, when it is asked for and when it is done, and who
 # is told once it is done.
@@ -57,7 +61,7 @@ _TOLD = {
 def delegation_revoke(
     *,
     delegation_id: int,
-    acting_user: AbstractBaseUser,
+    acting_user: User,
     comment: str,
     now: datetime | None = None,
 ) -> Delegation:
@@ -79,7 +83,7 @@ def delegation_revoke(
 def delegation_give_up(
     *,
     delegation_id: int,
-    acting_user: AbstractBaseUser,
+    acting_user: User,
     comment: str = "",
     now: datetime | None = None,
 ) -> Delegation:
@@ -97,7 +101,7 @@ def delegation_give_up(
 
 
 def delegation_end_for_directory(
-    *, delegation_id: int, reason: str, comment: str, now: datetime | None = None
+    *, delegation_id: int, reason: EndReason, comment: str, now: datetime | None = None
 ) -> Delegation:
     """The directory sync ends a delegation whose member left its team or whose account was
     disabled: the key leaves both roles as in a revoke, with the sync as the actor."""
@@ -120,8 +124,8 @@ def _delegation(delegation_id: int) -> Delegation | None:
 def _ending_ask(
     delegation: Delegation,
     *,
-    reason: str,
-    acting_user: AbstractBaseUser | None,
+    reason: EndReason,
+    acting_user: User | None,
     comment: str,
     now: datetime | None,
 ) -> Delegation:
@@ -148,12 +152,12 @@ def _ending_ask(
             details={**request_facts(request), "end_reason": reason, "comment": comment},
             system_actor=_system_actor(reason),
         )
-        queueing.enqueue_after_commit(lambda: queueing.enqueue_delegation_end(delegation.pk))
+        queueing.enqueue_after_commit(queueing.enqueue_delegation_end, delegation.pk)
     delegation.refresh_from_db()
     return delegation
 
 
-def _system_actor(reason: str) -> str:
+def _system_actor(reason: EndReason) -> str:
     return DIRECTORY_SYNC_ACTOR if reason in DIRECTORY_END_REASONS else SYSTEM_ACTOR
 
 
@@ -198,9 +202,7 @@ def delegation_end(*, delegation_id: int, now: datetime | None = None) -> Delega
         return Delegation.objects.get(pk=delegation_id)
 
 
-def _owners_if_told(
-    kind: NotificationKind, delegation: Delegation
-) -> list[AbstractBaseUser] | None:
+def _owners_if_told(kind: NotificationKind, delegation: Delegation) -> list[User] | None:
     if not emails.KINDS[kind].tells_owners:
         return None
     return repository_owners_provision(repository=delegation.repository)
@@ -210,7 +212,7 @@ def _record_end(
     delegation: Delegation,
     result: PublishResult,
     *,
-    owners: list[AbstractBaseUser] | None,
+    owners: list[User] | None,
     now: datetime,
 ) -> Delegation:
     reason = EndReason(delegation.ending)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
@@ -31,10 +30,13 @@ from .accounts import repository_owners_provision
 from .notifications import notifications_create
 from .state import request_facts, transition
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 def request_submit(
     *,
-    requester: AbstractBaseUser,
+    requester: User,
     repository: Repository,
     team: str,
     certificate: CertificateInfo,
@@ -112,7 +114,7 @@ def request_submit(
 
 def _create_request(
     *,
-    requester: AbstractBaseUser,
+    requester: User,
     repository: Repository,
     team: str,
     certificate: CertificateInfo,
@@ -141,7 +143,7 @@ def _create_request(
 
 
 def _proven_possession(
-    requester: AbstractBaseUser,
+    requester: User,
     certificate: CertificateInfo,
     proof: PossessionProof | None,
     *,
@@ -160,7 +162,7 @@ def _proven_possession(
 
 
 def _require_renewable(
-    delegation: Delegation, *, requester: AbstractBaseUser, repository: Repository, team: str
+    delegation: Delegation, *, requester: User, repository: Repository, team: str
 ) -> None:
     if delegation.member_id != requester.pk:
         raise NotAllowed("Only the member who holds a delegation can renew it.")
@@ -174,7 +176,7 @@ def _require_renewable(
 
 def _refuse_conflicts(
     *,
-    requester: AbstractBaseUser,
+    requester: User,
     repository: Repository,
     team: str,
     certificate: CertificateInfo,
@@ -216,7 +218,7 @@ def _refuse_conflicts(
 
 
 def _refuse_race_loser(
-    requester: AbstractBaseUser,
+    requester: User,
     repository: Repository,
     team: str,
     certificate: CertificateInfo,
@@ -304,7 +306,8 @@ def _record_delegation(
             now=now,
             details={"roles": request.role_names, **versions},
             failure_reason="",
-            **versions,
+            targets_version_before=result.version_before,
+            targets_version_after=result.version_after,
         )
         Delegation.of_request(request, since=now).save()
         _supersede_renewed(request, now=now)

@@ -37,7 +37,7 @@ class Ending:
     member: str
     team: str
     repository: str
-    reason: str
+    reason: EndReason
 
 
 @dataclass

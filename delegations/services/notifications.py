@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from .. import clock, emails, queueing
 from ..models import DelegationRequest, Notification, NotificationKind
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def notifications_create(
@@ -18,7 +21,7 @@ def notifications_create(
     kind: NotificationKind,
     request: DelegationRequest,
     now: datetime,
-    owners: Sequence[AbstractBaseUser] | None = None,
+    owners: Sequence[User] | None = None,
     occasion: str = "",
 ) -> list[Notification]:
     """Owe an email to each person concerned. Call inside the change's transaction: the rows
@@ -42,16 +45,14 @@ def notifications_create(
             for person in people
         )
     for notification in created:
-        queueing.enqueue_after_commit(
-            lambda pk=notification.pk: queueing.enqueue_notification_send(pk)
-        )
+        queueing.enqueue_after_commit(queueing.enqueue_notification_send, notification.pk)
     return created
 
 
 def _owe_once(
     kind: NotificationKind,
     request: DelegationRequest,
-    person: AbstractBaseUser,
+    person: User,
     now: datetime,
     occasion: str,
 ) -> Notification | None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import QuerySet
 
@@ -22,6 +22,10 @@ from .. import clock, selectors
 from ..models import Delegation, DelegationRequest, NotificationKind, RequestStatus
 from .accounts import repository_owners_provision
 from .notifications import notifications_create
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 CERTIFICATE_EXPIRING = NotificationKind.CERTIFICATE_EXPIRING
 REQUEST_EXPIRING = NotificationKind.REQUEST_EXPIRING
@@ -93,7 +97,7 @@ def _owe(
     *,
     now: datetime,
     occasion: str,
-    owners: Sequence[AbstractBaseUser] | None = None,
+    owners: Sequence[User] | None = None,
 ) -> list[int]:
     created = notifications_create(
         kind=kind, request=request, now=now, occasion=occasion, owners=owners

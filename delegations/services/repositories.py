@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from .. import clock, keystore, trust
@@ -22,6 +22,10 @@ from ..notary import (
     load_key_file,
 )
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
 # The portal signs targets (and, when the client signs snapshots, snapshot) with held keys; root
 # keys stay with the people who hold them offline.
 IMPORTABLE_KEY_ROLES = (KeyRole.TARGETS, KeyRole.SNAPSHOT)
@@ -35,7 +39,7 @@ def repository_register(
     notary_url: str,
     owners_group: str,
     approvals_required: int = 1,
-    acting_user: AbstractBaseUser | None = None,
+    acting_user: User | None = None,
     now: datetime | None = None,
 ) -> Repository:
     now = now or clock.now()
@@ -75,7 +79,7 @@ def repository_update(
     notary_url: str,
     owners_group: str,
     approvals_required: int | None = None,
-    acting_user: AbstractBaseUser | None = None,
+    acting_user: User | None = None,
     now: datetime | None = None,
 ) -> Repository:
     """Change where a repository's Notary server is, which group owns it and how many of its
@@ -83,7 +87,7 @@ def repository_update(
     now = now or clock.now()
     with transaction.atomic():
         repository = Repository.objects.select_for_update().get(pk=repository_id)
-        wanted = {"notary_url": notary_url, "owners_group": owners_group}
+        wanted: dict[str, object] = {"notary_url": notary_url, "owners_group": owners_group}
         if approvals_required is not None:
             _require_approvals(approvals_required)
             wanted["approvals_required"] = approvals_required
@@ -109,7 +113,7 @@ def repository_update(
 
 
 def repository_initialise_trust(
-    *, repository_id: int, acting_user: AbstractBaseUser | None = None, now: datetime | None = None
+    *, repository_id: int, acting_user: User | None = None, now: datetime | None = None
 ) -> Repository:
     """Make sure the Notary server holds trust data for the repository made with our keys.
 
@@ -176,9 +180,7 @@ def repository_initialise_trust(
     return repository
 
 
-def repository_keys_rewrap(
-    *, acting_user: AbstractBaseUser | None = None, now: datetime | None = None
-) -> int:
+def repository_keys_rewrap(*, acting_user: User | None = None, now: datetime | None = None) -> int:
     """Re-seal every repository key under the current key-encryption key (the first configured).
 
     Only the small data keys are re-encrypted; the signing keys themselves are never opened.
@@ -222,7 +224,7 @@ def repository_key_import(
     role: str,
     key_file: bytes,
     passphrase: str,
-    acting_user: AbstractBaseUser | None = None,
+    acting_user: User | None = None,
     now: datetime | None = None,
 ) -> RepositoryKey:
     """Adopt the targets or snapshot key of a repository whose trust was set up elsewhere.

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from .. import clock, selectors
@@ -14,9 +14,12 @@ from ..models import AuditAction, DelegationRequest, NotificationKind, RequestSt
 from .notifications import notifications_create
 from .state import transition
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 def request_withdraw(
-    *, request_id: int, acting_user: AbstractBaseUser, now: datetime | None = None
+    *, request_id: int, acting_user: User, now: datetime | None = None
 ) -> DelegationRequest:
     """The requester takes back their pending request; nobody else can."""
     now = now or clock.now()

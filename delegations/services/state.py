@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-
-from django.contrib.auth.models import AbstractBaseUser
+from typing import TYPE_CHECKING
 
 from ..audit.chain import SYSTEM_ACTOR, audit_record
 from ..exceptions import IllegalTransition
 from ..models import AuditAction, DelegationRequest, RequestStatus
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 # The state machine of product.md §3: which status may follow which.
 TRANSITIONS: dict[str, set[str]] = {
@@ -29,10 +33,10 @@ def transition(
     *,
     source: set[str],
     target: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     action: AuditAction,
     now: datetime,
-    details: dict[str, object] | None = None,
+    details: Mapping[str, object] | None = None,
     system_actor: str = SYSTEM_ACTOR,
     **fields: object,
 ) -> DelegationRequest:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from django.conf import settings
 
@@ -40,8 +41,12 @@ def unsent_notifications_resend(*, now: datetime | None = None) -> list[int]:
     return [pk for pk in unsent if queueing.enqueue_notification_send(pk)]
 
 
+class _StalledIds(Protocol):
+    def __call__(self, *, now: datetime, quiet_for: timedelta) -> list[int]: ...
+
+
 def _requeue(
-    stalled_ids: Callable[..., list[int]],
+    stalled_ids: _StalledIds,
     enqueue: Callable[[int], bool],
     what: str,
     *,

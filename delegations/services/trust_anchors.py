@@ -4,8 +4,8 @@ it remembers from earlier reads (see delegations.notary.reading)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 
@@ -14,12 +14,15 @@ from ..audit.chain import audit_record
 from ..exceptions import InvalidInput
 from ..models import AuditAction, KeyRole, Repository
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 def repository_root_pin(
     *,
     repository_id: int,
     root_certificate_pem: str,
-    acting_user: AbstractBaseUser | None = None,
+    acting_user: User | None = None,
     now: datetime | None = None,
 ) -> Repository:
     """Pin the root certificate of a repository whose trust was set up outside the portal.
@@ -59,7 +62,7 @@ def repository_root_pin(
 def repository_trust_forget(
     *,
     repository_id: int,
-    acting_user: AbstractBaseUser | None = None,
+    acting_user: User | None = None,
     now: datetime | None = None,
 ) -> Repository:
     """Forget the remembered root and versions, after a deliberate reset of the trust data on

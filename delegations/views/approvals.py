@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -18,10 +18,14 @@ from ..exceptions import IllegalTransition, InvalidInput, NotAnOwner
 from ..forms import BulkDecisionForm, DecisionForm, QueueFilterForm
 from ..models import DelegationRequest, RequestStatus, Verdict
 from .paging import page_of, query_without_page
+from .signed_in import SignedInRequest
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 @login_required
-def approval_queue(request: HttpRequest) -> HttpResponse:
+def approval_queue(request: SignedInRequest) -> HttpResponse:
     owned = selectors.repositories_owned_by(request.user)
     if not owned.exists():
         raise PermissionDenied("Only repository owners have an approval queue.")
@@ -40,13 +44,13 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def requests_bulk_decide(request: HttpRequest) -> HttpResponse:
+def requests_bulk_decide(request: SignedInRequest) -> HttpResponse:
     form = BulkDecisionForm(request.POST)
     back = _back(request, reverse("delegations:approval_queue"))
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
-                messages.error(request, error)
+                messages.error(request, str(error))
         return redirect(back)
     verdict = form.cleaned_data["verdict"]
     outcomes = services.requests_decide(
@@ -66,20 +70,25 @@ def requests_bulk_decide(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def request_approve(request: HttpRequest, request_id: int) -> HttpResponse:
+def request_approve(request: SignedInRequest, request_id: int) -> HttpResponse:
     return _decide(request, request_id, services.request_approve)
 
 
 @login_required
 @require_POST
-def request_reject(request: HttpRequest, request_id: int) -> HttpResponse:
+def request_reject(request: SignedInRequest, request_id: int) -> HttpResponse:
     return _decide(request, request_id, services.request_reject)
 
 
-Decide = Callable[..., DelegationRequest]
+class Decide(Protocol):
+    """`services.request_approve` or `services.request_reject`."""
+
+    def __call__(
+        self, *, request_id: int, acting_user: User, comment: str
+    ) -> DelegationRequest: ...
 
 
-def _decide(request: HttpRequest, request_id: int, service: Decide) -> HttpResponse:
+def _decide(request: SignedInRequest, request_id: int, service: Decide) -> HttpResponse:
     try:
         selectors.request_for_viewer(request.user, request_id)
     except Http404:
@@ -122,7 +131,7 @@ def _summary(decided: list[DelegationRequest], verdict: str) -> str:
     return " ".join(parts)
 
 
-def _back(request: HttpRequest, default: str) -> str:
+def _back(request: SignedInRequest, default: str) -> str:
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()

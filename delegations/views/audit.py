@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -22,11 +23,12 @@ from ..audit.chain import chain_head
 from ..forms import AuditFilterForm
 from ..models import AuditEvent
 from .paging import page_of, query_without_page
+from .signed_in import SignedInRequest
 
 EXPORT_CHUNK = 2000
 
 
-def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, QuerySet[AuditEvent] | None]:
+def _filtered(request: SignedInRequest) -> tuple[AuditFilterForm, QuerySet[AuditEvent] | None]:
     """The filter form and the events it selects (None when the filters are invalid)."""
     if not audit_log.audit_access_allowed(request.user):
         raise PermissionDenied(
@@ -40,7 +42,7 @@ def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, QuerySet[AuditEven
 
 
 @login_required
-def audit_log_page(request: HttpRequest) -> HttpResponse:
+def audit_log_page(request: SignedInRequest) -> HttpResponse:
     form, events = _filtered(request)
     page = page_of(request, events if events is not None else [])
     context = {
@@ -81,7 +83,7 @@ class _Echo:
 
 
 @login_required
-def audit_export_csv(request: HttpRequest) -> HttpResponse:
+def audit_export_csv(request: SignedInRequest) -> HttpResponseBase:
     form, events = _filtered(request)
     if events is None:
         return HttpResponseBadRequest(_errors_text(form), content_type="text/plain")
@@ -105,7 +107,7 @@ def _csv_cell(value: object) -> object:
 
 
 @login_required
-def audit_export_json(request: HttpRequest) -> HttpResponse:
+def audit_export_json(request: SignedInRequest) -> HttpResponseBase:
     form, events = _filtered(request)
     if events is None:
         return HttpResponseBadRequest(_errors_text(form), content_type="text/plain")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
@@ -15,10 +15,11 @@ from .. import selectors, services
 from ..exceptions import IllegalTransition, InvalidInput
 from ..forms import RevokeForm
 from ..models import Delegation
+from .signed_in import SignedInRequest
 
 
 @login_required
-def delegation_list(request: HttpRequest) -> HttpResponse:
+def delegation_list(request: SignedInRequest) -> HttpResponse:
     if not selectors.repositories_owned_by(request.user).exists():
         raise PermissionDenied("Only repository owners see the delegations of their repositories.")
     delegations = selectors.active_delegations_owned_by(request.user)
@@ -27,7 +28,7 @@ def delegation_list(request: HttpRequest) -> HttpResponse:
 
 @sensitive_post_parameters("comment")
 @login_required
-def delegation_revoke(request: HttpRequest, delegation_id: int) -> HttpResponse:
+def delegation_revoke(request: SignedInRequest, delegation_id: int) -> HttpResponse:
     delegation = selectors.delegation_owned_by(request.user, delegation_id)
     form = RevokeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -66,7 +67,7 @@ def delegation_revoke(request: HttpRequest, delegation_id: int) -> HttpResponse:
 @sensitive_post_parameters("comment")
 @login_required
 @require_POST
-def delegation_give_up(request: HttpRequest, delegation_id: int) -> HttpResponse:
+def delegation_give_up(request: SignedInRequest, delegation_id: int) -> HttpResponse:
     try:
         delegation = services.delegation_give_up(
             delegation_id=delegation_id,

@@ -3,11 +3,12 @@ page (which owners decide from), and withdrawing."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
@@ -26,31 +27,36 @@ from ..intake.possession import (
 )
 from ..models import Delegation, RequestStatus
 from .paging import page_of
+from .signed_in import SignedInRequest
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 # While the worker is busy with a request, its page refreshes itself to show the outcome.
 IN_PROGRESS = {RequestStatus.APPROVED, RequestStatus.APPLYING}
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: SignedInRequest) -> HttpResponse:
     return redirect("delegations:request_list")
 
 
 # Should a page fail, its error report leaves out what a member may have pasted by mistake.
 @sensitive_post_parameters("possession_signature", "reason")
 @login_required
-def request_create(request: HttpRequest) -> HttpResponse:
+def request_create(request: SignedInRequest) -> HttpResponse:
     return _request_form_page(request, renewing=None)
 
 
 @sensitive_post_parameters("possession_signature", "reason")
 @login_required
-def delegation_renew(request: HttpRequest, delegation_id: int) -> HttpResponse:
+def delegation_renew(request: SignedInRequest, delegation_id: int) -> HttpResponse:
     renewing = selectors.delegation_of_member(request.user, delegation_id)
     return _request_form_page(request, renewing=renewing)
 
 
-def _request_form_page(request: HttpRequest, *, renewing: Delegation | None) -> HttpResponse:
+def _request_form_page(request: SignedInRequest, *, renewing: Delegation | None) -> HttpResponse:
     form = DelegationRequestForm(
         request.POST or None, request.FILES or None, user=request.user, renewing=renewing
     )
@@ -61,7 +67,7 @@ def _request_form_page(request: HttpRequest, *, renewing: Delegation | None) -> 
                 requester=request.user,
                 repository=form.cleaned_data["repository"],
                 team=form.cleaned_data["team"],
-                certificate=form.certificate_info,
+                certificate=form.checked_certificate,
                 reason=form.cleaned_data["reason"],
                 proof=form.proof,
                 renews=renewing,
@@ -75,8 +81,8 @@ def _request_form_page(request: HttpRequest, *, renewing: Delegation | None) -> 
                 f"Request #{created.pk} sent. The owners of {created.repository.path} are told.",
             )
             now = clock.now()
-            if form.certificate_info.expires_soon(now):
-                messages.warning(request, form.certificate_info.expiry_warning(now))
+            if form.checked_certificate.expires_soon(now):
+                messages.warning(request, form.checked_certificate.expiry_warning(now))
             return redirect("delegations:request_detail", created.pk)
     challenge = _challenge_for(form, request.user)
     context = {
@@ -93,7 +99,7 @@ def _request_form_page(request: HttpRequest, *, renewing: Delegation | None) -> 
     return render(request, "delegations/request_form.html", context, status=status)
 
 
-def _challenge_for(form: DelegationRequestForm, user: AbstractBaseUser) -> str:
+def _challenge_for(form: DelegationRequestForm, user: User) -> str:
     """The challenge the page shows: the posted one while it still holds, so a signature the
     requester already made survives an unrelated error; a new one otherwise."""
     posted = form.data.get("challenge", "") if form.is_bound else ""
@@ -110,13 +116,13 @@ def _challenge_for(form: DelegationRequestForm, user: AbstractBaseUser) -> str:
 
 
 @login_required
-def request_list(request: HttpRequest) -> HttpResponse:
+def request_list(request: SignedInRequest) -> HttpResponse:
     page = page_of(request, selectors.requests_of(request.user))
     return render(request, "delegations/request_list.html", {"page": page})
 
 
 @login_required
-def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
+def request_detail(request: SignedInRequest, request_id: int) -> HttpResponse:
     delegation_request = selectors.request_for_viewer(request.user, request_id)
     is_owner = selectors.is_owner(request.user, delegation_request.repository)
     pending = delegation_request.status == RequestStatus.PENDING
@@ -147,7 +153,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def request_withdraw(request: HttpRequest, request_id: int) -> HttpResponse:
+def request_withdraw(request: SignedInRequest, request_id: int) -> HttpResponse:
     selectors.request_for_viewer(request.user, request_id)
     try:
         services.request_withdraw(request_id=request_id, acting_user=request.user)
