@@ -19,17 +19,22 @@ run: deps
 	$(BIN)/python -m stack
 
 # The whole suite twice: on SQLite (the embedded default), then on PostgreSQL (production's),
-# where transactions really overlap and column lengths are enforced.
+# where transactions really overlap and column lengths are enforced. Each pass runs in
+# PYTEST_WORKERS processes (pytest-xdist), each with its own services and databases: the tests
+# mostly wait on real processes, so more workers than cores still helps.
+PYTEST_WORKERS ?= 4
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist worksteal
+
 test: deps lint
-	$(BIN)/python -m pytest
-	PORTAL_TEST_DATABASE=postgres $(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
+	PORTAL_TEST_DATABASE=postgres $(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 # Style, then the architecture (pyproject.toml's import-linter contracts), then the types.
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy
+	PORTAL_DEBUG=1 $(BIN)/mypy
 
 format: deps
 	$(BIN)/ruff format .

@@ -170,9 +170,10 @@ class Breakdown:
         ("  identity_check (CA chain, subject)", SUBMIT_MODULE, "identity_check"),
         ("  duplicate checks", SUBMIT_MODULE, "_refuse_conflicts"),
         ("  possession_verify", SUBMIT_MODULE, "possession_verify"),
+        ("  owners to tell", SUBMIT_MODULE, "repository_owners_provision"),
         ("  audit_record", SUBMIT_MODULE, "audit_record"),
         ("  notifications_create", SUBMIT_MODULE, "notifications_create"),
-        ("  jobs queued after commit (Redis)", "delegations.tasks", "enqueue_notification"),
+        ("  jobs queued after commit (Redis)", "delegations.queueing", "enqueue_notification_send"),
     )
 
     def __init__(self) -> None:

@@ -28,6 +28,13 @@ if "PORTAL_DATA_DIR" not in os.environ:
     # Removed at exit by the process that made it, not by the workers that inherit it.
     os.environ["PORTAL_DATA_DIR"] = tempfile.mkdtemp(prefix="portal-tests-")
     atexit.register(shutil.rmtree, os.environ["PORTAL_DATA_DIR"], ignore_errors=True)
+_worker = os.environ.get("PYTEST_XDIST_WORKER")
+if _worker and os.path.basename(os.environ["PORTAL_DATA_DIR"]) != _worker:
+    # Each pytest-xdist worker (gw0, gw1, …) keeps its files in a folder of its own inside the
+    # run's, which the processes it starts inherit; its databases are its own too (pytest-django
+    # names them test_…_gw0, on the run's one PostgreSQL cluster).
+    os.environ["PORTAL_DATA_DIR"] = os.path.join(os.environ["PORTAL_DATA_DIR"], _worker)
+    os.makedirs(os.environ["PORTAL_DATA_DIR"], exist_ok=True)
 os.environ.setdefault("PORTAL_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 os.environ.setdefault("PORTAL_BASE_URL", "http://portal.test")
 os.environ.setdefault("PORTAL_JOB_RETRY_INTERVALS", "1,1")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import TypedDict, Unpack
@@ -34,17 +33,19 @@ from .errors import (
     AuthenticationRequired,
     InvalidMetadata,
     MetadataNotFound,
-    MetadataRejected,
     NotaryError,
-    ServerFailure,
     ServerUnreachable,
-    SnapshotKeyRequired,
-    TLSVerificationFailed,
     TokenServiceUnavailable,
     UnexpectedResponse,
-    VersionConflict,
 )
-from .tls import bundle_failure, certificate_failure
+from .responses import (
+    MAX_ERROR_BYTES,
+    TRY_LATER,
+    TooLarge,
+    connection_error,
+    raise_for_status,
+    read_capped,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +62,6 @@ class _SendOptions(TypedDict, total=False):
 MAX_METADATA_BYTES = 100 * 1024 * 1024
 # A token is a few KiB; anything far bigger is not a token service talking.
 MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024
-_CHUNK = 64 * 1024
-# Statuses that say "not now" rather than "never": timeouts and rate limits.
-_TRY_LATER = {408, 425, 429}
-CA_BUNDLE_SETTING = "PORTAL_NOTARY_CA_BUNDLE"
 
 
 @dataclass(frozen=True)
@@ -108,10 +105,10 @@ class Transport:
         with response:
             if response.status_code == 404:
                 raise MetadataNotFound(f"{self.gun}: {path} does not exist on the server")
-            self._raise_for_status(response, f"GET {path}")
+            raise_for_status(self.gun, response, f"GET {path}")
             try:
-                return _read(response, limit)
-            except _TooLarge:
+                return read_capped(response, limit)
+            except TooLarge:
                 raise InvalidMetadata(f"{path} is larger than {limit} bytes") from None
             except requests.RequestException as error:
                 # The body streams after the status line, so it can break on its own.
@@ -129,10 +126,10 @@ class Transport:
             "POST", "", "publish", files=parts, allow_redirects=False, stream=True
         )
         with response:
-            self._raise_for_status(response, "publish")
+            raise_for_status(self.gun, response, "publish")
             # Read the (empty) answer, so the connection goes back to the pool for the read-back.
-            with contextlib.suppress(_TooLarge, requests.RequestException):
-                _read(response, _MAX_ERROR_BYTES)
+            with contextlib.suppress(TooLarge, requests.RequestException):
+                read_capped(response, MAX_ERROR_BYTES)
 
     # -- authentication ------------------------------------------------------------------------
 
@@ -232,7 +229,13 @@ class Transport:
                 stream=True,
             )
         except (requests.RequestException, OSError) as error:
-            raise self._connection_error(error, scope.realm, TokenServiceUnavailable) from None
+            raise connection_error(
+                error,
+                scope.realm,
+                TokenServiceUnavailable,
+                verify=self.verify,
+                timeout=self.timeout,
+            ) from None
         with response:
             status = response.status_code
             if status in (401, 403):
@@ -243,15 +246,15 @@ class Transport:
                     f"{credentials.username!r} ({status}); check PORTAL_NOTARY_USERNAME and "
                     "PORTAL_NOTARY_PASSWORD"
                 )
-            if status >= 500 or status in _TRY_LATER:
+            if status >= 500 or status in TRY_LATER:
                 raise TokenServiceUnavailable(f"{where} answered {status}; try later")
             if status != 200:
                 raise UnexpectedResponse(
                     f"{where} answered {status}; check the realm the Notary server names"
                 )
             try:
-                body = _read(response, MAX_TOKEN_RESPONSE_BYTES)
-            except _TooLarge:
+                body = read_capped(response, MAX_TOKEN_RESPONSE_BYTES)
+            except TooLarge:
                 body = b""  # reported as not a token below
             except requests.RequestException as error:
                 raise TokenServiceUnavailable(f"reading from {where} failed: {error}") from None
@@ -325,101 +328,16 @@ class Transport:
                 method, url, headers=headers, timeout=self.timeout, verify=self.verify, **options
             )
         except (requests.RequestException, OSError) as error:
-            raise self._connection_error(error, self.server_url, ServerUnreachable) from None
-
-    def _connection_error(
-        self, error: OSError, url: str, transient: type[NotaryError]
-    ) -> NotaryError:
-        """A certificate that does not verify is configuration; anything else may pass."""
-        bundle = self.verify if isinstance(self.verify, str) else None
-        trusted = f"the CA bundle {bundle}" if bundle else "the system trust store"
-        if isinstance(error, requests.Timeout):
-            return transient(f"{url} did not answer within {self.timeout}s")
-        host = urlsplit(url).netloc
-        failure = certificate_failure(error)
-        if failure is not None:
-            return TLSVerificationFailed(
-                f"the TLS certificate of {host} does not verify against {trusted} ({failure}); "
-                f"set {CA_BUNDLE_SETTING} to the CA bundle that issued it"
-            )
-        # requests checks the bundle path before connecting, raising a bare OSError.
-        unusable = bundle_failure(error) if isinstance(error, requests.RequestException) else error
-        if unusable is not None:
-            return TLSVerificationFailed(
-                f"{trusted} cannot verify {host}: {unusable}; check {CA_BUNDLE_SETTING}"
-            )
-        if isinstance(error, requests.exceptions.SSLError):
-            return transient(f"TLS with {url} failed: {error}")
-        return transient(f"cannot reach {url}: {error}")
-
-    def _raise_for_status(self, response: requests.Response, action: str) -> None:
-        status = response.status_code
-        if status == 200:
-            return
-        if status >= 500:
-            raise ServerFailure(f"{action} on {self.gun}: the server answered {status}")
-        if status in (401, 403):
-            raise AuthenticationRequired(
-                f"{action} on {self.gun}: the server refused access ({status})"
-            )
-        if status == 400:
-            raise _rejection(response, action, self.gun)
-        if status in _TRY_LATER:
-            raise ServerFailure(f"{action} on {self.gun}: the server answered {status}; try later")
-        raise UnexpectedResponse(
-            f"{action} on {self.gun}: the server answered {status}; check the repository's "
-            "Notary URL"
-        )
+            raise connection_error(
+                error,
+                self.server_url,
+                ServerUnreachable,
+                verify=self.verify,
+                timeout=self.timeout,
+            ) from None
 
 
 def _basic(credentials: Credentials) -> str:
     # UTF-8, as Go's clients send it; requests' own Basic auth would refuse non-Latin-1.
     pair = f"{credentials.username}:{credentials.password}".encode()
     return f"Basic {base64.b64encode(pair).decode('ascii')}"
-
-
-class _TooLarge(Exception):
-    pass
-
-
-# notary's error envelopes are a few hundred bytes.
-_MAX_ERROR_BYTES = 64 * 1024
-
-
-def _read(response: requests.Response, limit: int) -> bytes:
-    body = bytearray()
-    for chunk in response.iter_content(_CHUNK):
-        body += chunk
-        if len(body) > limit:
-            raise _TooLarge
-    return bytes(body)
-
-
-def _rejection(response: requests.Response, action: str, gun: str) -> NotaryError:
-    """Turn notary's errcode envelope into the error that says what went wrong."""
-    try:
-        body = _read(response, _MAX_ERROR_BYTES)
-    except (_TooLarge, requests.RequestException):
-        body = b""
-    try:
-        first = json.loads(body)["errors"][0]
-        server_code, detail = str(first.get("code", "")), first.get("detail")
-        message = str(first.get("message", ""))
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
-        server_code, detail, message = "", None, body[:200].decode("utf-8", "replace")
-    if server_code == "VERSION":
-        return VersionConflict(f"{action} on {gun}: a newer version was published meanwhile")
-    reason = message
-    if isinstance(detail, dict) and isinstance(detail.get("Error"), dict):
-        inner = detail["Error"]
-        if inner.get("Missing") == "snapshot":
-            return SnapshotKeyRequired(
-                f"{gun} has a client-managed snapshot and the portal does not hold its key; "
-                "rotate the snapshot key to the server (notary key rotate GUN snapshot -r)"
-            )
-        reason = f"{detail.get('Name', '')}: {inner.get('Msg', message)}"
-    return MetadataRejected(
-        f"the Notary server rejected {action} on {gun}: {server_code} {reason}".strip(),
-        server_code=server_code,
-        detail=detail,
-    )
