@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
 from django.db.models import QuerySet
 from django.http import QueryDict
 from django.template.defaultfilters import filesizeformat
@@ -347,3 +348,23 @@ class RepositoryAdminForm(forms.ModelForm):
             except InvalidInput as error:
                 self.add_error("root_certificate_pem", error.message)
         return cleaned
+
+
+DIRECTORY_DOWN_MESSAGE = (
+    "The portal cannot reach the company directory (LDAP) right now, so it cannot check your "
+    "password. Try again in a few minutes; if it lasts, tell the portal's administrators."
+)
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, saying "the directory is down" rather than "wrong password"."""
+
+    def clean(self):
+        try:
+            return super().clean()
+        except forms.ValidationError as wrong_password:
+            if self.request is not None and getattr(self.request, "directory_failure", None):
+                raise forms.ValidationError(
+                    DIRECTORY_DOWN_MESSAGE, code="directory_unavailable"
+                ) from wrong_password
+            raise

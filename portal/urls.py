@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from delegations.directory.login import LoginForm
+from delegations.forms import LoginForm
 
 urlpatterns = [
     path(

@@ -27,6 +27,8 @@ GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR = "portal-worker"
 # The actor of what the directory sync does: nobody decided it, the directory changed.
 DIRECTORY_SYNC_ACTOR = "directory-sync"
+# The actor of a portal user made for a directory member the portal had to tell something.
+DIRECTORY_ACTOR = "directory"
 
 
 def utc_timestamp(moment: datetime) -> str:

@@ -4,24 +4,19 @@
   ownerships from the directory from then on, and local groups no longer count for them.
 - A directory account never also logs in with a local password: that password would outlive
   the account being disabled in the directory.
-- An unreachable directory is told apart from a wrong password, for the login form to say so.
+- An unreachable directory is told apart from a wrong password, for the login form
+  (`forms.LoginForm`) to say so.
 """
 
 from __future__ import annotations
 
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.forms import AuthenticationForm
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
 from django_auth_ldap.backend import LDAPBackend, ldap_error, populate_user
 
 from .. import services
 from ..models import DirectoryAccount
-
-DIRECTORY_DOWN_MESSAGE = (
-    "The portal cannot reach the company directory (LDAP) right now, so it cannot check your "
-    "password. Try again in a few minutes; if it lasts, tell the portal's administrators."
-)
 
 
 class DirectoryBackend(LDAPBackend):
@@ -61,17 +56,3 @@ def remember_directory_failure(sender, context, request=None, exception=None, **
     # Any step of a login can meet it: looking the user up, binding, reading their groups.
     if request is not None:
         request.directory_failure = exception
-
-
-class LoginForm(AuthenticationForm):
-    """Django's login form, saying "the directory is down" rather than "wrong password"."""
-
-    def clean(self):
-        try:
-            return super().clean()
-        except ValidationError as wrong_password:
-            if self.request is not None and getattr(self.request, "directory_failure", None):
-                raise ValidationError(
-                    DIRECTORY_DOWN_MESSAGE, code="directory_unavailable"
-                ) from wrong_password
-            raise

@@ -55,9 +55,12 @@ def teams_of(user: User) -> list[str]:
     return sorted(_memberships(user).teams)
 
 
-def members_of(group_name: str) -> QuerySet[User]:
+def members_of(
+    group_name: str, *, directory_members: list[directory.Account] | None = None
+) -> QuerySet[User]:
     """The active portal users in a group: the directory's group of that name for directory
-    accounts, and the local group for local ones.
+    accounts (`directory_members` when the caller has read it already), and the local group for
+    local ones.
 
     Directory members who have no portal user yet are not among them: making them is a write,
     `services.repository_owners_provision`, done before a notification is owed to them.
@@ -66,7 +69,9 @@ def members_of(group_name: str) -> QuerySet[User]:
     if not directory.configured():
         return users.filter(groups__name=group_name).order_by("username")
     local = Q(groups__name=group_name, directory_account__isnull=True)
-    names = [entry.username for entry in directory.group_members(group_name)]
+    if directory_members is None:
+        directory_members = directory.group_members(group_name)
+    names = [entry.username for entry in directory_members]
     # django-auth-ldap finds users case-insensitively, so a directory member is found so too.
     in_directory = Q(directory_account__isnull=False) & reduce(
         or_, (Q(username__iexact=name) for name in names), Q(pk__in=[])
@@ -74,9 +79,11 @@ def members_of(group_name: str) -> QuerySet[User]:
     return users.filter(local | in_directory).distinct().order_by("username")
 
 
-def owners_of(repository: Repository) -> QuerySet[User]:
+def owners_of(
+    repository: Repository, *, directory_members: list[directory.Account] | None = None
+) -> QuerySet[User]:
     """The active users who own `repository`: the members of its owners group."""
-    return members_of(repository.owners_group)
+    return members_of(repository.owners_group, directory_members=directory_members)
 
 
 def is_owner(user: User, repository: Repository) -> bool:

@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from .. import clock, directory, selectors
-from ..audit.chain import DIRECTORY_SYNC_ACTOR, audit_record
+from ..audit.chain import DIRECTORY_ACTOR, DIRECTORY_SYNC_ACTOR, audit_record
 from ..models import AuditAction, DirectoryAccount, Repository
 
 if TYPE_CHECKING:
@@ -34,10 +34,12 @@ def repository_owners_provision(
 ) -> list[User]:
     """The owners of `repository` to tell about it, every directory member among them made a
     portal user first. Call it before the transaction that owes them a notification."""
-    if directory.configured():
-        for entry in directory.group_members(repository.owners_group):
-            directory_account_provision(entry=entry, now=now)
-    return list(selectors.owners_of(repository))
+    if not directory.configured():
+        return list(selectors.owners_of(repository))
+    members = directory.group_members(repository.owners_group)
+    for entry in members:
+        directory_account_provision(entry=entry, now=now)
+    return list(selectors.owners_of(repository, directory_members=members))
 
 
 def directory_account_provision(
@@ -83,7 +85,7 @@ def directory_account_provision(
                     "dn": entry.dn,
                     "linked_local_account": not created,
                 },
-                system_actor=DIRECTORY_SYNC_ACTOR,
+                system_actor=DIRECTORY_ACTOR,
             )
     except IntegrityError:
         # Another process made the same user at the same moment.

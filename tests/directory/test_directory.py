@@ -16,8 +16,8 @@ from django.urls import reverse
 
 from delegations import directory, selectors, services
 from delegations.audit.chain import DIRECTORY_SYNC_ACTOR
-from delegations.directory.login import DIRECTORY_DOWN_MESSAGE
 from delegations.exceptions import IllegalTransition
+from delegations.forms import DIRECTORY_DOWN_MESSAGE
 from delegations.models import (
     AuditEvent,
     Delegation,
@@ -204,6 +204,25 @@ def test_a_disabled_account_cannot_log_in_again(client, use_directory, ldap_tree
     client.logout()
     ldap_tree.disable("bob")
     assert WRONG_PASSWORD in log_in(client, "bob").content.decode()
+
+
+def test_logging_in_enables_again_an_account_the_sync_disabled_through_the_same_service(
+    client, use_directory, ldap_tree
+):
+    log_in(client, "bob")
+    client.logout()
+    ldap_tree.disable("bob")
+    assert services.directory_sync().disabled == ["bob"]
+    ldap_tree.enable("bob")
+
+    assert log_in(client, "bob").redirect_chain
+    bob = get_user_model().objects.get(username="bob")
+    assert bob.is_active
+    assert bob.directory_account.disabled_at is None
+    enabled = AuditEvent.objects.get(action="account.enabled")
+    assert (enabled.actor, enabled.details["username"]) == (bob, "bob")
+    # The sync has nothing more to enable.
+    assert services.directory_sync().enabled == []
 
 
 def test_a_local_administrator_is_not_taken_over_by_the_directory(client, use_directory, nginx):
