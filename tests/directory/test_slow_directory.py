@@ -136,15 +136,19 @@ def done_meanwhile(call: Callable[[], object]) -> object:
     return result
 
 
-def test_a_submission_is_not_held_up_by_an_approval_waiting_for_the_directory(
-    slow_directory, nginx
-):
+@pytest.fixture
+def waiting(nginx):
+    """alice owns nginx, where bob's request waits for her; lena, a local member (her teams are
+    local groups: no directory read of her own), is about to ask too."""
     alice = directory_user("alice")
-    bob = directory_user("bob")
-    pending = submit_request(nginx, bob, team="qa")
-    # A local member (local groups: no directory read of their own) asks meanwhile.
-    lena = make_user("lena", teams=("qa",))
+    pending = submit_request(nginx, directory_user("bob"), team="qa")
+    return alice, pending, make_user("lena", teams=("qa",))
 
+
+def test_a_submission_is_not_held_up_by_an_approval_waiting_for_the_directory(
+    slow_directory, nginx, waiting
+):
+    alice, pending, lena = waiting
     approval, approved = held_in_the_directory(
         slow_directory,
         lambda: services.request_approve(request_id=pending.pk, acting_user=alice),
@@ -161,13 +165,9 @@ def test_a_submission_is_not_held_up_by_an_approval_waiting_for_the_directory(
 
 
 def test_an_approval_is_not_held_up_by_a_submission_waiting_for_the_directory(
-    slow_directory, nginx
+    slow_directory, nginx, waiting
 ):
-    alice = directory_user("alice")
-    bob = directory_user("bob")
-    pending = submit_request(nginx, bob, team="qa")
-    lena = make_user("lena", teams=("qa",))
-
+    alice, pending, lena = waiting
     # The submission reads the owners to tell (alice) from the directory, and waits there.
     submission, submitted = held_in_the_directory(
         slow_directory, lambda: submit_request(nginx, lena, team="qa")
