@@ -4,8 +4,9 @@ from django.db import migrations, models
 
 
 def failures_from_audit_events(apps, schema_editor):
-    """The last end of each delegation that the worker gave up on, as its audit event says: the
-    code reads the columns from now on, never the audit log."""
+    """The last end of each delegation that the worker gave up on, and the last one the
+    directory sync asked for, as their audit events say: the code reads the columns from now
+    on, never the audit log."""
     AuditEvent = apps.get_model("delegations", "AuditEvent")
     Delegation = apps.get_model("delegations", "Delegation")
     failures = AuditEvent.objects.filter(action="delegation.end_failed").order_by("id")
@@ -15,6 +16,10 @@ def failures_from_audit_events(apps, schema_editor):
             failed_ending_reason=event.details.get("reason", ""),
             failed_ending_at=event.created_at,
         )
+        if event.details.get("end_reason") in ("left_team", "disabled"):
+            Delegation.objects.filter(request_id=event.request_id).update(
+                directory_end_failed_at=event.created_at
+            )
 
 
 class Migration(migrations.Migration):
@@ -38,6 +43,11 @@ class Migration(migrations.Migration):
                 ],
                 max_length=16,
             ),
+        ),
+        migrations.AddField(
+            model_name="delegation",
+            name="directory_end_failed_at",
+            field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
             model_name="delegation",

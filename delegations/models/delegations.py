@@ -71,12 +71,14 @@ class Delegation(models.Model):
     )
     ending_requested_at = models.DateTimeField(null=True, blank=True)
     ending_comment = models.TextField(blank=True)
-    # The last end the worker gave up on (the key stayed in): which end, why, and when. Read
-    # by the email that says so and by the directory sync, which does not ask again for an end
-    # of its own that failed.
+    # The last end the worker gave up on (the key stayed in): which end, why, and when, for the
+    # email that says so.
     failed_ending = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
     failed_ending_reason = models.TextField(blank=True)
     failed_ending_at = models.DateTimeField(null=True, blank=True)
+    # When an end the directory sync asked for last failed. Kept whatever fails later: the sync
+    # asks once and mails once; after that an owner revokes by hand.
+    directory_end_failed_at = models.DateTimeField(null=True, blank=True)
 
     objects = DelegationQuerySet.as_manager()
 

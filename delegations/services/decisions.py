@@ -114,9 +114,13 @@ def _decide(
     unlocked = DelegationRequest.objects.select_related("repository", "requester").get(
         pk=request_id
     )
-    owns = selectors.is_owner(acting_user, unlocked.repository)
-    still_in_team = verdict != Verdict.APPROVE or unlocked.team in selectors.teams_of(
-        unlocked.requester
+    # Nobody decides on their own request, whatever the directory says: not asked then.
+    asking_for_themselves = unlocked.requester_id == acting_user.pk
+    owns = not asking_for_themselves and selectors.is_owner(acting_user, unlocked.repository)
+    still_in_team = (
+        verdict != Verdict.APPROVE
+        or asking_for_themselves
+        or unlocked.team in selectors.teams_of(unlocked.requester)
     )
     with transaction.atomic():
         request = (

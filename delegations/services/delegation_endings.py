@@ -278,6 +278,11 @@ def delegation_end_fail(
                 failed_ending=delegation.ending,
                 failed_ending_reason=reason,
                 failed_ending_at=now,
+                **(
+                    {"directory_end_failed_at": now}
+                    if delegation.ending in DIRECTORY_END_REASONS
+                    else {}
+                ),
             )
         )
         if not cleared:

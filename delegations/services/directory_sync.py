@@ -24,7 +24,7 @@ from django.db import transaction
 from .. import clock, directory
 from ..audit.chain import DIRECTORY_SYNC_ACTOR, audit_record
 from ..exceptions import IllegalTransition
-from ..models import DIRECTORY_END_REASONS, AuditAction, Delegation, DirectoryAccount, EndReason
+from ..models import AuditAction, Delegation, DirectoryAccount, EndReason
 from .accounts import directory_account_set_active
 from .delegation_endings import delegation_end_for_directory
 
@@ -88,7 +88,7 @@ def directory_sync(*, now: datetime | None = None, force: bool = False) -> SyncR
         # An end the directory asked for that failed for good was mailed once; asking again
         # every run would mail the owners every run. An owner revokes it by hand once the cause
         # is fixed.
-        .exclude(failed_ending__in=DIRECTORY_END_REASONS)
+        .filter(directory_end_failed_at__isnull=True)
         .select_related("member", "repository", "member__directory_account")
         .order_by("pk")
     )

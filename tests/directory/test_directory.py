@@ -541,3 +541,17 @@ def test_an_end_that_failed_is_not_asked_again_every_run(
     services.delegation_end_fail(delegation_id=bob.pk, reason="the server refused it")
     assert services.directory_sync().endings == []
     assert Notification.objects.filter(kind="delegation_end_failed").count() == 1
+
+
+def test_an_end_that_failed_is_not_asked_again_after_an_owners_revoke_failed_too(
+    delegated, ldap_tree, nginx, django_capture_on_commit_callbacks
+):
+    bob = delegated("bob", "qa")
+    alice = directory_user("alice")
+    ldap_tree.remove_member(ldap_tree.team_dn("qa"), ldap_tree.user_dn("bob"))
+    assert len(services.directory_sync().endings) == 1
+    services.delegation_end_fail(delegation_id=bob.pk, reason="the server refused it")
+    # An owner tries by hand, as the email suggests, and that fails as well.
+    services.delegation_revoke(delegation_id=bob.pk, acting_user=alice, comment="left qa")
+    services.delegation_end_fail(delegation_id=bob.pk, reason="still refused")
+    assert services.directory_sync().endings == []
