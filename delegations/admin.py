@@ -29,6 +29,7 @@ from .models import (
     DirectoryAccount,
     KeyRole,
     Notification,
+    PublishLease,
     Repository,
     RepositoryKey,
 )
@@ -260,3 +261,10 @@ class DirectoryAccountAdmin(ReadOnlyAdmin):
     list_display = ["user", "dn", "seen_at", "disabled_at"]
     list_filter = [("disabled_at", admin.EmptyFieldListFilter)]
     search_fields = ["user__username", "dn"]
+
+
+@admin.register(PublishLease)
+class PublishLeaseAdmin(ReadOnlyAdmin):
+    """Which worker publishes each repository now (none when `until` is empty or past)."""
+
+    list_display = ["repository", "holder", "until", "fence", "wanted"]

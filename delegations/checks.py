@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
@@ -15,4 +16,20 @@ def ucp_ca_bundle_readable(app_configs, **kwargs) -> list[checks.CheckMessage]:
         client_ca_certificates()
     except ImproperlyConfigured as error:
         return [checks.Error(str(error), id="delegations.E001")]
+    return []
+
+
+@checks.register()
+def publish_lease_outlives_a_notary_call(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """A lease shorter than one Notary call would pass to another worker while its holder is
+    merely waiting for an answer: every slow publish would be abandoned half-way."""
+    stalled, timeout = settings.PORTAL_STALLED_AFTER_SECONDS, settings.PORTAL_NOTARY_TIMEOUT
+    if stalled <= timeout:
+        return [
+            checks.Error(
+                f"PORTAL_STALLED_AFTER_SECONDS ({stalled}) must exceed PORTAL_NOTARY_TIMEOUT "
+                f"({timeout:g}): a worker waiting on Notary would be taken for dead.",
+                id="delegations.E002",
+            )
+        ]
     return []

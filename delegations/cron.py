@@ -6,8 +6,14 @@ from rq import cron
 from . import tasks
 from .queueing import QUEUE
 
-cron.register(tasks.stalled_requests_resume_job, QUEUE, interval=60, name="resume-stalled-requests")
-cron.register(tasks.stalled_endings_resume_job, QUEUE, interval=60, name="resume-stalled-endings")
+# Often: a worker that died mid-publish is found by its lease running out
+# (PORTAL_STALLED_AFTER_SECONDS), and its repository must be publishing again within 30 s.
+cron.register(
+    tasks.waiting_publishes_resume_job,
+    QUEUE,
+    interval=settings.PORTAL_SWEEP_SECONDS,
+    name="resume-waiting-publishes",
+)
 cron.register(
     tasks.unsent_notifications_resend_job, QUEUE, interval=60, name="resend-unsent-notifications"
 )

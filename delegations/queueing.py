@@ -8,7 +8,9 @@ not import `tasks`, whose job bodies call the services that call this module.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 import django_rq
@@ -17,23 +19,21 @@ from django.db import transaction
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.worker import Worker
 
 QUEUE = "default"
 logger = logging.getLogger(__name__)
 
 # The job bodies in `tasks`, each named after the service it calls.
-REQUEST_APPLY_JOB = "delegations.tasks.request_apply_job"
-DELEGATION_END_JOB = "delegations.tasks.delegation_end_job"
+REPOSITORY_PUBLISH_JOB = "delegations.tasks.repository_publish_job"
 NOTIFICATION_SEND_JOB = "delegations.tasks.notification_send_job"
 REPOSITORY_INITIALISE_TRUST_JOB = "delegations.tasks.repository_initialise_trust_job"
 
+# How long the marker of a queued publish lives: past a day, the job is surely gone.
+_MARKER_SECONDS = 86400
+
 # A job in one of these states will still run (or run again), so it must not be doubled.
 _LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
-
-
-def request_apply_job_id(request_id: int) -> str:
-    """One job ID per request, so that a lost job can be told from one that is on its way."""
-    return f"apply-request-{request_id}"
 
 
 def notification_send_job_id(notification_id: int) -> str:
@@ -44,19 +44,38 @@ def delegation_end_job_id(delegation_id: int) -> str:
     return f"end-delegation-{delegation_id}"
 
 
-def enqueue_request_apply(request_id: int) -> bool:
-    return _enqueue_once(REQUEST_APPLY_JOB, request_id, job_id=request_apply_job_id(request_id))
+def enqueue_repository_publish(repository_id: int) -> bool:
+    """Queue a publish of the repository's waiting changes, unless one is queued and not started
+    yet: that one will find this change too, as it was committed before this was called.
+
+    A started one may have collected its batch already, so another is queued; the lease makes
+    it wait its turn (`services.publish_lease`). Unlike the other jobs, a publish has no RQ
+    retries: its changes keep their own back-off in the database, and the sweep queues the
+    repository again when they are due, so a lost or flushed queue loses nothing.
+    """
+    target = queue()
+    marker = f"portal:publish-queued:{repository_id}"
+    queued = target.connection.get(marker)
+    if queued is not None:
+        try:
+            job_id = queued.decode() if isinstance(queued, bytes) else queued
+            job = Job.fetch(job_id, connection=target.connection)
+            if job.get_status() in {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}:
+                return False
+        except NoSuchJobError:
+            pass
+    job = target.enqueue(
+        REPOSITORY_PUBLISH_JOB,
+        repository_id,
+        job_id=f"publish-repository-{repository_id}-{uuid.uuid4().hex[:12]}",
+    )
+    target.connection.set(marker, job.id, ex=_MARKER_SECONDS)
+    return True
 
 
 def enqueue_notification_send(notification_id: int) -> bool:
     return _enqueue_once(
         NOTIFICATION_SEND_JOB, notification_id, job_id=notification_send_job_id(notification_id)
-    )
-
-
-def enqueue_delegation_end(delegation_id: int) -> bool:
-    return _enqueue_once(
-        DELEGATION_END_JOB, delegation_id, job_id=delegation_end_job_id(delegation_id)
     )
 
 
@@ -99,9 +118,27 @@ def _enqueue_once(job: str, argument: int, *, job_id: str) -> bool:
     """Queue `job(argument)` unless its job is queued, running or waiting to retry."""
     target = queue()
     try:
-        if Job.fetch(job_id, connection=target.connection).get_status() in _LIVE:
+        existing = Job.fetch(job_id, connection=target.connection)
+        status = existing.get_status()
+        if status in _LIVE and (status != JobStatus.STARTED or _worker_alive(existing)):
             return False
     except NoSuchJobError:
         pass
     target.enqueue(job, argument, retry=_retry(), job_id=job_id)
     return True
+
+
+def _worker_alive(job: Job) -> bool:
+    """Whether the worker that started `job` still runs it: RQ keeps a worker's key in Redis
+    (for minutes after a SIGKILL), but a working worker also beats at least every
+    `job_monitoring_interval`; two missed beats and it is dead. Without this, a job started by
+    a killed worker counts as on its way until RQ's own cleanup, about ten minutes later."""
+    if not job.worker_name:
+        return False
+    worker = Worker.find_by_key(
+        Worker.redis_worker_namespace_prefix + job.worker_name, connection=job.connection
+    )
+    if worker is None or worker.last_heartbeat is None:
+        return False
+    silence = datetime.now(UTC) - worker.last_heartbeat.replace(tzinfo=UTC)
+    return silence < timedelta(seconds=2 * worker.job_monitoring_interval + 30)

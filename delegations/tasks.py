@@ -7,38 +7,31 @@ the periodic ones are registered in `cron`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
-from rq import get_current_job
 
 from . import directory, services
-from .notary import TransientNotaryError
 
 logger = logging.getLogger(__name__)
 
 
-def request_apply_job(request_id: int) -> None:
-    """Apply an approved request; on the last attempt, any error fails it for people to see."""
-    _attempt(
-        lambda: services.request_apply(request_id=request_id),
-        give_up=lambda reason: services.request_fail(request_id=request_id, reason=reason),
-        doing="applying this delegation",
-        subject=f"request {request_id}",
-    )
+def repository_publish_job(repository_id: int) -> str:
+    """Publish the repository's waiting changes (`services.publishing`). Errors the run does
+    not handle itself are raised for RQ to keep among the failed jobs; the changes wait their
+    back-off and the sweep queues the repository again."""
+    return services.repository_publish(repository_id=repository_id).summary()
 
 
-def delegation_end_job(delegation_id: int) -> None:
-    """Take a revoked or given-up delegation's key out; on the last attempt, any error gives
-    the end up (the delegation stays active) and tells the people concerned."""
-    _attempt(
-        lambda: services.delegation_end(delegation_id=delegation_id),
-        give_up=lambda reason: services.delegation_end_fail(
-            delegation_id=delegation_id, reason=reason
-        ),
-        doing="taking the key out",
-        subject=f"delegation {delegation_id}",
-    )
+def request_apply_job(request_id: int) -> str:
+    """A job queued before publishes were batched per repository: publish the request's
+    repository."""
+    return services.request_apply(request_id=request_id).status
+
+
+def delegation_end_job(delegation_id: int) -> str:
+    """A job queued before publishes were batched per repository: publish the delegation's
+    repository."""
+    return str(services.delegation_end(delegation_id=delegation_id).ended_at)
 
 
 def notification_send_job(notification_id: int) -> None:
@@ -55,12 +48,9 @@ def repository_initialise_trust_job(repository_id: int, acting_user_id: int | No
 # -- periodic (see `cron`) ------------------------------------------------------------------------
 
 
-def stalled_requests_resume_job() -> list[int]:
-    return services.stalled_requests_resume()
-
-
-def stalled_endings_resume_job() -> list[int]:
-    return services.stalled_endings_resume()
+def waiting_publishes_resume_job() -> list[int]:
+    """Queue a publish for each repository with changes due and nobody publishing them."""
+    return services.waiting_publishes_resume()
 
 
 def unsent_notifications_resend_job() -> list[int]:
@@ -85,34 +75,3 @@ def directory_sync_job() -> str:
         # The next scheduled run tries again; nothing was changed.
         logger.warning("directory sync skipped, the directory cannot be read: %s", error)
         return f"skipped: {error}"
-
-
-# -- attempts -------------------------------------------------------------------------------------
-
-
-def _attempt(
-    work: Callable[[], object], *, give_up: Callable[[str], object], doing: str, subject: str
-) -> None:
-    """Run a job's Notary work. Errors are raised for RQ to retry while attempts are left; on
-    the last one, `give_up` records a reason people can read, and an unexpected error is
-    raised again so RQ keeps its traceback among the failed jobs for administrators."""
-    try:
-        work()
-    except TransientNotaryError as error:
-        if _retries_left():
-            raise
-        give_up(f"The Notary server kept failing, so the portal gave up: {error.message}")
-    except Exception:
-        if _retries_left():
-            raise
-        logger.exception("%s (%s) failed unexpectedly", doing, subject)
-        give_up(
-            f"The portal met an unexpected error while {doing}; administrators find the "
-            "details among the failed jobs."
-        )
-        raise
-
-
-def _retries_left() -> bool:
-    job = get_current_job()
-    return job is not None and bool(job.retries_left)

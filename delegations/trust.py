@@ -7,7 +7,7 @@ in memory, for the one operation that needs them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -237,11 +237,22 @@ def impact(repository: Repository, change: DelegationChange, *, now: datetime) -
         return change_impact(client, change, now=now)
 
 
-def publish(repository: Repository, change: DelegationChange, *, now: datetime) -> PublishResult:
-    """Apply `change` in one signed publish (idempotent: nothing is sent when it is in place)."""
+def publish(
+    repository: Repository,
+    change: DelegationChange,
+    *,
+    now: datetime,
+    before_sending: Callable[[], None] | None = None,
+) -> PublishResult:
+    """Apply `change` in one signed publish (idempotent: nothing is sent when it is in place);
+    `before_sending` runs before each upload (see `NotaryClient.publish_change`)."""
     targets_key = signing_key(_stored_key(repository, KeyRole.TARGETS))
     snapshot_key = _snapshot_key(repository)
     with client_for(repository) as client:
         return client.publish_change(
-            change, targets_key=targets_key, snapshot_key=snapshot_key, now=now
+            change,
+            targets_key=targets_key,
+            snapshot_key=snapshot_key,
+            now=now,
+            before_sending=before_sending,
         )

@@ -272,11 +272,14 @@ RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300}}
 # Enqueue means enqueue now: services already wait for their transaction to commit
 # (transaction.on_commit) before they queue a job, so the job never runs before its rows exist.
 RQ = {"COMMIT_MODE": "auto"}
-# Retry schedule of a job that met a transient error (seconds before each retry).
+# Back-off after a transient error (seconds before each retry), and how many times a change is
+# tried before it fails (one a publish may have carried is tried until a read settles it).
 PORTAL_JOB_RETRY_INTERVALS = env_int_list("PORTAL_JOB_RETRY_INTERVALS", "10,60,300,900")
-
-# An approved request untouched this long, with no job on its way, is queued again.
-PORTAL_STALLED_AFTER_SECONDS = env_int("PORTAL_STALLED_AFTER_SECONDS", 120)
+PORTAL_PUBLISH_ATTEMPTS = env_int("PORTAL_PUBLISH_ATTEMPTS", 5)
+# A worker that has not renewed its publish lease for this long is dead (must exceed
+# PORTAL_NOTARY_TIMEOUT); the sweep runs this often. Together: resumed within 30 s of a crash.
+PORTAL_STALLED_AFTER_SECONDS = env_int("PORTAL_STALLED_AFTER_SECONDS", 15)
+PORTAL_SWEEP_SECONDS = env_int("PORTAL_SWEEP_SECONDS", 10)
 # A request nobody decided on in this many days expires (its requester is told).
 PORTAL_REQUEST_EXPIRY_DAYS = env_int("PORTAL_REQUEST_EXPIRY_DAYS", 7)
 # An email is given up (left unsent, with its last error, in the admin) after this many tries.

@@ -285,8 +285,10 @@ def worker_env(transactional_db, rq_queue, redis_url, smtp_server) -> dict[str, 
         "PORTAL_DATABASE_URL": worker_database_url(),
         "PORTAL_REDIS_URL": redis_url,
         "PORTAL_SMTP_URL": f"smtp://{LOOPBACK}:{smtp_server.port}",
-        # The cron sweep, when a test starts it, re-queues lost jobs without waiting.
-        "PORTAL_STALLED_AFTER_SECONDS": "0",
+        # A dead worker's lease runs out, and the cron sweep (when a test starts it) re-queues
+        # lost work, in seconds rather than production's 15 and 10.
+        "PORTAL_STALLED_AFTER_SECONDS": "8",
+        "PORTAL_SWEEP_SECONDS": "2",
     }
 
 

@@ -47,7 +47,7 @@ def test_a_threshold_of_two_needs_two_different_owners(
     approved = AuditEvent.objects.get(request=request, action="request.approved")
     assert approved.details["approvals"] == ["alice", "olga"]
     assert [job.func_name for job in rq_queue.jobs].count(
-        "delegations.tasks.request_apply_job"
+        "delegations.tasks.repository_publish_job"
     ) == 1
 
 

@@ -52,7 +52,9 @@ def test_a_renewal_replaces_the_key_in_one_publish(repository, people, notary_cl
         assert renewal.canonical_key_id in roles[role]["keys"]
         assert first.canonical_key_id not in roles[role]["keys"]
         assert other.canonical_key_id in roles[role]["keys"]  # carol untouched
-    published = AuditEvent.objects.get(request=renewal, action="notary.published")
+    delegated = AuditEvent.objects.get(request=renewal, action="request.delegated")
+    published = AuditEvent.objects.get(pk=delegated.details["published_in"])
+    assert published.details["requests"] == [renewal.pk]
     # One publish: the targets version moved by exactly one.
     assert published.details["targets_version_after"] == (
         published.details["targets_version_before"] + 1

@@ -161,14 +161,16 @@ def test_an_owner_revokes_one_member_after_the_preview_and_the_others_keep_signi
     asked = AuditEvent.objects.get(request=bob.request, action="delegation.revoke_requested")
     assert asked.actor_name == "alice"
     assert asked.details["comment"] == "bob moved to the platform team"
-    published = AuditEvent.objects.filter(request=bob.request, action="notary.published").latest(
+    published = AuditEvent.objects.filter(repository=repository, action="notary.published").latest(
         "id"
     )
-    assert published.details["change"] == "remove"
+    assert published.details["ended_requests"] == [bob.request_id]
+    assert published.details["requests"] == []
     assert published.details["targets_version_before"] == before
     assert published.details["targets_version_after"] == before + 1
-    assert published.details["canonical_key_id"] == bob.canonical_key_id
     revoked = AuditEvent.objects.get(request=bob.request, action="request.revoked")
+    assert revoked.details["published_in"] == published.pk
+    assert revoked.details["canonical_key_id"] == bob.canonical_key_id
     assert revoked.actor_name == "alice"
     assert (revoked.details["from"], revoked.details["to"]) == ("delegated", "revoked")
     assert revoked.details["targets_version_after"] == before + 1
@@ -204,8 +206,8 @@ def test_a_double_click_asks_once_and_the_list_shows_the_revocation_under_way(
     second = revoke(client, bob, "leaving", django_capture_on_commit_callbacks)
     assert "Revoking bob's delegation" in page_text(first)
     assert "is being ended already" in page_text(second)
-    jobs = [job.id for job in rq_queue.jobs]
-    assert jobs.count(queueing.delegation_end_job_id(bob.pk)) == 1
+    jobs = [job.func_name for job in rq_queue.jobs]
+    assert jobs.count(queueing.REPOSITORY_PUBLISH_JOB) == 1
     assert AuditEvent.objects.filter(action="delegation.revoke_requested").count() == 1
     # Under way: no button for bob, the key still signs until the worker is done.
     listing = client.get(reverse("delegations:delegation_list"))
@@ -291,8 +293,7 @@ def test_a_crash_between_publish_and_record_is_recovered_by_running_the_job_agai
     assert Delegation.objects.get(pk=bob.pk).is_active
 
     # The cron sweep queues the end again; the run finds the key gone and records that once.
-    settings.PORTAL_STALLED_AFTER_SECONDS = 0
-    assert services.stalled_endings_resume() == [bob.pk]
+    assert services.waiting_publishes_resume() == [repository.pk]
     run_jobs()
     bob.refresh_from_db()
     assert bob.end_reason == EndReason.REVOKED
@@ -305,10 +306,10 @@ def test_a_crash_between_publish_and_record_is_recovered_by_running_the_job_agai
 
     # Running it yet again changes nothing and records nothing.
     events = AuditEvent.objects.count()
-    assert queueing.enqueue_delegation_end(bob.pk)
+    assert queueing.enqueue_repository_publish(repository.pk)
     run_jobs()
     assert AuditEvent.objects.count() == events
-    assert services.stalled_endings_resume() == []
+    assert services.waiting_publishes_resume() == []
     assert Notification.objects.filter(request=bob.request, kind="delegation_revoked").count() == 1
     roles = keys_in(notary_cli, repository.gun)
     assert roles[RELEASES] == roles[QA] == {carol.canonical_key_id}

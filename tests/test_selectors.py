@@ -124,12 +124,11 @@ def selector_calls(world) -> dict[str, Callable[[], object]]:
         ),
         "revocation_preview": lambda: selectors.revocation_preview(delegation),
         "split_gun": lambda: selectors.split_gun(repository.gun),
-        "stalled_ending_ids": lambda: selectors.stalled_ending_ids(now=later, quiet_for=quiet),
-        "stalled_request_ids": lambda: selectors.stalled_request_ids(now=later, quiet_for=quiet),
         "teams_of": lambda: selectors.teams_of(bob),
         "unsent_notification_ids": lambda: selectors.unsent_notification_ids(
             now=later, quiet_for=quiet, max_attempts=5
         ),
+        "waiting_repository_ids": lambda: selectors.waiting_repository_ids(now=later),
         "why_cannot_decide": lambda: selectors.why_cannot_decide(alice, pending, owns=True),
         # The audit log's reads.
         "audit_access_allowed": lambda: audit_log.audit_access_allowed(alice),

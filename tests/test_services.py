@@ -63,7 +63,7 @@ def test_an_owner_approves_and_the_apply_job_is_queued_on_commit(
         "ok",
     )
     queued = [job.func_name for job in rq_queue.jobs]
-    assert "delegations.tasks.request_apply_job" in queued
+    assert "delegations.tasks.repository_publish_job" in queued
     assert "delegations.tasks.notification_send_job" in queued
 
 
@@ -152,15 +152,33 @@ def test_a_crash_after_publishing_is_finished_without_publishing_again(repositor
     assert found.details["targets_version_after"] == 2
 
 
-def test_an_unreachable_notary_fails_the_request_after_the_last_retry(repository, people):
+def test_an_unreachable_notary_is_retried_then_fails_the_request_never_sent(
+    repository, people, settings
+):
+    settings.PORTAL_PUBLISH_ATTEMPTS = 2
+    settings.PORTAL_JOB_RETRY_INTERVALS = [10, 60]
     request = submit_request(repository, people["bob"])
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
     repository.notary_url = f"http://127.0.0.1:{free_port()}"
     repository.save(update_fields=["notary_url"])
+    now = timezone.now()
 
-    tasks.request_apply_job(request.pk)  # outside a job there are no retries left
+    tasks.repository_publish_job(repository.pk)
 
     request.refresh_from_db()
+    assert request.status == RequestStatus.APPLYING
+    assert request.publish_attempts == 1
+    assert request.publish_retry_at > now
+    assert request.publish_sent_at is None
+    # Waiting its back-off: neither a run nor the sweep takes it up before then.
+    assert services.repository_publish(repository_id=repository.pk).waiting == []
+    assert services.waiting_publishes_resume() == []
+
+    later = request.publish_retry_at
+    run = services.repository_publish(repository_id=repository.pk, now=later)
+
+    request.refresh_from_db()
+    assert run.failed == [request.pk]
     assert request.status == RequestStatus.FAILED
     assert "kept failing" in request.failure_reason
     assert "cannot reach" in request.failure_reason
@@ -193,9 +211,13 @@ def test_the_audit_log_is_a_hash_chain(repository, people):
         "request.submitted",
         "request.approved",
         "request.applying",
-        "notary.published",
         "request.delegated",
     ]
+    # The publish is the repository's event, naming the requests it carried.
+    published = next(e for e in events if e.action == "notary.published")
+    assert (published.repository_id, published.details["requests"]) == (repository.pk, [request.pk])
+    delegated = next(e for e in events if e.action == "request.delegated")
+    assert delegated.details["published_in"] == published.pk
     for event in events:
         assert event.previous_hash == previous
         assert event.hash == hash_of(event)
@@ -226,7 +248,10 @@ def test_repository_keys_are_stored_sealed(repository):
         assert stored.canonical_key_id
 
 
-def test_an_unexpected_error_on_the_last_attempt_fails_the_request(repository, people, monkeypatch):
+def test_an_unexpected_error_every_run_fails_the_request_after_the_attempts(
+    repository, people, monkeypatch, settings, rq_queue
+):
+    settings.PORTAL_PUBLISH_ATTEMPTS = 2
     request = submit_request(repository, people["bob"])
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
 
@@ -235,13 +260,22 @@ def test_an_unexpected_error_on_the_last_attempt_fails_the_request(repository, p
 
     monkeypatch.setattr(trust, "publish", broken)
 
-    # Re-raised, so RQ keeps the traceback for administrators.
-    with pytest.raises(ZeroDivisionError, match="a bug"):
-        tasks.request_apply_job(request.pk)
+    # Re-raised, so RQ keeps the traceback for administrators; the lease is let go.
+    for _ in range(2):
+        with pytest.raises(ZeroDivisionError, match="a bug"):
+            tasks.repository_publish_job(repository.pk)
+        request.refresh_from_db()
+        assert request.status == RequestStatus.APPLYING
+    assert services.waiting_publishes_resume() == [repository.pk]
+
+    # Out of attempts with no outcome: settled by a read, not by another publish.
+    run = services.repository_publish(repository_id=repository.pk)
 
     request.refresh_from_db()
+    assert run.failed == [request.pk]
     assert request.status == RequestStatus.FAILED
-    assert "unexpected error" in request.failure_reason
+    assert "unexpected error 2 times" in request.failure_reason
+    assert trust.fetch(repository, now=timezone.now()).targets.signed.version == 1
 
 
 def test_a_stored_certificate_that_no_longer_parses_fails_the_request_with_the_reason(
@@ -251,7 +285,7 @@ def test_a_stored_certificate_that_no_longer_parses_fails_the_request_with_the_r
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
     DelegationRequest.objects.filter(pk=request.pk).update(certificate_pem="not a certificate")
 
-    tasks.request_apply_job(request.pk)
+    tasks.repository_publish_job(repository.pk)
 
     request.refresh_from_db()
     assert request.status == RequestStatus.FAILED

@@ -1,11 +1,14 @@
-"""The jobs around the workflow: a lost apply job is found and queued again, never doubled."""
+"""The jobs around the workflow: lost work is found and queued again, never doubled."""
+
+from datetime import timedelta
 
 import pytest
 from django.core import mail
-from rq.job import Job, JobStatus
+from django.utils import timezone
 
-from delegations import queueing, services
-from delegations.models import Notification, RequestStatus
+from delegations import services
+from delegations.models import DelegationRequest, Notification, RequestStatus
+from delegations.services.publish_lease import lease_acquire
 from stack.processes import free_port
 from tests.factories import submit_request
 
@@ -21,42 +24,47 @@ def approved_without_a_job(repository, people, rq_queue):
     return request
 
 
-def test_a_lost_apply_job_is_queued_once_and_applied(
-    approved_without_a_job, settings, run_jobs, django_capture_on_commit_callbacks
+def test_a_lost_publish_job_is_queued_once_and_applied(
+    approved_without_a_job, repository, run_jobs, django_capture_on_commit_callbacks
 ):
-    settings.PORTAL_STALLED_AFTER_SECONDS = 0
     request = approved_without_a_job
 
-    assert services.stalled_requests_resume() == [request.pk]
-    assert services.stalled_requests_resume() == []  # its job is queued now: not doubled
+    assert services.waiting_publishes_resume() == [repository.pk]
+    assert services.waiting_publishes_resume() == []  # its job is queued now: not doubled
 
     with django_capture_on_commit_callbacks(execute=True):
         run_jobs()
     request.refresh_from_db()
     assert request.status == RequestStatus.DELEGATED
-    assert services.stalled_requests_resume() == []
+    assert services.waiting_publishes_resume() == []
 
 
-def test_recent_approvals_are_left_to_their_own_job(approved_without_a_job, settings):
-    settings.PORTAL_STALLED_AFTER_SECONDS = 3600
-    assert services.stalled_requests_resume() == []
-
-
-def test_a_job_waiting_to_retry_is_not_doubled(
-    approved_without_a_job, repository, settings, rq_queue, run_jobs
+def test_a_repository_being_published_is_left_to_its_lease_holder(
+    approved_without_a_job, repository
 ):
-    settings.PORTAL_STALLED_AFTER_SECONDS = 0
+    lease = lease_acquire(repository_id=repository.pk, holder="another")
+    assert lease is not None
+    assert services.waiting_publishes_resume() == []
+    # A second run finds the lease taken: it asks the holder to look again, and does nothing.
+    assert services.repository_publish(repository_id=repository.pk).held_elsewhere
+
+    # The holder dies: once its lease has run out, the repository is queued again.
+    later = timezone.now() + timedelta(seconds=60)
+    assert services.waiting_publishes_resume(now=later) == [repository.pk]
+
+
+def test_changes_waiting_their_back_off_are_not_queued_before_it(
+    approved_without_a_job, repository, settings
+):
     repository.notary_url = f"http://127.0.0.1:{free_port()}"
     repository.save(update_fields=["notary_url"])
-    assert queueing.enqueue_request_apply(approved_without_a_job.pk)
 
-    run_jobs()  # the Notary server is unreachable: the job is scheduled for a retry
+    run = services.repository_publish(repository_id=repository.pk)
 
-    job = Job.fetch(
-        queueing.request_apply_job_id(approved_without_a_job.pk), connection=rq_queue.connection
-    )
-    assert job.get_status() == JobStatus.SCHEDULED
-    assert services.stalled_requests_resume() == []
+    assert run.waiting == [approved_without_a_job.pk]
+    assert services.waiting_publishes_resume() == []
+    retry_at = DelegationRequest.objects.get(pk=approved_without_a_job.pk).publish_retry_at
+    assert services.waiting_publishes_resume(now=retry_at) == [repository.pk]
 
 
 def test_emails_whose_job_was_lost_are_sent_by_the_sweep_once(

@@ -134,15 +134,17 @@ def test_members_of_two_teams_are_both_delegated_and_the_first_stays(
 
 
 def test_an_unreachable_notary_is_retried_then_fails_and_everyone_concerned_hears(
-    rq_worker, repository, people, smtp_server
+    rq_worker, start_rq_cron, repository, people, smtp_server, settings
 ):
     repository.notary_url = f"http://127.0.0.1:{free_port()}"
     repository.save(update_fields=["notary_url"])
     request = request_delegation(log_in("bob"), repository, make_bundle("bob"), "qa")
     approve(log_in("alice"), request)
+    start_rq_cron()  # the sweep queues the repository again once each back-off is over
 
     assert status_becomes(request, RequestStatus.DELEGATED, RequestStatus.FAILED) == "failed"
     assert "kept failing" in request.failure_reason
+    assert request.publish_attempts == settings.PORTAL_PUBLISH_ATTEMPTS
     for address in ("bob@example.org", "alice@example.org"):
         failure = mails_to(smtp_server, address, containing="failed")[0]
         assert "cannot reach" in failure.get_body(("plain",)).get_content()

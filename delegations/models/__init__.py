@@ -5,6 +5,7 @@ from .accounts import DirectoryAccount
 from .audit import AuditAction, AuditChainHead, AuditEvent
 from .delegations import DIRECTORY_END_REASONS, Delegation, DelegationQuerySet, EndReason
 from .notifications import Notification, NotificationKind
+from .publishing import PublishLease
 from .repositories import KeyRole, Repository, RepositoryKey
 from .requests import (
     MAX_COMMENT_CHARACTERS,
@@ -32,6 +33,7 @@ __all__ = [
     "KeyRole",
     "Notification",
     "NotificationKind",
+    "PublishLease",
     "Repository",
     "RepositoryKey",
     "RequestStatus",

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 
 from ..notary import short_key_id as short_form_of
+from .publishing import PublishedWork
 from .repositories import Repository
 from .requests import DelegationRequest
 
@@ -40,7 +41,7 @@ class DelegationQuerySet(models.QuerySet["Delegation"]):
         return self.active().exclude(ending="")
 
 
-class Delegation(models.Model):
+class Delegation(PublishedWork):
     """An active (or ended) grant: one member's key in both roles of a repository."""
 
     request = models.OneToOneField(

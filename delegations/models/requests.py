@@ -10,6 +10,7 @@ from django.db import models
 from ..intake.certificates import expires_soon
 from ..notary import RELEASES, team_role_name
 from ..notary import short_key_id as short_form_of
+from .publishing import PublishedWork
 from .repositories import Repository
 
 # What people write for others to read (a request's reason, a decision's or an end's comment)
@@ -41,7 +42,7 @@ class RequestStatus(models.TextChoices):
 OPEN_STATUSES = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.APPLYING)
 
 
-class DelegationRequest(models.Model):
+class DelegationRequest(PublishedWork):
     """A member's request to sign for a repository as a member of one team."""
 
     requester = models.ForeignKey(

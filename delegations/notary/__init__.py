@@ -6,6 +6,7 @@ The rest of the portal uses only what is imported here.
 from .auth import Credentials
 from .changes import (
     AddKey,
+    Batch,
     DelegatedKey,
     DelegatedRole,
     DelegationChange,
@@ -22,6 +23,7 @@ from .errors import (
     NotaryError,
     PassphraseRequired,
     PermanentNotaryError,
+    PublishOutcomeUnknown,
     RepositoryAlreadyInitialised,
     RepositoryNotInitialised,
     RollbackDetected,
@@ -47,6 +49,7 @@ __all__ = [
     "KEY_ALGORITHMS",
     "RELEASES",
     "AddKey",
+    "Batch",
     "ChangeImpact",
     "Credentials",
     "DelegatedKey",
@@ -62,6 +65,7 @@ __all__ = [
     "PermanentNotaryError",
     "Plan",
     "PublicKey",
+    "PublishOutcomeUnknown",
     "PublishResult",
     "RemoveKey",
     "ReplaceKey",

@@ -11,14 +11,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from .errors import InvalidKey
+from .errors import InvalidKey, InvalidRoleName
 from .keys import X509_KEYTYPES, PublicKey, certificate_common_name, short_key_id
 from .metadata import Targets
-from .roles import RELEASES, Delegations
+from .roles import RELEASES, DelegationRole, Delegations
 
 
 class DelegationChange(Protocol):
@@ -90,6 +90,48 @@ class ReplaceKey:
             f"replace key {self.old.short_id} by {self.new.short_id} in "
             f"{_roles_text(self.role_names)}"
         )
+
+
+@dataclass
+class Batch:
+    """Several members' changes, applied in order into one targets version.
+
+    A change notary would refuse (a key it cannot use, a role name it rejects) is left out on
+    its own and listed in `refused` with the reason; the others go ahead. After `apply`,
+    `effective` holds the positions of the changes that altered the delegations, the rest having
+    been in place already. Both describe the last `apply`, the one a publish sent.
+    """
+
+    changes: tuple[DelegationChange, ...]
+    refused: dict[int, str] = field(default_factory=dict)
+    effective: set[int] = field(default_factory=set)
+
+    def apply(self, delegations: Delegations) -> None:
+        self.refused, self.effective = {}, set()
+        for index, change in enumerate(self.changes):
+            # A change may fail half-way through its roles: try it on a copy.
+            trial = delegations.copy()
+            try:
+                change.apply(trial)
+            except (InvalidKey, InvalidRoleName) as error:
+                self.refused[index] = error.message
+                continue
+            if _shape(trial) != _shape(delegations):
+                self.effective.add(index)
+            delegations.keys, delegations.roles = trial.keys, trial.roles
+
+    def describe(self) -> str:
+        return "; ".join(change.describe() for change in self.changes)
+
+
+def _shape(delegations: Delegations) -> tuple[object, ...]:
+    """What a change can alter, cheap to compare: each role's keys and paths, and the key set
+    (keys themselves are immutable)."""
+    roles: list[DelegationRole] = delegations.roles or []
+    return (
+        tuple((role.name, tuple(role.keyids or ()), tuple(role.paths or ())) for role in roles),
+        frozenset(delegations.keys or ()),
+    )
 
 
 @dataclass(frozen=True)

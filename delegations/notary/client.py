@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -18,7 +18,9 @@ from .changes import (
 from .errors import (
     InvalidMetadata,
     MetadataNotFound,
+    NotaryError,
     PermanentNotaryError,
+    PublishOutcomeUnknown,
     ReadBackMismatch,
     RepositoryAlreadyInitialised,
     VersionConflict,
@@ -173,11 +175,15 @@ class NotaryClient:
         now: datetime,
         snapshot_key: SigningKey | None = None,
         attempts: int = DEFAULT_PUBLISH_ATTEMPTS,
+        before_sending: Callable[[], None] | None = None,
     ) -> PublishResult:
         """Apply `change` in one signed publish; nothing is published when it is in place.
 
         A `VERSION` conflict means someone else published first: the change is re-applied to
-        their result, up to `attempts` times.
+        their result, up to `attempts` times. `before_sending` runs just before each upload (the
+        caller's last chance to refuse, and to note that the server may hold the change from
+        then on). A transient error while sending, or any error reading back after the server
+        took it, is a `PublishOutcomeUnknown`; the server's refusals are raised as they are.
         """
         # Each attempt starts from a fresh read, so it can follow at once, as the Go client does.
         for _ in range(attempts):
@@ -210,11 +216,20 @@ class NotaryClient:
                     version=state.snapshot.signed.version + 1,
                     now=now,
                 )
+            if before_sending is not None:
+                before_sending()
             try:
                 self.transport.publish(files)
             except VersionConflict:
                 continue
-            self._require_read_back(root, files, targets_version=plan.after.version, now=now)
+            except PermanentNotaryError:
+                raise  # the server answered, refusing it: nothing was stored
+            except NotaryError as error:
+                raise _outcome_unknown(self.gun, "sending it", error) from error
+            try:
+                self._require_read_back(root, files, targets_version=plan.after.version, now=now)
+            except NotaryError as error:
+                raise _outcome_unknown(self.gun, "reading it back", error) from error
             return PublishResult(changed=True, version_before=before, version_after=before + 1)
         raise VersionConflict(
             f"{self.gun}: other publishers won {attempts} times in a row; try again later"
@@ -255,6 +270,13 @@ class NotaryClient:
             f"{self.gun}: the server's snapshot does not hash the targets file we sent (version "
             f"{targets_version}); the repository may be unreadable until it is republished"
         )
+
+
+def _outcome_unknown(gun: str, step: str, error: NotaryError) -> PublishOutcomeUnknown:
+    return PublishOutcomeUnknown(
+        f"{gun}: a publish was sent, then {step} failed ({error.message}); the server may hold "
+        "it or not until the trust data is read again"
+    )
 
 
 def _require_role_key(gun: str, root: Root, role: str, key: SigningKey) -> None:

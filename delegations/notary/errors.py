@@ -43,6 +43,11 @@ class ServerFailure(TransientNotaryError):
     code = "server_failure"
 
 
+class PublishOutcomeUnknown(TransientNotaryError):
+    """A publish was sent and then something failed (the answer, or the read-back): the server
+    may hold the change or not. Only a later read can say; never treat it as a refusal."""
+
+
 class VersionConflict(TransientNotaryError):
     """Another publisher stored a newer version first (the server's `VERSION` error)."""
 

@@ -37,7 +37,7 @@ from .requests import (
     requests_owing_expiry_reminder,
     why_cannot_decide,
 )
-from .sweeps import stalled_ending_ids, stalled_request_ids, unsent_notification_ids
+from .sweeps import unsent_notification_ids, waiting_repository_ids
 
 __all__ = [
     "NOT_AN_OWNER",
@@ -73,9 +73,8 @@ __all__ = [
     "requests_owing_expiry_reminder",
     "revocation_preview",
     "split_gun",
-    "stalled_ending_ids",
-    "stalled_request_ids",
     "teams_of",
     "unsent_notification_ids",
+    "waiting_repository_ids",
     "why_cannot_decide",
 ]

@@ -5,29 +5,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ..models import Delegation, DelegationRequest, Notification, RequestStatus
+from django.db.models import Q
+
+from ..models import Delegation, DelegationRequest, Notification, PublishLease, RequestStatus
 
 
-def stalled_request_ids(*, now: datetime, quiet_for: timedelta) -> list[int]:
-    """Approved requests not yet delegated, untouched for `quiet_for`."""
-    return list(
-        DelegationRequest.objects.filter(
-            status__in=[RequestStatus.APPROVED, RequestStatus.APPLYING],
-            updated_at__lt=now - quiet_for,
-        )
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-
-
-def stalled_ending_ids(*, now: datetime, quiet_for: timedelta) -> list[int]:
-    """Delegations whose end was asked `quiet_for` ago and not done."""
-    return list(
-        Delegation.objects.ending()
-        .filter(ending_requested_at__lt=now - quiet_for)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
+def waiting_repository_ids(*, now: datetime) -> list[int]:
+    """Repositories with changes due to be published (approved requests, asked-for ends, their
+    back-off over) and no live publish lease: nobody is working on them."""
+    due = Q(publish_retry_at__isnull=True) | Q(publish_retry_at__lte=now)
+    adding = DelegationRequest.objects.filter(
+        due, status__in=[RequestStatus.APPROVED, RequestStatus.APPLYING]
+    ).values_list("repository_id", flat=True)
+    ending = Delegation.objects.ending().filter(due).values_list("repository_id", flat=True)
+    leased = PublishLease.objects.filter(until__gte=now).values_list("repository_id", flat=True)
+    return sorted((set(adding) | set(ending)) - set(leased))
 
 
 def unsent_notification_ids(*, now: datetime, quiet_for: timedelta, max_attempts: int) -> list[int]:

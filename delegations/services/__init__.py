@@ -10,15 +10,15 @@ from .accounts import (
 )
 from .decisions import request_approve, request_reject, requests_decide
 from .delegation_endings import (
-    delegation_end,
     delegation_end_fail,
     delegation_end_for_directory,
     delegation_give_up,
     delegation_revoke,
 )
-from .delegation_requests import request_apply, request_fail, request_submit
+from .delegation_requests import request_fail, request_submit
 from .directory_sync import directory_sync
 from .notifications import notification_send, notifications_create
+from .publishing import delegation_end, repository_publish, request_apply
 from .reminders import reminders_send
 from .repositories import (
     repository_initialise_trust,
@@ -29,7 +29,7 @@ from .repositories import (
 )
 from .request_endings import request_withdraw, requests_expire
 from .state import TRANSITIONS
-from .sweeps import stalled_endings_resume, stalled_requests_resume, unsent_notifications_resend
+from .sweeps import unsent_notifications_resend, waiting_publishes_resume
 from .trust_anchors import repository_root_pin, repository_trust_forget
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "repository_key_import",
     "repository_keys_rewrap",
     "repository_owners_provision",
+    "repository_publish",
     "repository_register",
     "repository_root_pin",
     "repository_trust_forget",
@@ -62,7 +63,6 @@ __all__ = [
     "request_withdraw",
     "requests_decide",
     "requests_expire",
-    "stalled_endings_resume",
-    "stalled_requests_resume",
     "unsent_notifications_resend",
+    "waiting_publishes_resume",
 ]

@@ -192,7 +192,7 @@ def _conclude(
     )
     notifications_create(kind=NotificationKind.REQUEST_DECIDED, request=request, now=now)
     if target == RequestStatus.APPROVED:
-        queueing.enqueue_after_commit(queueing.enqueue_request_apply, request.pk)
+        queueing.enqueue_after_commit(queueing.enqueue_repository_publish, request.repository_id)
     return request
 
 

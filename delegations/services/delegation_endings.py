@@ -1,11 +1,12 @@
 """Active delegations that end early: revoked by an owner, or given up by their member.
 
 Asking sets the delegation's `ending` marker by compare-and-set, with an audit event, and queues
-the worker once that has committed. The worker (`delegation_end`) takes the key out of both roles
-in one publish (never a role: product.md §4 rule 5; a key another team's role still holds stays
-in `targets/releases`, rule 3), then records the end in one transaction: the request becomes
-revoked, the delegation ended, the publish audited, and the people concerned told. The publish is
-idempotent, so a run after a crash finds the key gone and records that instead.
+the repository's publish once that has committed. The worker (`publishing`) takes the key out of
+both roles (never a role: product.md §4 rule 5; a key another team's role still holds stays in
+`targets/releases`, rule 3) in the repository's next batch, then records the end
+(`delegation_end_record`): the request becomes revoked, the delegation ended, and the people
+concerned told. The publish is idempotent, so a run after a crash finds the key gone and records
+that instead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.db import transaction
 
 from .. import clock, emails, queueing, selectors, trust
 from ..audit.chain import DIRECTORY_SYNC_ACTOR, SYSTEM_ACTOR, audit_record
-from ..exceptions import IllegalTransition, InvalidInput, NotAllowed, TrustSetupError
+from ..exceptions import IllegalTransition, InvalidInput, NotAllowed
 from ..models import (
     DIRECTORY_END_REASONS,
     AuditAction,
@@ -26,7 +27,7 @@ from ..models import (
     NotificationKind,
     RequestStatus,
 )
-from ..notary import PermanentNotaryError, PublishResult
+from ..notary import DelegationChange, PublishResult
 from .accounts import repository_owners_provision
 from .comments import checked_comment
 from .notifications import notifications_create
@@ -139,6 +140,7 @@ def _ending_ask(
                 ending_requested_by=acting_user,
                 ending_requested_at=now,
                 ending_comment=comment,
+                **Delegation.publish_bookkeeping_reset(),
             )
         )
         if not asked:
@@ -152,7 +154,7 @@ def _ending_ask(
             details={**request_facts(request), "end_reason": reason, "comment": comment},
             system_actor=_system_actor(reason),
         )
-        queueing.enqueue_after_commit(queueing.enqueue_delegation_end, delegation.pk)
+        queueing.enqueue_after_commit(queueing.enqueue_repository_publish, delegation.repository_id)
     delegation.refresh_from_db()
     return delegation
 
@@ -174,88 +176,73 @@ def _why_not_active(delegation_id: int) -> str:
     return f"{whose} is not active."
 
 
-def delegation_end(*, delegation_id: int, now: datetime | None = None) -> Delegation:
-    """Take an ending delegation's key out of the trust data and record it (the worker's job).
-
-    Safe to run again after a crash at any point: nothing happens for a delegation that has
-    ended or has no end pending, and the publish sends nothing when the key is gone already.
-    Transient Notary errors propagate for the job to retry; permanent ones give up the end
-    with the reason, and the delegation stays as it is.
-    """
-    now = now or clock.now()
-    delegation = Delegation.objects.select_related("repository", "request__repository").get(
-        pk=delegation_id
-    )
-    if delegation.ended_at is not None or not delegation.ending:
-        return delegation
-    try:
-        change = trust.removing(delegation.request.certificate_pem, delegation.roles)
-        result = trust.publish(delegation.repository, change, now=now)
-    except (PermanentNotaryError, TrustSetupError) as error:
-        return delegation_end_fail(delegation_id=delegation_id, reason=error.message, now=now)
-    told = _TOLD[EndReason(delegation.ending)]
-    owners = _owners_if_told(told, delegation)
-    try:
-        return _record_end(delegation, result, owners=owners, now=now)
-    except IllegalTransition:
-        # Another run of this job recorded it first (the publish itself was idempotent).
-        return Delegation.objects.get(pk=delegation_id)
+def removal_of(delegation: Delegation) -> DelegationChange:
+    """The change that ends `delegation`: its key out of its roles."""
+    return trust.removing(delegation.request.certificate_pem, delegation.roles)
 
 
-def _owners_if_told(kind: NotificationKind, delegation: Delegation) -> list[User] | None:
-    if not emails.KINDS[kind].tells_owners:
-        return None
-    return repository_owners_provision(repository=delegation.repository)
-
-
-def _record_end(
+def delegation_end_record(
     delegation: Delegation,
     result: PublishResult,
     *,
+    changed: bool,
+    published_in: int | None,
     owners: list[User] | None,
     now: datetime,
-) -> Delegation:
+) -> Delegation | None:
+    """Record that an ending delegation's key is out of its roles, inside the transaction that
+    records its publish (`publishing`); None when it was recorded already. `owners` were read
+    beforehand, for the ends the owners are told of."""
     reason = EndReason(delegation.ending)
     versions = {
         "targets_version_before": result.version_before,
         "targets_version_after": result.version_after,
     }
-    with transaction.atomic():
-        ended = Delegation.objects.filter(
-            pk=delegation.pk, ended_at__isnull=True, ending=reason
-        ).update(ended_at=now, end_reason=reason)
-        if not ended:
-            raise IllegalTransition(_why_not_active(delegation.pk))
-        request = delegation.request
-        facts = {**request_facts(request), "roles": delegation.roles}
-        # Either this run published, or the key was gone from the roles already: a run before
-        # a crash took it out, or someone did outside the portal. Both are on the record.
-        audit_record(
-            action=AuditAction.NOTARY_PUBLISHED
-            if result.changed
-            else AuditAction.NOTARY_FOUND_REMOVED,
-            actor=None,
-            now=now,
-            request=request,
-            details={**facts, "change": "remove", **versions},
-        )
-        request = transition(
-            request.pk,
-            source={RequestStatus.DELEGATED},
-            target=RequestStatus.REVOKED,
-            # Attributed to the person who asked (or the sync); the worker only carried it out.
-            actor=delegation.ending_requested_by,
-            system_actor=_system_actor(reason),
-            action=_DONE[reason],
-            now=now,
-            details={
-                **facts,
-                "end_reason": reason,
-                "comment": delegation.ending_comment,
-                **versions,
-            },
-        )
-        notifications_create(kind=_TOLD[reason], request=request, owners=owners, now=now)
+    try:
+        with transaction.atomic():
+            ended = Delegation.objects.filter(
+                pk=delegation.pk, ended_at__isnull=True, ending=reason
+            ).update(ended_at=now, end_reason=reason)
+            if not ended:
+                raise IllegalTransition(_why_not_active(delegation.pk))
+            request = delegation.request
+            facts = {**request_facts(request), "roles": delegation.roles}
+            if not changed:
+                # The key was gone from the roles already: a run before a crash took it out, or
+                # someone did outside the portal. That is on the record instead of a publish.
+                audit_record(
+                    action=AuditAction.NOTARY_FOUND_REMOVED,
+                    actor=None,
+                    now=now,
+                    request=request,
+                    details={**facts, "change": "remove", **versions},
+                )
+            request = transition(
+                request.pk,
+                source={RequestStatus.DELEGATED},
+                target=RequestStatus.REVOKED,
+                # Attributed to the person who asked (or the sync); the worker carried it out.
+                actor=delegation.ending_requested_by,
+                system_actor=_system_actor(reason),
+                action=_DONE[reason],
+                now=now,
+                details={
+                    **facts,
+                    "end_reason": reason,
+                    "comment": delegation.ending_comment,
+                    **versions,
+                    **({"published_in": published_in} if published_in else {}),
+                },
+            )
+            told = _TOLD[reason]
+            notifications_create(
+                kind=told,
+                request=request,
+                owners=owners if emails.KINDS[told].tells_owners else None,
+                now=now,
+            )
+    except IllegalTransition:
+        return None  # another run recorded it first (the publish itself was idempotent)
     delegation.refresh_from_db()
     return delegation
 

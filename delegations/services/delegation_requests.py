@@ -9,9 +9,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from .. import clock, selectors, trust
+from .. import clock, selectors
 from ..audit.chain import audit_record
-from ..exceptions import IllegalTransition, InvalidInput, NotAllowed, TrustSetupError
+from ..exceptions import IllegalTransition, InvalidInput, NotAllowed
 from ..intake.certificates import CertificateInfo
 from ..intake.identity import identity_check
 from ..intake.possession import SIGNATURE_FIELD, PossessionProof, possession_verify
@@ -25,7 +25,7 @@ from ..models import (
     Repository,
     RequestStatus,
 )
-from ..notary import InvalidRoleName, PermanentNotaryError, PublishResult, team_role_name
+from ..notary import InvalidRoleName, PublishResult, team_role_name
 from .accounts import repository_owners_provision
 from .notifications import notifications_create
 from .state import request_facts, transition
@@ -242,76 +242,53 @@ def _refuse_race_loser(
     raise InvalidInput("Another request was made at the same moment; send yours again.")
 
 
-def request_apply(*, request_id: int, now: datetime | None = None) -> DelegationRequest:
-    """Write an approved request's delegation into the trust data (the worker's job).
-
-    Safe to run again after a crash at any point: the publish is idempotent, and a request that
-    is already past applying is left alone. Transient Notary errors propagate for the job to
-    retry; permanent ones fail the request with the reason.
-    """
-    now = now or clock.now()
-    request = DelegationRequest.objects.select_related("repository").get(pk=request_id)
-    if request.status == RequestStatus.APPROVED:
-        try:
-            with transaction.atomic():
-                request = transition(
-                    request_id,
-                    source={RequestStatus.APPROVED},
-                    target=RequestStatus.APPLYING,
-                    actor=None,
-                    action=AuditAction.REQUEST_APPLYING,
-                    now=now,
-                )
-        except IllegalTransition:
-            # Another run of this job moved it first; carry on from where it is now.
-            request = DelegationRequest.objects.select_related("repository").get(pk=request_id)
-    if request.status != RequestStatus.APPLYING:
-        return request
-    try:
-        result = trust.publish(request.repository, selectors.request_change(request), now=now)
-    except (PermanentNotaryError, TrustSetupError) as error:
-        return request_fail(request_id=request_id, reason=error.message, now=now)
-    try:
-        return _record_delegation(request, result, now=now)
-    except IllegalTransition:
-        # Another run of this job recorded it first (the publish itself was idempotent).
-        return DelegationRequest.objects.get(pk=request_id)
-
-
-def _record_delegation(
-    request: DelegationRequest, result: PublishResult, *, now: datetime
-) -> DelegationRequest:
+def request_delegated_record(
+    request: DelegationRequest,
+    result: PublishResult,
+    *,
+    changed: bool,
+    published_in: int | None,
+    now: datetime,
+) -> DelegationRequest | None:
+    """Record that an applying request's key is in both roles, inside the transaction that
+    records its publish (`publishing`); None when it was recorded already."""
     versions = {
         "targets_version_before": result.version_before,
         "targets_version_after": result.version_after,
     }
-    with transaction.atomic():
-        # Either this run published, or the key was already in both roles: a run before a
-        # crash published it, or it was delegated by other means. Both are on the record.
-        audit_record(
-            action=AuditAction.NOTARY_PUBLISHED
-            if result.changed
-            else AuditAction.NOTARY_FOUND_DELEGATED,
-            actor=None,
-            now=now,
-            request=request,
-            details={**request_facts(request), **versions},
-        )
-        request = transition(
-            request.pk,
-            source={RequestStatus.APPLYING},
-            target=RequestStatus.DELEGATED,
-            actor=None,
-            action=AuditAction.REQUEST_DELEGATED,
-            now=now,
-            details={"roles": request.role_names, **versions},
-            failure_reason="",
-            targets_version_before=result.version_before,
-            targets_version_after=result.version_after,
-        )
-        Delegation.of_request(request, since=now).save()
-        _supersede_renewed(request, now=now)
-        notifications_create(kind=NotificationKind.REQUEST_DELEGATED, request=request, now=now)
+    try:
+        with transaction.atomic():
+            if not changed:
+                # Already in both roles: a run before a crash published it, or it was delegated
+                # by other means. That is on the record instead of a publish.
+                audit_record(
+                    action=AuditAction.NOTARY_FOUND_DELEGATED,
+                    actor=None,
+                    now=now,
+                    request=request,
+                    details={**request_facts(request), **versions},
+                )
+            request = transition(
+                request.pk,
+                source={RequestStatus.APPLYING},
+                target=RequestStatus.DELEGATED,
+                actor=None,
+                action=AuditAction.REQUEST_DELEGATED,
+                now=now,
+                details={
+                    "roles": request.role_names,
+                    **versions,
+                    **({"published_in": published_in} if published_in else {}),
+                },
+                failure_reason="",
+                targets_version_before=result.version_before,
+                targets_version_after=result.version_after,
+            )
+            Delegation.of_request(request, since=now).save()
+            _supersede_renewed(request, now=now)
+            notifications_create(kind=NotificationKind.REQUEST_DELEGATED, request=request, now=now)
+    except IllegalTransition:
+        return None  # another run recorded it first (the publish itself was idempotent)
     return request
 
 
