@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -28,6 +30,9 @@ logger = logging.getLogger(__name__)
 REPOSITORY_PUBLISH_JOB = "delegations.tasks.repository_publish_job"
 NOTIFICATION_SEND_JOB = "delegations.tasks.notification_send_job"
 REPOSITORY_INITIALISE_TRUST_JOB = "delegations.tasks.repository_initialise_trust_job"
+
+# The repositories whose publish `publishes_gathered` will queue, while one is open.
+_gathered: ContextVar[set[int] | None] = ContextVar("gathered_publishes", default=None)
 
 # How long the marker of a queued publish lives: past a day, the job is surely gone.
 _MARKER_SECONDS = 86400
@@ -68,6 +73,8 @@ def enqueue_repository_publish(repository_id: int) -> bool:
         REPOSITORY_PUBLISH_JOB,
         repository_id,
         job_id=f"publish-repository-{repository_id}-{uuid.uuid4().hex[:12]}",
+        # Ahead of the emails the same decisions queued: signing rights first, mail after.
+        at_front=True,
     )
     target.connection.set(marker, job.id, ex=_MARKER_SECONDS)
     return True
@@ -84,6 +91,28 @@ def enqueue_repository_initialise_trust(repository_id: int, acting_user_id: int 
     return queue().enqueue(REPOSITORY_INITIALISE_TRUST_JOB, repository_id, acting_user_id)
 
 
+@contextmanager
+def publishes_gathered() -> Iterator[None]:
+    """Within this, publishes queued after commit are gathered and queued once per repository
+    on the way out: a bulk approval of a hundred requests is then one job and one publish,
+    instead of a first publish racing the approvals still being made. If the process dies
+    before the end, the sweep queues the repositories (their changes are committed)."""
+    if _gathered.get() is not None:
+        yield  # the outer gathering queues them
+        return
+    gathered: set[int] = set()
+    token = _gathered.set(gathered)
+    try:
+        yield
+    finally:
+        _gathered.reset(token)
+        for repository_id in sorted(gathered):
+            try:
+                enqueue_repository_publish(repository_id)
+            except Exception:
+                logger.exception("could not queue the publish of repository %s", repository_id)
+
+
 def enqueue_after_commit(enqueue: Callable[[int], object], object_id: int) -> None:
     """`enqueue(object_id)` once the change is committed.
 
@@ -93,6 +122,10 @@ def enqueue_after_commit(enqueue: Callable[[int], object], object_id: int) -> No
     """
 
     def enqueue_committed() -> None:
+        gathered = _gathered.get()
+        if gathered is not None and enqueue is enqueue_repository_publish:
+            gathered.add(object_id)
+            return
         enqueue(object_id)
 
     transaction.on_commit(enqueue_committed, robust=True)

@@ -118,11 +118,29 @@ def main() -> int:
             directory_uri=env["PORTAL_LDAP_URI"] if directory_port is not None else None,
             directory_admin_password_file=data_dir / "slapd" / "admin-password",
         )
-        while all(service.running for service in started):
+        # The worker and the cron scheduler are restarted when they die, as compose's restart
+        # policy does (the work they held resumes: see services.publish_lease); the others
+        # hold state that a restart would lose (the in-memory Notary), so the stack stops.
+        restartable = {worker.name, cron.name}
+        while True:
             time.sleep(0.5)
-        stopped = next(service for service in started if not service.running)
-        print(f"\n{stopped.name} stopped unexpectedly; see {stopped.log_path}", file=sys.stderr)
-        return 1
+            stopped = next((service for service in started if not service.running), None)
+            if stopped is None:
+                continue
+            if stopped.name not in restartable:
+                print(
+                    f"\n{stopped.name} stopped unexpectedly; see {stopped.log_path}",
+                    file=sys.stderr,
+                )
+                return 1
+            code = stopped.process.returncode if stopped.process else None
+            print(
+                f"{stopped.name} stopped (exit status {code}); restarting it. "
+                f"See {stopped.log_path}",
+                file=sys.stderr,
+                flush=True,
+            )
+            stopped.start()
     except Stop:
         print("\nStopping…")
         return 0

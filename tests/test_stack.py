@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 import requests
@@ -136,6 +137,13 @@ def test_make_run_serves_the_demo_and_stops_cleanly_on_ctrl_c(stack):
     request_path = re.search(r"/requests/\d+/", created.url).group(0)
     assert "Pending" in created.text
 
+    # The worker dies (SIGKILL): make run restarts it, as compose would, and says so.
+    os.kill(_child_running(process.pid, "rqworker"), signal.SIGKILL)
+    wait_for(
+        lambda: "rqworker stopped (exit status -9); restarting it" in output.read_text(),
+        what="make run to restart the worker",
+    )
+
     alice.post(request_path + "approve/", {"comment": "go"}, page=request_path)
     status = re.compile(r'class="status status-(\w+)"')
     wait_for(
@@ -150,3 +158,19 @@ def test_make_run_serves_the_demo_and_stops_cleanly_on_ctrl_c(stack):
     time.sleep(0.2)
     assert not any(port_is_open(port) for port in ports.values())
     assert "Stopped: web, rqcron, rqworker, notary-server, redis-server." in output.read_text()
+
+
+def _child_running(parent: int, command_part: str) -> int:
+    """The PID of `parent`'s child process whose command line contains `command_part`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        # The parent PID is the second field after the parenthesised command name.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and command_part in command:
+            return int(entry.name)
+    raise AssertionError(f"no child of {parent} runs {command_part}")

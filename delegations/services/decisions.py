@@ -7,6 +7,7 @@ instead of both winning.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -91,19 +92,29 @@ def requests_decide(
     """Decide several requests alike. Each is its own decision (its own transaction, checks and
     audit event), so one that someone else decided first does not undo the others."""
     decide = request_approve if verdict == Verdict.APPROVE else request_reject
-    outcomes = []
-    for request_id in sorted(set(request_ids)):
-        try:
-            decided = decide(
-                request_id=request_id, acting_user=acting_user, comment=comment, now=now
-            )
-        except PortalError as error:
-            outcomes.append(Outcome(request_id, error=error.message))
-        except DelegationRequest.DoesNotExist:
-            outcomes.append(Outcome(request_id, error=NotAnOwner().message))
-        else:
-            outcomes.append(Outcome(request_id, request=decided))
-    return outcomes
+    # The approved ones are published together, once all are decided.
+    with queueing.publishes_gathered():
+        return [
+            _decide_one(decide, request_id, acting_user=acting_user, comment=comment, now=now)
+            for request_id in sorted(set(request_ids))
+        ]
+
+
+def _decide_one(
+    decide: Callable[..., DelegationRequest],
+    request_id: int,
+    *,
+    acting_user: User,
+    comment: str,
+    now: datetime | None,
+) -> Outcome:
+    try:
+        decided = decide(request_id=request_id, acting_user=acting_user, comment=comment, now=now)
+    except PortalError as error:
+        return Outcome(request_id, error=error.message)
+    except DelegationRequest.DoesNotExist:
+        return Outcome(request_id, error=NotAnOwner().message)
+    return Outcome(request_id, request=decided)
 
 
 def _decide(
