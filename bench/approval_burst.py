@@ -234,7 +234,8 @@ def main() -> None:
             f"{result.wall_seconds * 1000:.0f} ms; {result.delegated}/{count} delegated; "
             f"the CLI takes {ratio:.1f}x the worker time"
         )
-    print(f"  notary CLI          {count} x (delegation add x2 + publish): {cli_seconds * 1000:.1f} ms")
+    cli_ms = cli_seconds * 1000
+    print(f"  notary CLI          {count} x (delegation add x2 + publish): {cli_ms:.1f} ms")
 
 
 if __name__ == "__main__":
