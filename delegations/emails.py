@@ -164,7 +164,8 @@ def _end_failed(notification: Notification) -> dict[str, object]:
     delegation = notification.request.delegation
     return {
         "delegation": delegation,
-        # The directory sync asks again by itself on its next run; people do it from the portal.
+        # The directory sync asks once (`Delegation.directory_end_failed_at`): after a failure
+        # an owner revokes by hand, and the email says so.
         "asked_by_directory": delegation.failed_ending in DIRECTORY_END_REASONS,
     }
 

@@ -228,7 +228,7 @@ def test_a_failed_end_is_mailed_to_who_asked_and_the_owners(flow, delegate, peop
     assert "no targets key" in sent[("olga@example.org",)].body
 
 
-def test_a_failed_directory_end_is_mailed_to_the_owners_saying_the_sync_asks_again(
+def test_a_failed_directory_end_is_mailed_to_the_owners_saying_they_revoke_it_by_hand(
     flow, delegate, people
 ):
     bob = delegate(people["bob"])
@@ -237,7 +237,7 @@ def test_a_failed_directory_end_is_mailed_to_the_owners_saying_the_sync_asks_aga
     _, sent = flow(services.delegation_end_fail, delegation_id=bob.pk, reason="no targets key")
 
     assert set(sent) == {("alice@example.org",), ("olga@example.org",)}
-    assert "directory sync asks for this end again" in sent[("alice@example.org",)].body
+    assert "directory sync does not ask for this end again" in sent[("alice@example.org",)].body
 
 
 def directory_ended(flow, delegation, reason: str) -> dict:

@@ -20,11 +20,17 @@ class TamperingProxy:
         self.upstream = urlsplit(upstream_url)
         self.tamper: Tamper = lambda path, body: None
         self.posts = 0
+        # A status to answer every request with instead of forwarding it (an outage, or a
+        # proxy that lost the upload), or None.
+        self.refuse_with: int | None = None
         self.seen: dict[str, bytes] = {}  # the last genuine body per path, for replays
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if proxy.refuse_with is not None:
+                    self.answer(proxy.refuse_with, "text/plain", b"unavailable")
+                    return
                 status, content_type, body = proxy.forward("GET", self.path, b"", {})
                 if status == 200:
                     proxy.seen.setdefault(self.path, body)
@@ -35,6 +41,10 @@ class TamperingProxy:
             def do_POST(self) -> None:
                 proxy.posts += 1
                 length = int(self.headers.get("Content-Length", "0"))
+                if proxy.refuse_with is not None:
+                    self.rfile.read(length)
+                    self.answer(proxy.refuse_with, "text/plain", b"unavailable")
+                    return
                 headers = {"Content-Type": self.headers.get("Content-Type", "")}
                 status, content_type, body = proxy.forward(
                     "POST", self.path, self.rfile.read(length), headers
