@@ -86,6 +86,36 @@ def enqueue_notification_send(notification_id: int) -> bool:
     )
 
 
+def enqueue_new_notifications_send(notification_ids: list[int]) -> None:
+    """Queue the send jobs of notifications just created, in one round trip to Redis: they
+    cannot have a job yet, so there is nothing to check first."""
+    target = queue()
+    with target.connection.pipeline() as pipeline:
+        target.enqueue_many(
+            [
+                Queue.prepare_data(
+                    NOTIFICATION_SEND_JOB,
+                    (notification_id,),
+                    job_id=notification_send_job_id(notification_id),
+                    retry=_retry(),
+                )
+                for notification_id in notification_ids
+            ],
+            pipeline=pipeline,
+        )
+        pipeline.execute()
+
+
+def enqueue_many_after_commit(enqueue: Callable[[list[int]], object], ids: list[int]) -> None:
+    """`enqueue(ids)` once the change is committed; failures are logged, as for one."""
+
+    def enqueue_committed() -> None:
+        enqueue(ids)
+
+    if ids:
+        transaction.on_commit(enqueue_committed, robust=True)
+
+
 def enqueue_repository_initialise_trust(repository_id: int, acting_user_id: int | None) -> Job:
     """Queue trust set-up: the worker is where repository keys are generated and unsealed."""
     return queue().enqueue(REPOSITORY_INITIALISE_TRUST_JOB, repository_id, acting_user_id)

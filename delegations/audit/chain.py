@@ -110,6 +110,53 @@ def audit_record(
     return event
 
 
+@dataclass(frozen=True)
+class PendingEvent:
+    """One event of `audit_record_many`, as `audit_record` takes it."""
+
+    action: str
+    actor: User | None
+    request: DelegationRequest | None = None
+    repository: Repository | None = None
+    details: Mapping[str, object] | None = None
+    system_actor: str = SYSTEM_ACTOR
+
+
+def audit_record_many(events: list[PendingEvent], *, now: datetime) -> list[AuditEvent]:
+    """Append several events in order, chained as one `audit_record` each would chain them, with
+    one lock of the head and one insert: a batch of a hundred requests records in milliseconds.
+    Must run inside the transaction of the change it records."""
+    if not events:
+        return []
+    head, _ = AuditChainHead.objects.select_for_update().get_or_create(
+        pk=1, defaults={"last_hash": GENESIS_HASH}
+    )
+    previous = head.last_hash
+    rows = []
+    for pending in events:
+        repository = pending.repository
+        if pending.request is not None and repository is None:
+            repository = pending.request.repository
+        event = AuditEvent(
+            created_at=now,
+            actor=pending.actor,
+            actor_name=(
+                pending.actor.get_username() if pending.actor is not None else pending.system_actor
+            ),
+            action=pending.action,
+            request=pending.request,
+            repository=repository,
+            details=dict(pending.details or {}),
+            previous_hash=previous,
+        )
+        event.hash = hash_of(event)
+        previous = event.hash
+        rows.append(event)
+    AuditEvent.objects.bulk_create(rows)
+    AuditChainHead.objects.filter(pk=1).update(last_hash=previous)
+    return rows
+
+
 def chain_head() -> str | None:
     """The newest hash of the chain, as its head row records it; None before the first event."""
     return AuditChainHead.objects.filter(pk=1).values_list("last_hash", flat=True).first()

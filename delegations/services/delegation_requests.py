@@ -10,8 +10,8 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from .. import clock, selectors
-from ..audit.chain import audit_record
-from ..exceptions import IllegalTransition, InvalidInput, NotAllowed
+from ..audit.chain import PendingEvent, audit_record, audit_record_many
+from ..exceptions import InvalidInput, NotAllowed
 from ..intake.certificates import CertificateInfo
 from ..intake.identity import identity_check
 from ..intake.possession import SIGNATURE_FIELD, PossessionProof, possession_verify
@@ -27,8 +27,8 @@ from ..models import (
 )
 from ..notary import InvalidRoleName, PublishResult, team_role_name
 from .accounts import repository_owners_provision
-from .notifications import notifications_create
-from .state import request_facts, transition
+from .notifications import notifications_create, notifications_create_many
+from .state import request_facts, transition, transition_many
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -242,54 +242,59 @@ def _refuse_race_loser(
     raise InvalidInput("Another request was made at the same moment; send yours again.")
 
 
-def request_delegated_record(
-    request: DelegationRequest,
+def requests_delegated_record(
+    requests: list[DelegationRequest],
     result: PublishResult,
     *,
-    changed: bool,
+    changed_ids: set[int],
     published_in: int | None,
     now: datetime,
-) -> DelegationRequest | None:
-    """Record that an applying request's key is in both roles, inside the transaction that
-    records its publish (`publishing`); None when it was recorded already."""
+) -> list[DelegationRequest]:
+    """Record that applying requests' keys are in both roles, inside the transaction that
+    records their publish (`publishing`), in a few statements for the whole batch. Returns the
+    requests recorded; one recorded already (by another run) is left out."""
     versions = {
         "targets_version_before": result.version_before,
         "targets_version_after": result.version_after,
     }
-    try:
-        with transaction.atomic():
-            if not changed:
-                # Already in both roles: a run before a crash published it, or it was delegated
-                # by other means. That is on the record instead of a publish.
-                audit_record(
-                    action=AuditAction.NOTARY_FOUND_DELEGATED,
-                    actor=None,
-                    now=now,
-                    request=request,
-                    details={**request_facts(request), **versions},
-                )
-            request = transition(
-                request.pk,
-                source={RequestStatus.APPLYING},
-                target=RequestStatus.DELEGATED,
+    # Already in both roles: a run before a crash published it, or it was delegated by other
+    # means. That is on the record instead of a publish.
+    audit_record_many(
+        [
+            PendingEvent(
+                action=AuditAction.NOTARY_FOUND_DELEGATED,
                 actor=None,
-                action=AuditAction.REQUEST_DELEGATED,
-                now=now,
-                details={
-                    "roles": request.role_names,
-                    **versions,
-                    **({"published_in": published_in} if published_in else {}),
-                },
-                failure_reason="",
-                targets_version_before=result.version_before,
-                targets_version_after=result.version_after,
+                request=request,
+                details={**request_facts(request), **versions},
             )
-            Delegation.of_request(request, since=now).save()
+            for request in requests
+            if request.pk not in changed_ids and request.status == RequestStatus.APPLYING
+        ],
+        now=now,
+    )
+    delegated = transition_many(
+        [request.pk for request in requests],
+        source=RequestStatus.APPLYING,
+        target=RequestStatus.DELEGATED,
+        action=AuditAction.REQUEST_DELEGATED,
+        now=now,
+        details=lambda request: {
+            "roles": request.role_names,
+            **versions,
+            **({"published_in": published_in} if published_in else {}),
+        },
+        failure_reason="",
+        targets_version_before=result.version_before,
+        targets_version_after=result.version_after,
+    )
+    Delegation.objects.bulk_create(
+        Delegation.of_request(request, since=now) for request in delegated
+    )
+    for request in delegated:
+        if request.renews_id is not None:
             _supersede_renewed(request, now=now)
-            notifications_create(kind=NotificationKind.REQUEST_DELEGATED, request=request, now=now)
-    except IllegalTransition:
-        return None  # another run recorded it first (the publish itself was idempotent)
-    return request
+    notifications_create_many(kind=NotificationKind.REQUEST_DELEGATED, requests=delegated, now=now)
+    return delegated
 
 
 def _supersede_renewed(request: DelegationRequest, *, now: datetime) -> None:

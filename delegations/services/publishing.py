@@ -57,7 +57,7 @@ from ..notary import (
 from ..notary.errors import VersionConflict
 from .accounts import repository_owners_provision
 from .delegation_endings import delegation_end_fail, delegation_end_record, removal_of
-from .delegation_requests import request_delegated_record, request_fail
+from .delegation_requests import request_fail, requests_delegated_record
 from .publish_lease import (
     Lease,
     LeaseLost,
@@ -68,7 +68,7 @@ from .publish_lease import (
     lease_renew,
     lease_require,
 )
-from .state import transition
+from .state import transition_many
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -225,7 +225,7 @@ def _collect(
     works = [work for work in works if work not in abandoned]
     works = [work for work in works if _prepared(work, run, now=now)]
     if works:
-        _take_up(works, lease, counted, now=now)
+        works = _take_up(works, lease, counted, now=now)
     return works
 
 
@@ -259,27 +259,42 @@ def _prepared(work: _Work, run: PublishRun, *, now: datetime) -> bool:
 
 def _take_up(
     works: list[_Work], lease: Lease, counted: set[tuple[str, int]], *, now: datetime
-) -> None:
+) -> list[_Work]:
     """Count the attempt before anything is sent (a run that dies counts too), and move
-    approved requests to applying, in one transaction."""
+    approved requests to applying, in one transaction. Returns the works still to do."""
     with transaction.atomic():
         lease_require(lease)
+        approved = [
+            work.request.pk
+            for work in works
+            if not work.is_end and work.request.status == RequestStatus.APPROVED
+        ]
+        applying = {
+            request.pk: request
+            for request in transition_many(
+                approved,
+                source=RequestStatus.APPROVED,
+                target=RequestStatus.APPLYING,
+                action=AuditAction.REQUEST_APPLYING,
+                now=now,
+            )
+        }
         for work in works:
-            if not work.is_end and work.request.status == RequestStatus.APPROVED:
-                work.request = transition(
-                    work.request.pk,
-                    source={RequestStatus.APPROVED},
-                    target=RequestStatus.APPLYING,
-                    actor=None,
-                    action=AuditAction.REQUEST_APPLYING,
-                    now=now,
-                )
+            if not work.is_end and work.request.pk in applying:
+                work.request = applying[work.request.pk]
+        # An approved one that did not move was settled meanwhile (by another run).
+        works = [
+            work
+            for work in works
+            if work.is_end or work.request.pk not in approved or work.request.pk in applying
+        ]
         fresh = [work for work in works if work.key not in counted]
         for model, ids in _ids_by_model(fresh).items():
             model.objects.filter(pk__in=ids).update(
                 publish_attempts=F("publish_attempts") + 1, publish_retry_at=None
             )
     counted.update(work.key for work in fresh)
+    return works
 
 
 # -- publishing -----------------------------------------------------------------------------------
@@ -357,22 +372,24 @@ def _record(
                 },
             ).pk
         for work in works:
-            changed = work.key in effective
             if work.delegation is not None:
                 delegation_end_record(
                     work.delegation,
                     result,
-                    changed=changed,
+                    changed=work.key in effective,
                     published_in=event_id,
                     owners=owners,
                     now=now,
                 )
                 run.ended.append(work.delegation.pk)
-            else:
-                request_delegated_record(
-                    work.request, result, changed=changed, published_in=event_id, now=now
-                )
-                run.delegated.append(work.request.pk)
+        delegated = requests_delegated_record(
+            [work.request for work in works if not work.is_end],
+            result,
+            changed_ids={work.request.pk for work in works if work.key in effective},
+            published_in=event_id,
+            now=now,
+        )
+        run.delegated.extend(request.pk for request in delegated)
 
 
 # -- when it does not go through --------------------------------------------------------------
@@ -466,12 +483,10 @@ def _settle_abandoned(
                     )
                     run.ended.append(work.delegation.pk)
                 else:
-                    if work.request.status == RequestStatus.APPROVED:
-                        continue  # never taken up: cannot be abandoned
-                    request_delegated_record(
-                        work.request, result, changed=False, published_in=None, now=now
+                    delegated = requests_delegated_record(
+                        [work.request], result, changed_ids=set(), published_in=None, now=now
                     )
-                    run.delegated.append(work.request.pk)
+                    run.delegated.extend(request.pk for request in delegated)
 
 
 def _fail(work: _Work, reason: str, run: PublishRun, *, now: datetime) -> None:

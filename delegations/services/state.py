@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..audit.chain import SYSTEM_ACTOR, audit_record
+from ..audit.chain import SYSTEM_ACTOR, PendingEvent, audit_record, audit_record_many
 from ..exceptions import IllegalTransition
 from ..models import AuditAction, DelegationRequest, RequestStatus
 
@@ -67,6 +67,57 @@ def transition(
         system_actor=system_actor,
     )
     return request
+
+
+def transition_many(
+    request_ids: list[int],
+    *,
+    source: str,
+    target: str,
+    action: AuditAction,
+    now: datetime,
+    details: Callable[[DelegationRequest], Mapping[str, object]] | None = None,
+    **fields: object,
+) -> list[DelegationRequest]:
+    """`transition` for many requests of one `source` status, in a few statements: the batch
+    worker's. Those no longer in `source` are left out of the result, not raised about. Each
+    moved request gets its own audit event, as with `transition`; the actor is the worker."""
+    if target not in TRANSITIONS.get(source, ()):
+        raise ValueError(f"{source} → {target} is not a transition of the state machine")
+    # Locked, so the rows read in `source` are the rows the update moves.
+    movable = list(
+        DelegationRequest.objects.select_for_update(of=("self",))
+        .filter(pk__in=request_ids, status=source)
+        .values_list("pk", flat=True)
+    )
+    if not movable:
+        return []
+    DelegationRequest.objects.filter(pk__in=movable, status=source).update(
+        status=target, updated_at=now, **fields
+    )
+    moved = list(
+        DelegationRequest.objects.select_related("repository", "requester")
+        .filter(pk__in=movable)
+        .order_by("pk")
+    )
+    audit_record_many(
+        [
+            PendingEvent(
+                action=action,
+                actor=None,
+                request=request,
+                details={
+                    "from": source,
+                    "to": target,
+                    **request_facts(request),
+                    **(details(request) if details else {}),
+                },
+            )
+            for request in moved
+        ],
+        now=now,
+    )
+    return moved
 
 
 def request_facts(request: DelegationRequest) -> dict[str, object]:
