@@ -27,6 +27,7 @@ from .models import (
     Delegation,
     DelegationRequest,
     DirectoryAccount,
+    DriftFinding,
     KeyRole,
     Notification,
     PublishLease,
@@ -268,3 +269,12 @@ class PublishLeaseAdmin(ReadOnlyAdmin):
     """Which worker publishes each repository now (none when `until` is empty or past)."""
 
     list_display = ["repository", "holder", "until", "fence", "wanted"]
+
+
+@admin.register(DriftFinding)
+class DriftFindingAdmin(ReadOnlyAdmin):
+    """What the reconciler found; owners act on it from the drift page."""
+
+    list_display = ["repository", "kind", "canonical_key_id", "subject", "first_seen_at"]
+    list_display += ["action", "resolution", "resolved_at"]
+    list_filter = ["kind", "resolution", ("resolved_at", admin.EmptyFieldListFilter)]

@@ -17,6 +17,12 @@ cron.register(
 cron.register(
     tasks.unsent_notifications_resend_job, QUEUE, interval=60, name="resend-unsent-notifications"
 )
+cron.register(
+    tasks.repositories_reconcile_job,
+    QUEUE,
+    interval=settings.PORTAL_RECONCILE_SECONDS,
+    name="reconcile-repositories",
+)
 cron.register(tasks.requests_expire_job, QUEUE, interval=3600, name="expire-pending-requests")
 cron.register(tasks.reminders_send_job, QUEUE, interval=3600, name="send-reminders")
 if settings.PORTAL_LDAP_URI:

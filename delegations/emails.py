@@ -93,8 +93,14 @@ def _member_unless_renewing_and_owners(request: DelegationRequest, owners: Owner
 # -- context --------------------------------------------------------------------------------------
 
 
+def _about(notification: Notification) -> DelegationRequest:
+    """The request a request's notification is about (only drift's are about none)."""
+    assert notification.request is not None
+    return notification.request
+
+
 def _submitted(notification: Notification) -> dict[str, object]:
-    renews = notification.request.renews
+    renews = _about(notification).renews
     return {
         "approvals_url": _url("approval_queue"),
         "renewed_request_url": _url("request_detail", renews.request_id) if renews else "",
@@ -102,7 +108,7 @@ def _submitted(notification: Notification) -> dict[str, object]:
 
 
 def _decided(notification: Notification) -> dict[str, object]:
-    decisions = list(notification.request.decisions.select_related("owner"))
+    decisions = list(_about(notification).decisions.select_related("owner"))
     concluding = decisions[-1]
     # One rejection ends a request, while an approval may take several owners: each is named.
     deciders = decisions if concluding.verdict == Verdict.APPROVE else [concluding]
@@ -119,7 +125,7 @@ def _listed(names: list[str]) -> str:
 
 
 def _delegated(notification: Notification) -> dict[str, object]:
-    return {"steps": signing_steps(notification.request)}
+    return {"steps": signing_steps(_about(notification))}
 
 
 def _expired(notification: Notification) -> dict[str, object]:
@@ -130,7 +136,7 @@ def _expired(notification: Notification) -> dict[str, object]:
 
 
 def _expiring(notification: Notification) -> dict[str, object]:
-    request = notification.request
+    request = _about(notification)
     return {
         "days": settings.PORTAL_REQUEST_EXPIRY_DAYS,
         "expires_at": request.expires_at,
@@ -140,16 +146,16 @@ def _expiring(notification: Notification) -> dict[str, object]:
 
 
 def _delegation(notification: Notification) -> dict[str, object]:
-    return {"delegation": notification.request.delegation}
+    return {"delegation": _about(notification).delegation}
 
 
 def _delegation_with_witness(notification: Notification) -> dict[str, object]:
-    delegation = notification.request.delegation
+    delegation = _about(notification).delegation
     return {
         "delegation": delegation,
         "is_member": notification.recipient_id == delegation.member_id,
         "end_reason": delegation.end_reason or delegation.ending,
-        "witness_command": witness_command(notification.request.repository, delegation.roles),
+        "witness_command": witness_command(_about(notification).repository, delegation.roles),
     }
 
 
@@ -161,7 +167,7 @@ def _directory_revoked(notification: Notification) -> dict[str, object]:
 
 
 def _end_failed(notification: Notification) -> dict[str, object]:
-    delegation = notification.request.delegation
+    delegation = _about(notification).delegation
     return {
         "delegation": delegation,
         # The directory sync asks once (`Delegation.directory_end_failed_at`): after a failure
@@ -171,7 +177,7 @@ def _end_failed(notification: Notification) -> dict[str, object]:
 
 
 def _certificate_expiring(notification: Notification) -> dict[str, object]:
-    delegation = notification.request.delegation
+    delegation = _about(notification).delegation
     left = delegation.certificate_expires_at - notification.created_at
     renewal = selectors.open_renewal_of(delegation)
     return {
@@ -259,15 +265,21 @@ def recipients(
 
 def message(notification: Notification) -> EmailMultiAlternatives:
     request = notification.request
-    context = {
+    context: dict[str, object] = {
         "request": request,
         "recipient": notification.recipient,
         "notification": notification,
         "occasion": notification.occasion,
-        "request_url": _url("request_detail", request.pk),
         "portal_url": settings.PORTAL_BASE_URL,
-        **KINDS[notification.kind].context(notification),
     }
+    if request is None:
+        # About a drift finding, not a request: its owners are told what the server holds.
+        context.update(finding=notification.finding, drift_url=_url("drift_list"))
+    else:
+        context.update(
+            request_url=_url("request_detail", request.pk),
+            **KINDS[notification.kind].context(notification),
+        )
     base = f"delegations/emails/{notification.kind}"
     email = EmailMultiAlternatives(
         subject=" ".join(render_to_string(f"{base}.subject.txt", context).split()),

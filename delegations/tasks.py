@@ -67,6 +67,11 @@ def reminders_send_job() -> list[int]:
     return services.reminders_send()
 
 
+def repositories_reconcile_job() -> list[str]:
+    """Compare every repository's trust data with the portal's delegations (the drift report)."""
+    return [report.summary() for report in services.repositories_reconcile()]
+
+
 def directory_sync_job() -> str:
     """End the delegations of members who left a team or were disabled in the directory."""
     try:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import approvals, audit, delegations, requests
+from .views import approvals, audit, delegations, drift, requests
 
 app_name = "delegations"
 
@@ -30,6 +30,10 @@ urlpatterns = [
         delegations.delegation_give_up,
         name="delegation_give_up",
     ),
+    path("drift/", drift.drift_list, name="drift_list"),
+    path("drift/<int:finding_id>/adopt/", drift.drift_adopt, name="drift_adopt"),
+    path("drift/<int:finding_id>/remove/", drift.drift_remove, name="drift_remove"),
+    path("drift/<int:finding_id>/republish/", drift.drift_republish, name="drift_republish"),
     path("audit/", audit.audit_log_page, name="audit_log"),
     path("audit/export.csv", audit.audit_export_csv, name="audit_export_csv"),
     path("audit/export.json", audit.audit_export_json, name="audit_export_json"),

@@ -280,6 +280,8 @@ PORTAL_PUBLISH_ATTEMPTS = env_int("PORTAL_PUBLISH_ATTEMPTS", 5)
 # PORTAL_NOTARY_TIMEOUT); the sweep runs this often. Together: resumed within 30 s of a crash.
 PORTAL_STALLED_AFTER_SECONDS = env_int("PORTAL_STALLED_AFTER_SECONDS", 15)
 PORTAL_SWEEP_SECONDS = env_int("PORTAL_SWEEP_SECONDS", 10)
+# How often the reconciler compares each repository's trust data with the portal (drift).
+PORTAL_RECONCILE_SECONDS = env_int("PORTAL_RECONCILE_SECONDS", 300)
 # A request nobody decided on in this many days expires (its requester is told).
 PORTAL_REQUEST_EXPIRY_DAYS = env_int("PORTAL_REQUEST_EXPIRY_DAYS", 7)
 # An email is given up (left unsent, with its last error, in the admin) after this many tries.

@@ -14,8 +14,9 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.utils import timezone
 
-from delegations import selectors, services
+from delegations import selectors, services, trust
 from delegations.audit import log as audit_log
 from delegations.models import AuditEvent, Delegation, Repository
 from tests.directory_settings import DEMO_OWNERS, directory_user
@@ -74,6 +75,9 @@ def selector_calls(world) -> dict[str, Callable[[], object]]:
     pending, renewal = world["pending"], world["renewal"]
     later = delegation.certificate_expires_at - timedelta(days=5)
     quiet = timedelta(0)
+    # Read before the guard, as the reconciler reads the server and then compares.
+    with trust.client_for(repository, remember=False) as client:
+        server = client.fetch(now=timezone.now()).targets.signed.delegations
     return {
         "active_delegations_owned_by": lambda: list(selectors.active_delegations_owned_by(alice)),
         "approval_queue_for": lambda: list(selectors.approval_queue_for(alice)),
@@ -102,6 +106,9 @@ def selector_calls(world) -> dict[str, Callable[[], object]]:
             )
         ),
         "directory_account_of": lambda: selectors.directory_account_of(bob),
+        "drift_between": lambda: selectors.drift_between(repository, server),
+        "drift_finding_owned_by": lambda: selectors.drift_finding_owned_by(alice, 1),
+        "drift_open_for": lambda: list(selectors.drift_open_for(alice)),
         "expired_request_ids": lambda: selectors.expired_request_ids(now=later),
         "group_names_of": lambda: selectors.group_names_of(alice),
         "is_owner": lambda: selectors.is_owner(alice, repository),

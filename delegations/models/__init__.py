@@ -4,6 +4,7 @@
 from .accounts import DirectoryAccount
 from .audit import AuditAction, AuditChainHead, AuditEvent
 from .delegations import DIRECTORY_END_REASONS, Delegation, DelegationQuerySet, EndReason
+from .drift import DriftAction, DriftFinding, DriftKind, DriftResolution
 from .notifications import Notification, NotificationKind
 from .publishing import PublishLease
 from .repositories import KeyRole, Repository, RepositoryKey
@@ -29,6 +30,10 @@ __all__ = [
     "DelegationQuerySet",
     "DelegationRequest",
     "DirectoryAccount",
+    "DriftAction",
+    "DriftFinding",
+    "DriftKind",
+    "DriftResolution",
     "EndReason",
     "KeyRole",
     "Notification",

@@ -35,6 +35,13 @@ class AuditAction(models.TextChoices):
     NOTARY_PUBLISHED = "notary.published"
     NOTARY_FOUND_DELEGATED = "notary.found_delegated"
     NOTARY_FOUND_REMOVED = "notary.found_removed"
+    # Drift between the trust data and the portal, and what owners did about it.
+    DRIFT_FOUND = "drift.found"
+    DRIFT_GONE = "drift.gone"
+    DRIFT_ADOPTED = "drift.adopted"
+    DRIFT_ACTION_REQUESTED = "drift.action_requested"
+    DRIFT_REMOVED = "drift.removed"
+    DRIFT_REPUBLISHED = "drift.republished"
     # Repositories and their keys.
     REPOSITORY_REGISTERED = "repository.registered"
     REPOSITORY_UPDATED = "repository.updated"

@@ -22,17 +22,29 @@ class NotificationKind(models.TextChoices):
     DELEGATION_DIRECTORY_REVOKED = "delegation_directory_revoked"
     DELEGATION_END_FAILED = "delegation_end_failed"
     CERTIFICATE_EXPIRING = "certificate_expiring"
+    DRIFT_FOUND = "drift_found"
 
 
 class Notification(models.Model):
-    """One email owed to one person about a request.
+    """One email owed to one person about a request (or, for drift, a finding).
 
     Written in the transaction of the change it reports and sent by the worker, so an email is
     neither lost with a job nor sent twice when another recipient's delivery fails.
     """
 
     request = models.ForeignKey(
-        DelegationRequest, on_delete=models.PROTECT, related_name="notifications"
+        DelegationRequest,
+        on_delete=models.PROTECT,
+        related_name="notifications",
+        null=True,
+        blank=True,
+    )
+    finding = models.ForeignKey(
+        "DriftFinding",
+        on_delete=models.PROTECT,
+        related_name="notifications",
+        null=True,
+        blank=True,
     )
     kind = models.CharField(max_length=32, choices=NotificationKind.choices)
     recipient = models.ForeignKey(
@@ -58,4 +70,5 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} to {self.recipient} about #{self.request_id}"
+        about = f"#{self.request_id}" if self.request_id else f"drift {self.finding_id}"
+        return f"{self.kind} to {self.recipient} about {about}"

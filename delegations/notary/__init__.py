@@ -41,7 +41,7 @@ from .keys import (
     short_key_id,
 )
 from .reading import TrustMemory, TrustState
-from .roles import RELEASES, team_role_name
+from .roles import RELEASES, Delegations, team_role_name
 from .signed_tags import ChangeImpact, RoleSignatures, change_impact
 from .transport import Transport
 
@@ -55,6 +55,7 @@ __all__ = [
     "DelegatedKey",
     "DelegatedRole",
     "DelegationChange",
+    "Delegations",
     "InvalidKey",
     "InvalidMetadata",
     "InvalidRoleName",

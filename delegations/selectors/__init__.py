@@ -11,6 +11,7 @@ from .delegations import (
     other_delegations_of_key,
     renewable_delegation,
 )
+from .drift import Disagreement, drift_between, drift_finding_owned_by, drift_open_for
 from .people import (
     directory_account_of,
     group_names_of,
@@ -41,6 +42,7 @@ from .sweeps import unsent_notification_ids, waiting_repository_ids
 
 __all__ = [
     "NOT_AN_OWNER",
+    "Disagreement",
     "DryRun",
     "QueueFilters",
     "RevocationPreview",
@@ -55,6 +57,9 @@ __all__ = [
     "delegation_renewed_by",
     "delegations_owing_certificate_reminder",
     "directory_account_of",
+    "drift_between",
+    "drift_finding_owned_by",
+    "drift_open_for",
     "expired_request_ids",
     "group_names_of",
     "is_owner",

@@ -17,6 +17,12 @@ from .delegation_endings import (
 )
 from .delegation_requests import request_fail, request_submit
 from .directory_sync import directory_sync
+from .drift import (
+    drift_action_request,
+    drift_adopt,
+    repositories_reconcile,
+    repository_reconcile,
+)
 from .notifications import notification_send, notifications_create
 from .publishing import delegation_end, repository_publish, request_apply
 from .reminders import reminders_send
@@ -43,14 +49,18 @@ __all__ = [
     "directory_account_set_active",
     "directory_login_record",
     "directory_sync",
+    "drift_action_request",
+    "drift_adopt",
     "notification_send",
     "notifications_create",
     "reminders_send",
+    "repositories_reconcile",
     "repository_initialise_trust",
     "repository_key_import",
     "repository_keys_rewrap",
     "repository_owners_provision",
     "repository_publish",
+    "repository_reconcile",
     "repository_register",
     "repository_root_pin",
     "repository_trust_forget",

@@ -80,7 +80,7 @@ def request_submit(
     with transaction.atomic():
         try:
             with transaction.atomic():
-                request = _create_request(
+                request = request_row_create(
                     requester=requester,
                     repository=repository,
                     team=team,
@@ -112,7 +112,7 @@ def request_submit(
     return request
 
 
-def _create_request(
+def request_row_create(
     *,
     requester: User,
     repository: Repository,
@@ -121,8 +121,12 @@ def _create_request(
     reason: str,
     nonce: str | None,
     renews: Delegation | None,
+    status: str = RequestStatus.PENDING,
 ) -> DelegationRequest:
+    """The row of a new request (the caller audits it): pending, or approved for a key an owner
+    adopts from the drift report."""
     return DelegationRequest.objects.create(
+        status=status,
         renews=renews,
         requester=requester,
         repository=repository,

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from .. import clock, emails, queueing
-from ..models import DelegationRequest, Notification, NotificationKind
+from ..models import DelegationRequest, DriftFinding, Notification, NotificationKind
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -67,6 +67,23 @@ def notifications_create_many(
     return created
 
 
+def drift_notifications_create(
+    *, finding: DriftFinding, owners: Sequence[User], now: datetime
+) -> list[Notification]:
+    """Owe each owner (read before the transaction) an email about a new drift finding."""
+    created = Notification.objects.bulk_create(
+        Notification(
+            finding=finding, kind=NotificationKind.DRIFT_FOUND, recipient=owner, created_at=now
+        )
+        for owner in owners
+        if owner.email
+    )
+    queueing.enqueue_many_after_commit(
+        queueing.enqueue_new_notifications_send, [notification.pk for notification in created]
+    )
+    return created
+
+
 def _owe_once(
     kind: NotificationKind,
     request: DelegationRequest,
@@ -89,7 +106,7 @@ def notification_send(*, notification_id: int, now: datetime | None = None) -> b
     """Send one owed email; False when it was sent already. Failures are recorded, then raised
     for the job to retry."""
     notification = Notification.objects.select_related(
-        "recipient", "request__repository", "request__requester"
+        "recipient", "request__repository", "request__requester", "finding__repository"
     ).get(pk=notification_id)
     if notification.sent_at is not None:
         return False
