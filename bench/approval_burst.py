@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -134,6 +135,7 @@ def burst(repository, request_ids: list[int], alice, workers: int) -> Burst:
     from delegations.models import AuditEvent, DelegationRequest, RequestStatus
 
     start = time.perf_counter()
+    approved_at = datetime.now(UTC)
     services.requests_decide(
         request_ids=request_ids, acting_user=alice, verdict="approve", comment="release day"
     )
@@ -162,6 +164,7 @@ def burst(repository, request_ids: list[int], alice, workers: int) -> Burst:
         and tuple(job.args) == (repository.pk,)
         and job.started_at
         and job.ended_at
+        and job.started_at >= approved_at
     )
     return Burst(
         workers=workers,
@@ -214,6 +217,15 @@ def main() -> None:
                 in_process.migrated_application()
                 alice = in_process.create_user("alice", groups=["owners:bench"])
                 results = []
+                single = portal_repository(notary_url, "single", alice)
+                single_ids = pending_requests(single, ca, 5, offset=10 * count)
+                running = start_workers(1, work)
+                try:
+                    # One approval at a time: the worker's whole run for one delegation, its
+                    # lease, collecting, the publish and the record included.
+                    one_by_one = [burst(single, [pk], alice, 1) for pk in single_ids]
+                finally:
+                    stop_workers(running)
                 for number, workers in enumerate((1, 3)):
                     repository = portal_repository(notary_url, f"burst{workers}", alice)
                     ids = pending_requests(repository, ca, count, offset=number * count)
@@ -224,6 +236,13 @@ def main() -> None:
                         stop_workers(running)
                 cli_seconds = cli_one_by_one(notary_url, work, ca, count)
 
+    single_ms = statistics.median(result.worker_seconds for result in one_by_one) * 1000
+    cli_single_ms = cli_seconds * 1000 / count
+    print("One approval, the worker's run (lease, database, publish, read-back):")
+    print(
+        f"  portal worker   median {single_ms:.1f} ms of {len(one_by_one)}; the CLI's one "
+        f"delegation {cli_single_ms:.1f} ms on average ({cli_single_ms / single_ms:.1f}x)"
+    )
     print(f"{count} approvals on one repository, local notary-server, SQLite:")
     for result in results:
         ratio = cli_seconds / result.worker_seconds if result.worker_seconds else float("inf")

@@ -8,9 +8,13 @@ side, both with server-managed snapshots. Each round delegates a new certificate
   back), the way the worker runs it;
 - the peer: `notary delegation add` twice (staged) and `notary publish`, as DTR's docs do it.
 
-Prints the median and spread of each, and their ratio. Then both repositories get 1,000 more
-delegated keys (spread over `targets/releases` and ten team roles, as a large DTR shop would
-have) and the same delegation is timed again on top of them.
+Prints the median and spread of each, and their ratio, beside the protocol floor: the same
+requests over one keep-alive connection, with nothing parsed, verified or signed. Then both
+repositories get 1,000 more delegated keys (spread over `targets/releases` and ten team roles,
+as a large DTR shop would have) and the same delegation is timed again on top of them.
+
+The worker's whole run for one approval (its lease, the database, this publish) is timed by
+`bench/approval_burst.py`.
 
     .venv/bin/python bench/notary_apply.py [--rounds 15] [--existing-keys 1000]
 """
@@ -18,6 +22,7 @@ have) and the same delegation is timed again on top of them.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import statistics
 import subprocess
@@ -26,6 +31,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -43,6 +49,8 @@ from delegations.notary import (
     Transport,
     team_role_name,
 )
+from delegations.notary.changes import plan_change
+from delegations.notary.gotime import GoTime
 from delegations.notary.metadata import Metadata
 from stack.processes import free_port, notary_service
 
@@ -138,6 +146,90 @@ def preload_cli(cli: NotaryCLI, gun: str, work: Path, count: int) -> None:
     cli("publish", gun)
 
 
+def time_floor(client: NotaryClient, targets_key: SigningKey, server_url: str, rounds: int) -> list:
+    """The protocol floor: the requests one of our delegations makes (the GETs of the read,
+    the POST, the GETs of the read-back), replayed over one keep-alive connection with nothing
+    parsed, verified or signed. Each round POSTs a targets file signed beforehand, one version
+    after the other, so the server does the same work as for ours."""
+    recorded: list[tuple[str, str]] = []
+    transport = client.transport
+    get, publish = transport.get, transport.publish
+
+    def recording_get(path: str, **options: object) -> bytes:
+        recorded.append(("GET", path))
+        return get(path, **options)  # type: ignore[arg-type]
+
+    def recording_publish(files: dict[str, bytes]) -> None:
+        recorded.append(("POST", ""))
+        publish(files)
+
+    transport.get, transport.publish = recording_get, recording_publish  # type: ignore[method-assign]
+    try:
+        key = PublicKey.from_certificate(new_certificate("floor-probe"))
+        client.publish_change(
+            AddKey(key, (RELEASES,)), targets_key=targets_key, now=datetime.now(UTC)
+        )
+    finally:
+        del transport.get, transport.publish
+    # Files by hash change with every version; their current names serve the same bytes' size.
+    paths = [
+        (
+            method,
+            path if path in ("", "root.json", "timestamp.json") else path.split(".")[0] + ".json",
+        )
+        for method, path in recorded
+    ]
+    bodies = []
+    targets = client.fetch(now=datetime.now(UTC)).targets.signed
+    for number in range(rounds):
+        plan = plan_change(
+            targets,
+            AddKey(PublicKey.from_certificate(new_certificate(f"floor{number}")), (RELEASES,)),
+        )
+        plan.after.expires = GoTime.from_datetime(datetime.now(UTC) + timedelta(days=1095))
+        signed = Metadata(plan.after)
+        signed.sign([targets_key])
+        bodies.append(_multipart({"targets": signed.to_bytes()}))
+        targets = plan.after
+    base = f"/v2/{client.gun}/_trust/tuf/"
+    parsed = urlsplit(server_url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port)
+    durations = []
+    for body in bodies:
+        start = time.perf_counter()
+        for method, path in paths:
+            if method == "POST":
+                connection.request(
+                    "POST",
+                    base,
+                    body=body,
+                    headers={"Content-Type": f"multipart/form-data; boundary={_BOUNDARY}"},
+                )
+            else:
+                connection.request("GET", base + path)
+            response = connection.getresponse()
+            response.read()
+            if response.status not in (200, 404):
+                raise RuntimeError(f"the floor's {method} {path} got {response.status}")
+        durations.append(time.perf_counter() - start)
+    connection.close()
+    return durations
+
+
+_BOUNDARY = "protocolfloor"
+
+
+def _multipart(files: dict[str, bytes]) -> bytes:
+    parts = b"".join(
+        f'--{_BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="{role}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for role, data in files.items()
+    )
+    return parts + f"--{_BOUNDARY}--\r\n".encode()
+
+
 def describe(durations: list[float]) -> str:
     milliseconds = sorted(d * 1000 for d in durations)
     return (
@@ -174,24 +266,31 @@ def main() -> None:
             cli("key", "rotate", cli_gun, "snapshot", "-r")  # server-managed, like ours
 
             ours = time_ours(client, targets_key, work, arguments.rounds)
+            floor = time_floor(client, targets_key, server_url, arguments.rounds)
             peer = time_cli(cli, cli_gun, work, arguments.rounds)
 
             preload_ours(client, targets_key, arguments.existing_keys)
             preload_cli(cli, cli_gun, work, arguments.existing_keys)
             ours_big = time_ours(client, targets_key, work, big_rounds)
+            floor_big = time_floor(client, targets_key, server_url, big_rounds)
             peer_big = time_cli(cli, cli_gun, work, big_rounds)
 
     print("One delegation to targets/releases and targets/<team>, local notary-server:")
-    report(ours, peer)
+    report(ours, floor, peer)
     print(f"The same with {arguments.existing_keys} delegated keys already in targets.json:")
-    report(ours_big, peer_big)
+    report(ours_big, floor_big, peer_big)
 
 
-def report(ours: list[float], peer: list[float]) -> None:
+def report(ours: list[float], floor: list[float], peer: list[float]) -> None:
     ratio = statistics.median(peer) / statistics.median(ours)
+    above = statistics.median(ours) / statistics.median(floor)
     print(f"  portal client   {describe(ours)}")
+    print(f"  protocol floor  {describe(floor)}")
     print(f"  notary CLI      {describe(peer)}")
-    print(f"  ratio           the CLI takes {ratio:.1f}x as long as the portal client")
+    print(
+        f"  ratio           the CLI takes {ratio:.1f}x as long as the portal client, which "
+        f"takes {above:.1f}x the floor"
+    )
 
 
 if __name__ == "__main__":

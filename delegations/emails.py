@@ -145,6 +145,16 @@ def _expiring(notification: Notification) -> dict[str, object]:
     }
 
 
+def _directory_withdrawn(notification: Notification) -> dict[str, object]:
+    request = _about(notification)
+    why = (
+        "your account is disabled in the directory."
+        if not request.requester.is_active
+        else f"the directory no longer lists you in team {request.team}."
+    )
+    return {"why": why, "new_request_url": _url("request_create")}
+
+
 def _delegation(notification: Notification) -> dict[str, object]:
     return {"delegation": _about(notification).delegation}
 
@@ -219,6 +229,8 @@ KINDS: dict[str, Kind] = {
     NotificationKind.REQUEST_EXPIRING: Kind(_requester, _expiring),
     # Expired undecided → the requester, who may ask again.
     NotificationKind.REQUEST_EXPIRED: Kind(_requester, _expired),
+    # Withdrawn by the directory sync (left the team, account disabled) → the requester.
+    NotificationKind.REQUEST_DIRECTORY_WITHDRAWN: Kind(_requester, _directory_withdrawn),
     # Failed → the requester and the repository's owners.
     NotificationKind.REQUEST_FAILED: Kind(_requester_and_owners, tells_owners=True),
     # Revoked by an owner → the member, naming who revoked it and why.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,8 +19,10 @@ import pytest
 
 from delegations import services
 from delegations.models import AuditEvent, Delegation, DelegationRequest, RequestStatus
-from tests.conftest import start_process, stop_process, wait_for
+from stack.processes import free_port, redis_service
+from tests.conftest import BASE_DIR, start_process, stop_process, wait_for
 from tests.factories import make_user, submit_request
+from tests.notary.tampering import TamperingProxy
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -166,3 +169,128 @@ def test_a_flushed_redis_loses_no_approval(
     rq_queue.connection.flushall()
     wait_for(lambda: all_delegated(repository), what="every request to be delegated")
     require_portal_equals_notary(repository, requests, notary_cli)
+
+
+def test_a_job_that_kills_its_worker_every_time_fails_after_its_attempts(
+    crash_env, processes, burst, repository, notary_cli
+):
+    requests, owner = burst
+    env = {**crash_env, "PORTAL_PUBLISH_ATTEMPTS": "2"}
+    approve_all(requests[:3], owner, random.Random("loop"))
+    for number in range(2):  # a supervisor restarts it; it dies again on the same batch
+        crashing = processes(
+            "rqworker",
+            "default",
+            "--worker-class",
+            "tests.crashing_worker.CrashingWorker",
+            env={**env, "PORTAL_TEST_CRASH_AT": "before_post"},
+            name=f"crashing-worker{number}",
+        )
+        if number == 1:
+            processes("rqcron", "delegations.cron", env=env, name="cron")
+        assert crashing.wait(60) == -9
+    processes("rqworker", "default", env=env, name="worker")
+
+    failed = DelegationRequest.objects.filter(pk__in=[r.pk for r in requests[:3]])
+    wait_for(
+        lambda: set(failed.values_list("status", flat=True)) == {RequestStatus.FAILED},
+        what="the requests to end Failed instead of looping in Applying",
+    )
+    assert all("stopped or met an unexpected error 2 times" in r.failure_reason for r in failed)
+    assert not notary_cli.delegations(repository.gun)  # nothing went in: failed truthfully
+
+
+def test_an_approval_whose_web_process_died_before_queueing_it_is_applied(
+    crash_env, processes, burst, repository, notary_cli, rq_queue
+):
+    requests, owner = burst
+    approve_all(requests[1:], owner, random.Random("web"))
+    # The web process commits the approval, then is SIGKILLed before its job reaches Redis.
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            _APPROVE_THEN_DIE.format(request_id=requests[0].pk, owner=owner.get_username()),
+        ],
+        cwd=BASE_DIR,
+        env=crash_env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert killed.returncode == -9, killed.stderr.decode()
+    assert DelegationRequest.objects.get(pk=requests[0].pk).status == RequestStatus.APPROVED
+
+    processes("rqworker", "default", env=crash_env, name="worker")
+    processes("rqcron", "delegations.cron", env=crash_env, name="cron")
+    wait_for(lambda: all_delegated(repository), what="every request to be delegated")
+    require_portal_equals_notary(repository, requests, notary_cli)
+
+
+_APPROVE_THEN_DIE = """
+import os, signal
+from django.contrib.auth import get_user_model
+from delegations import queueing, services
+queueing.enqueue_repository_publish = lambda repository_id: os.kill(os.getpid(), signal.SIGKILL)
+services.request_approve(
+    request_id={request_id}, acting_user=get_user_model().objects.get(username="{owner}")
+)
+"""
+
+
+def test_a_redis_restarted_mid_burst_loses_nothing(
+    crash_env, processes, burst, repository, notary_cli, settings, tmp_path
+):
+    requests, owner = burst
+    port = free_port()
+    redis = redis_service(port=port, data_dir=tmp_path / "redis", durable=True).start()
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        settings.RQ_QUEUES = {"default": {"URL": url, "DEFAULT_TIMEOUT": 300}}
+        env = {**crash_env, "PORTAL_REDIS_URL": url}
+        processes("rqworker", "default", env=env, name="worker")
+        cron = processes("rqcron", "delegations.cron", env=env, name="cron")
+        rng = random.Random("restart")
+        approve_all(requests[: BURST // 2], owner, rng)
+        redis.stop()  # its append-only file keeps what was queued
+        redis.start()
+        approve_all(requests[BURST // 2 :], owner, rng)
+        if cron.poll() is not None:  # as compose's restart policy and make run do
+            processes("rqcron", "delegations.cron", env=env, name="cron-restarted")
+        wait_for(lambda: all_delegated(repository), what="every request to be delegated")
+        require_portal_equals_notary(repository, requests, notary_cli)
+    finally:
+        redis.stop()
+
+
+@pytest.mark.slow
+def test_a_notary_server_gone_for_60_seconds_mid_burst_loses_nothing(
+    crash_env, processes, burst, repository, notary_cli, notary_url
+):
+    """The outage is a proxy in front of the server that stops listening (connections are
+    refused, as by a stopped server): the test server keeps its trust data in memory, which a
+    real stop would lose."""
+    requests, owner = burst
+    with TamperingProxy(notary_url) as proxy:
+        repository.notary_url = proxy.url
+        repository.save(update_fields=["notary_url"])
+        # The production back-off, shortened only as far as this outage needs.
+        env = {**crash_env, "PORTAL_JOB_RETRY_INTERVALS": "5,30,60,120"}
+        processes("rqworker", "default", env=env, name="worker")
+        processes("rqcron", "delegations.cron", env=env, name="cron")
+        rng = random.Random("outage")
+        approve_all(requests[: BURST // 2], owner, rng)
+        proxy.stop()
+        stopped_at = time.monotonic()
+        approve_all(requests[BURST // 2 :], owner, rng)
+        time.sleep(max(0.0, 60 - (time.monotonic() - stopped_at)))
+        proxy.start_again()
+        back_at = time.monotonic()
+        wait_for(
+            lambda: all_delegated(repository),
+            what="every request to be delegated",
+            timeout=180,
+        )
+        print(f"\nnotary back: all delegated {time.monotonic() - back_at:.1f} s after")
+        require_portal_equals_notary(repository, requests, notary_cli)

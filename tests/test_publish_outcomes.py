@@ -122,3 +122,25 @@ def test_an_end_through_a_long_outage_is_finished_once_notary_is_back(
     assert delegation.ended_at is not None
     roles = notary_cli.delegations(repository.gun)
     assert request.canonical_key_id not in roles[RELEASES]["keys"]
+
+
+def test_a_permanent_error_after_an_unknown_outcome_waits_instead_of_failing(
+    proxied, people, one_attempt
+):
+    repository, proxy = proxied
+    request = submit_request(repository, people["bob"])
+    services.request_approve(request_id=request.pk, acting_user=people["alice"])
+    proxy.tamper = lambda path, body: (
+        flip_byte_inside(body, b'"sig":"')
+        if proxy.posts and path.endswith("/timestamp.json")
+        else None
+    )
+    services.repository_publish(repository_id=repository.pk)  # sent; read-back broken
+    request.refresh_from_db()
+    # Then every read fails for good (a server now serving garbage, say): the key may be live,
+    # so the request is not failed for it.
+    services.repository_publish(repository_id=repository.pk, now=request.publish_retry_at)
+
+    request.refresh_from_db()
+    assert request.status == RequestStatus.APPLYING
+    assert request.publish_retry_at is not None

@@ -140,3 +140,59 @@ def _key_file(notary_cli, bundle):
     path = notary_cli.home / "bob-new-key.pem"
     path.write_bytes(bundle.key_pem)
     return path
+
+
+@pytest.mark.parametrize("renewal_state", ["pending", "approved"])
+def test_revoking_a_delegation_ends_its_open_renewal(
+    repository, people, notary_cli, delegate, renewal_state, run_jobs
+):
+    # An owner revokes bob's delegation (laptop stolen); his renewal must not put a key back.
+    first = delegate(repository, people["bob"], make_bundle("bob"))
+    renewal = services.request_submit(
+        **submission(repository, people["bob"], bundle=make_bundle("bob")),
+        renews=first.delegation,
+    )
+    if renewal_state == "approved":
+        services.request_approve(request_id=renewal.pk, acting_user=people["olga"])
+
+    services.delegation_revoke(
+        delegation_id=first.delegation.pk, acting_user=people["alice"], comment="laptop stolen"
+    )
+    run_jobs()
+    services.repository_publish(repository_id=repository.pk)
+
+    renewal.refresh_from_db()
+    assert renewal.status == (
+        RequestStatus.WITHDRAWN if renewal_state == "pending" else RequestStatus.FAILED
+    )
+    roles = notary_cli.delegations(repository.gun)
+    assert not roles.get("targets/qa", {}).get("keys")
+    assert not Delegation.objects.filter(request=renewal).exists()
+
+
+def test_a_renewal_published_while_its_delegation_was_revoked_inherits_the_end(
+    repository, people, notary_cli, delegate
+):
+    first = delegate(repository, people["bob"], make_bundle("bob"))
+    renewal = services.request_submit(
+        **submission(repository, people["bob"], bundle=make_bundle("bob")),
+        renews=first.delegation,
+    )
+    services.request_approve(request_id=renewal.pk, acting_user=people["olga"])
+    # The worker took the renewal up and sent it, then the revoke came.
+    DelegationRequest.objects.filter(pk=renewal.pk).update(
+        status=RequestStatus.APPLYING, publish_sent_at=renewal.created_at
+    )
+    services.delegation_revoke(
+        delegation_id=first.delegation.pk, acting_user=people["alice"], comment="laptop stolen"
+    )
+
+    services.repository_publish(repository_id=repository.pk)
+
+    renewal.refresh_from_db()
+    assert renewal.status == RequestStatus.REVOKED  # delegated, then its inherited end done
+    carried = AuditEvent.objects.get(request=renewal, action="delegation.revoke_requested")
+    assert carried.details["carried_over_from_delegation"] == first.delegation.pk
+    roles = notary_cli.delegations(repository.gun)
+    assert not roles.get("targets/qa", {}).get("keys")
+    assert not roles.get("targets/releases", {}).get("keys")

@@ -16,6 +16,7 @@ class NotificationKind(models.TextChoices):
     REQUEST_DELEGATED = "request_delegated"
     REQUEST_EXPIRING = "request_expiring"
     REQUEST_EXPIRED = "request_expired"
+    REQUEST_DIRECTORY_WITHDRAWN = "request_directory_withdrawn"
     REQUEST_FAILED = "request_failed"
     DELEGATION_REVOKED = "delegation_revoked"
     DELEGATION_GIVEN_UP = "delegation_given_up"

@@ -95,6 +95,11 @@ class RollbackDetected(InvalidMetadata):
     code = "rollback_detected"
 
 
+class RootCertificatesExpired(InvalidMetadata):
+    """Every certificate of the root role has expired (or is not valid yet): notary's Go
+    client, and so every Docker client, refuses such a repository (`trustpinning.ValidateRoot`)."""
+
+
 class ReadBackMismatch(PermanentNotaryError):
     """After a publish, the server's snapshot does not hash the bytes we sent."""
 

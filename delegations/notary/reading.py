@@ -23,6 +23,7 @@ from .errors import (
     MetadataNotFound,
     RepositoryNotInitialised,
     RollbackDetected,
+    RootCertificatesExpired,
 )
 from .keys import X509_KEYTYPES, PublicKey, certificate_common_name
 from .metadata import FileMeta, Metadata, Root, SignedT, Snapshot, Targets, Timestamp
@@ -94,11 +95,15 @@ class TrustReader:
         self.memory = memory or TrustMemory()
 
     def read(self, *, now: datetime) -> TrustState:
-        root_bytes, root = self.read_root(now=now)
-        timestamp, snapshot_bytes, snapshot = self.read_snapshot(root.signed, now=now)
-        recorded_root = (snapshot.signed.meta or {}).get(ROOT)
-        if recorded_root is not None and not recorded_root.describes(root_bytes):
-            raise InvalidMetadata(f"{self.gun}: root.json is not the root the snapshot records")
+        remembered = self._read_remembered_root(now=now)
+        if remembered is not None:
+            root_bytes, root, timestamp, snapshot_bytes, snapshot = remembered
+        else:
+            root_bytes, root = self.read_root(now=now)
+            timestamp, snapshot_bytes, snapshot = self.read_snapshot(root.signed, now=now)
+            recorded_root = (snapshot.signed.meta or {}).get(ROOT)
+            if recorded_root is not None and not recorded_root.describes(root_bytes):
+                raise InvalidMetadata(f"{self.gun}: root.json is not the root the snapshot records")
         targets_bytes = self.get_by_hash(TARGETS, snapshot.signed.meta)
         targets = Metadata.from_bytes(targets_bytes, Targets)
         self.require_signed(targets, root.signed, TARGETS)
@@ -118,6 +123,31 @@ class TrustReader:
 
     # -- root ------------------------------------------------------------------------------------
 
+    def _read_remembered_root(
+        self, *, now: datetime
+    ) -> tuple[bytes, Metadata[Root], Metadata[Timestamp], bytes, Metadata[Snapshot]] | None:
+        """The timestamp and snapshot verified with the root verified before, when the snapshot
+        says that root is still current (it records root.json's hashes): one GET fewer per read,
+        as Go's client updates with its cached root. None (read root.json from the server and
+        walk to it) when nothing is remembered, or the snapshot does not verify with that root
+        or records another one: a rotation, which the full read follows or refuses."""
+        if self.memory.root is None:
+            return None
+        root_bytes = self.memory.root
+        root = self._parse_root(root_bytes)
+        self._require_valid_certificate(root.signed, now)
+        self.require_fresh(root, now)
+        try:
+            timestamp, snapshot_bytes, snapshot = self.read_snapshot(root.signed, now=now)
+        except (RollbackDetected, RootCertificatesExpired):
+            raise
+        except InvalidMetadata:
+            return None
+        recorded_root = (snapshot.signed.meta or {}).get(ROOT)
+        if recorded_root is None or not recorded_root.describes(root_bytes):
+            return None
+        return root_bytes, root, timestamp, snapshot_bytes, snapshot
+
     def read_root(self, *, now: datetime) -> tuple[bytes, Metadata[Root]]:
         try:
             current_bytes = self.source.get(f"{ROOT}.json", limit=_ROOT_LIMIT)
@@ -128,9 +158,31 @@ class TrustReader:
         if trusted is not None:
             self._walk_to(trusted, current, current_bytes)
         self.require_signed(current, current.signed, ROOT)
+        self._require_valid_certificate(current.signed, now)
         self.require_fresh(current, now)
         self.memory = self.memory.remembering({ROOT: current.signed.version}, root=current_bytes)
         return current_bytes, current
+
+    def _require_valid_certificate(self, root: Root, now: datetime) -> None:
+        """At least one root certificate valid now, as Go's client requires of a root before it
+        trusts anything the root signs; publishing to a repository every reader refuses would
+        only pile up versions nobody can use."""
+        certificates = [
+            key.certificate() for key in root.role_keys(ROOT) if key.keytype in X509_KEYTYPES
+        ]
+        if not certificates or any(
+            certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
+            for certificate in certificates
+        ):
+            return
+        last = max(certificate.not_valid_after_utc for certificate in certificates)
+        raise RootCertificatesExpired(
+            f"{self.gun}: no root certificate is valid now (the last expired on "
+            f"{last:%Y-%m-%d}), so Docker and notary clients refuse this repository. Rotate its "
+            f"root key with `notary key rotate {self.gun} root` (the root key holder does), then "
+            "have a portal administrator forget the trust memory of the repository (Django "
+            'admin, Repositories, "Forget the remembered trust data").'
+        )
 
     def _trusted_start(self, current: Metadata[Root]) -> tuple[bytes, Metadata[Root]] | None:
         """The verified root the walk to `current` starts from; None when `current` is itself

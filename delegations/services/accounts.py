@@ -42,6 +42,21 @@ def repository_owners_provision(
     return list(selectors.owners_of(repository, directory_members=members))
 
 
+def repository_owners_or_known(
+    *, repository: Repository, now: datetime | None = None
+) -> list[User]:
+    """`repository_owners_provision` for the worker, which must record what it did whatever the
+    directory says: while the directory cannot be read, the owners the portal already knows."""
+    try:
+        return repository_owners_provision(repository=repository, now=now)
+    except directory.DirectoryUnavailable as error:
+        logger.warning("owners of %s read from the portal, directory down: %s", repository, error)
+        try:
+            return list(selectors.owners_of(repository))
+        except directory.DirectoryUnavailable:
+            return []
+
+
 def directory_account_provision(
     *, entry: directory.Account, now: datetime | None = None
 ) -> User | None:

@@ -28,7 +28,7 @@ from ..models import (
     RequestStatus,
 )
 from ..notary import DelegationChange, PublishResult
-from .accounts import repository_owners_provision
+from .accounts import repository_owners_or_known
 from .comments import checked_comment
 from .notifications import notifications_create
 from .state import request_facts, transition
@@ -154,9 +154,73 @@ def _ending_ask(
             details={**request_facts(request), "end_reason": reason, "comment": comment},
             system_actor=_system_actor(reason),
         )
+        _renewal_end(delegation, reason=reason, acting_user=acting_user, now=now)
         queueing.enqueue_after_commit(queueing.enqueue_repository_publish, delegation.repository_id)
     delegation.refresh_from_db()
     return delegation
+
+
+def _renewal_end(
+    delegation: Delegation, *, reason: EndReason, acting_user: User | None, now: datetime
+) -> None:
+    """An ending delegation's renewal must not put a new key in afterwards (an owner revokes
+    bob's delegation because his laptop was stolen; another approves his pending renewal):
+    a pending renewal is withdrawn, an approved one not yet taken up fails. One the worker is
+    publishing right now inherits the end when it is recorded (`ending_carry_over`)."""
+    renewal = selectors.open_renewal_of(delegation)
+    if renewal is None:
+        return
+    why = f"The delegation it renews is being ended ({EndReason(reason).label.lower()})."
+    if renewal.status == RequestStatus.PENDING:
+        transition(
+            renewal.pk,
+            source={RequestStatus.PENDING},
+            target=RequestStatus.WITHDRAWN,
+            actor=acting_user,
+            system_actor=_system_actor(reason),
+            action=AuditAction.REQUEST_WITHDRAWN,
+            now=now,
+            details={"comment": why},
+        )
+    elif renewal.status == RequestStatus.APPROVED:
+        transition(
+            renewal.pk,
+            source={RequestStatus.APPROVED},
+            target=RequestStatus.FAILED,
+            actor=None,
+            action=AuditAction.REQUEST_FAILED,
+            now=now,
+            details={"reason": why},
+            failure_reason=why,
+        )
+
+
+def ending_carry_over(renewed: Delegation, successor_id: int, *, now: datetime) -> None:
+    """A renewal published while the delegation it renews was being ended: the end applies to
+    the new key too (the next batch takes it out). Inside the transaction recording it."""
+    reason = EndReason(renewed.ending)
+    Delegation.objects.filter(pk=successor_id).update(
+        ending=reason,
+        ending_requested_by=renewed.ending_requested_by,
+        ending_requested_at=now,
+        ending_comment=renewed.ending_comment,
+        **Delegation.publish_bookkeeping_reset(),
+    )
+    successor = Delegation.objects.select_related("request__repository").get(pk=successor_id)
+    audit_record(
+        action=_ASKED[reason],
+        actor=renewed.ending_requested_by,
+        now=now,
+        request=successor.request,
+        details={
+            **request_facts(successor.request),
+            "end_reason": reason,
+            "comment": renewed.ending_comment,
+            "carried_over_from_delegation": renewed.pk,
+        },
+        system_actor=_system_actor(reason),
+    )
+    queueing.enqueue_after_commit(queueing.enqueue_repository_publish, successor.repository_id)
 
 
 def _system_actor(reason: EndReason) -> str:
@@ -254,7 +318,7 @@ def delegation_end_fail(
     who asked and the owners are told why."""
     now = now or clock.now()
     delegation = Delegation.objects.select_related("repository").get(pk=delegation_id)
-    owners = repository_owners_provision(repository=delegation.repository)
+    owners = repository_owners_or_known(repository=delegation.repository)
     with transaction.atomic():
         delegation = Delegation.objects.select_related("request__repository").get(pk=delegation_id)
         cleared = (

@@ -26,7 +26,8 @@ from ..models import (
     RequestStatus,
 )
 from ..notary import InvalidRoleName, PublishResult, team_role_name
-from .accounts import repository_owners_provision
+from .accounts import repository_owners_or_known, repository_owners_provision
+from .delegation_endings import ending_carry_over
 from .notifications import notifications_create, notifications_create_many
 from .state import request_facts, transition, transition_many
 
@@ -303,8 +304,15 @@ def requests_delegated_record(
 
 def _supersede_renewed(request: DelegationRequest, *, now: datetime) -> None:
     """End the delegation `request` renewed, in the transaction that records the new one."""
-    renewed = selectors.delegation_renewed_by(request)
-    if renewed is None:
+    if request.renews_id is None:
+        return
+    renewed = Delegation.objects.select_related("ending_requested_by").get(pk=request.renews_id)
+    if renewed.ending:
+        # Asked to end (perhaps ended in this very batch) while its renewal was on its way:
+        # the end applies to the new key too.
+        successor = Delegation.objects.values_list("pk", flat=True).get(request=request)
+        ending_carry_over(renewed, successor, now=now)
+    if not renewed.is_active:
         return
     Delegation.objects.active().filter(pk=renewed.pk).update(
         ended_at=now, end_reason=EndReason.REPLACED
@@ -324,7 +332,7 @@ def request_fail(*, request_id: int, reason: str, now: datetime | None = None) -
     """Give up on an approved request, keeping the reason for people to read."""
     now = now or clock.now()
     repository = Repository.objects.get(requests=request_id)
-    owners = repository_owners_provision(repository=repository, now=now)
+    owners = repository_owners_or_known(repository=repository, now=now)
     with transaction.atomic():
         request = transition(
             request_id,

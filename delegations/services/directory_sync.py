@@ -1,14 +1,15 @@
 """The directory sync (product.md D2): delegations follow the directory.
 
-A member who left a team loses their delegations in that team; a member whose account is
-disabled, or gone from the directory, loses all of them and can no longer log in. Each end is a
+A member who left a team loses their delegations in that team, and their pending requests for it
+are withdrawn; a member whose account is disabled, or gone from the directory, loses all of them
+and can no longer log in. Each end is a
 revoke (the key out of both roles, one publish) asked for by the sync, which the audit log names
 as the actor, and the member and the repository's owners are told.
 
 The sync acts only on a complete, fresh read of the directory. A directory it cannot read ends
 nothing, and a read that would end more than PORTAL_DIRECTORY_SYNC_MAX_ENDINGS delegations at
-once ends none of them: an emptied team base or a wrong filter looks exactly like everyone
-leaving, and signing rights are slow to give back.
+once ends none of them, and mails the administrators: an emptied team base or a wrong filter
+looks exactly like everyone leaving, and signing rights are slow to give back.
 """
 
 from __future__ import annotations
@@ -19,14 +20,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
 from django.db import transaction
 
 from .. import clock, directory
 from ..audit.chain import DIRECTORY_SYNC_ACTOR, audit_record
 from ..exceptions import IllegalTransition
-from ..models import AuditAction, Delegation, DirectoryAccount, EndReason
+from ..models import (
+    AuditAction,
+    Delegation,
+    DelegationRequest,
+    DirectoryAccount,
+    EndReason,
+    RequestStatus,
+)
 from .accounts import directory_account_set_active
 from .delegation_endings import delegation_end_for_directory
+from .request_endings import request_withdraw_for_directory
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +51,19 @@ class Ending:
     reason: EndReason
 
 
+@dataclass(frozen=True)
+class Withdrawal:
+    request_id: int
+    member: str
+    team: str
+    reason: EndReason
+
+
 @dataclass
 class SyncReport:
     accounts: int = 0
     endings: list[Ending] = field(default_factory=list)
+    withdrawals: list[Withdrawal] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
     enabled: list[str] = field(default_factory=list)
     held: bool = False
@@ -51,13 +71,15 @@ class SyncReport:
     def summary(self) -> str:
         if self.held:
             return (
-                f"held: the directory would end {len(self.endings)} delegations and disable "
+                f"held: the directory would end {len(self.endings)} delegations, withdraw "
+                f"{len(self.withdrawals)} pending requests and disable "
                 f"{len(self.disabled)} accounts at once, more than "
                 "PORTAL_DIRECTORY_SYNC_MAX_ENDINGS "
                 f"({settings.PORTAL_DIRECTORY_SYNC_MAX_ENDINGS}); nothing was changed"
             )
         return (
             f"{self.accounts} directory accounts checked; {len(self.endings)} delegations ending; "
+            f"{len(self.withdrawals)} pending requests withdrawn; "
             f"disabled: {', '.join(self.disabled) or 'none'}; "
             f"enabled again: {', '.join(self.enabled) or 'none'}"
         )
@@ -110,16 +132,21 @@ def directory_sync(*, now: datetime | None = None, force: bool = False) -> SyncR
             )
         )
 
+    report.withdrawals = _pending_of_leavers(entries, team_members, gone)
+
     # Accounts about to be disabled count too: a wrong user base looks like everyone leaving.
     newly_gone = [a for a in accounts if a.user_id in gone and a.user.is_active]
-    too_many = len(report.endings) + len(newly_gone) > settings.PORTAL_DIRECTORY_SYNC_MAX_ENDINGS
-    if too_many and not force:
+    changes = len(report.endings) + len(report.withdrawals) + len(newly_gone)
+    if changes > settings.PORTAL_DIRECTORY_SYNC_MAX_ENDINGS and not force:
         report.held = True
         report.disabled = [account.user.get_username() for account in newly_gone]
         _record_hold(report, now=now)
+        _mail_administrators(report)
         return report
     for ending in report.endings:
         _end(ending, now=now)
+    for withdrawal in report.withdrawals:
+        _withdraw(withdrawal, now=now)
     _follow_accounts(accounts, entries, gone, report, now=now)
     logger.info("directory sync: %s", report.summary())
     return report
@@ -136,6 +163,74 @@ def _end(ending: Ending, *, now: datetime) -> None:
         delegation_end_for_directory(
             delegation_id=ending.delegation_id, reason=ending.reason, comment=why, now=now
         )
+
+
+def _pending_of_leavers(
+    entries: dict[str, directory.Account],
+    team_members: dict[str, frozenset[str]],
+    gone: set[int],
+) -> list[Withdrawal]:
+    """Pending requests whose requester the directory disabled, or no longer lists in the
+    request's team: no owner should grant what the directory would end at once."""
+    withdrawals = []
+    pending = (
+        DelegationRequest.objects.filter(
+            status=RequestStatus.PENDING, requester__directory_account__isnull=False
+        )
+        .select_related("requester")
+        .order_by("pk")
+    )
+    for request in pending:
+        username = request.requester.get_username()
+        if request.requester_id in gone:
+            reason = EndReason.DISABLED
+        elif directory.normal_dn(entries[username].dn) in team_members.get(
+            request.team, frozenset()
+        ):
+            continue
+        else:
+            reason = EndReason.LEFT_TEAM
+        withdrawals.append(Withdrawal(request.pk, username, request.team, reason))
+    return withdrawals
+
+
+def _withdraw(withdrawal: Withdrawal, *, now: datetime) -> None:
+    why = (
+        f"{withdrawal.member} is no longer in team {withdrawal.team} in the directory."
+        if withdrawal.reason == EndReason.LEFT_TEAM
+        else f"{withdrawal.member}'s account is disabled or gone in the directory."
+    )
+    # Decided or withdrawn since it was read: nothing left to withdraw.
+    with contextlib.suppress(IllegalTransition):
+        request_withdraw_for_directory(request_id=withdrawal.request_id, comment=why, now=now)
+
+
+def _mail_administrators(report: SyncReport) -> None:
+    """A held sync waits for a person: the portal's administrators are mailed, not only the
+    log. A failure to mail is logged; the next run holds, and mails, again."""
+    users = get_user_model().objects.filter(is_active=True, is_superuser=True).exclude(email="")
+    addresses = sorted({user.email for user in users})
+    if not addresses:
+        logger.warning("directory sync held, and no administrator has an email address")
+        return
+    body = (
+        f"The directory sync of the delegation portal is holding: {report.summary()}.\n\n"
+        "A wrong directory filter or an emptied team base looks exactly like everyone leaving, "
+        "so nothing was changed. Look at the directory; if the changes are right, run\n\n"
+        "    manage.py directory_sync --force\n\n"
+        f"Delegations it would end: {', '.join(str(e.delegation_id) for e in report.endings)}\n"
+        f"Accounts it would disable: {', '.join(report.disabled) or 'none'}\n"
+        f"Portal: {settings.PORTAL_BASE_URL}\n"
+    )
+    try:
+        send_mail(
+            "[delegation portal] The directory sync is holding: a person must look",
+            body,
+            None,
+            addresses,
+        )
+    except Exception:
+        logger.exception("could not mail the administrators that the directory sync holds")
 
 
 def _follow_accounts(

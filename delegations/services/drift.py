@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from .. import clock, directory, queueing, selectors, trust
+from .. import clock, queueing, selectors, trust
 from ..audit.chain import audit_record
 from ..exceptions import IllegalTransition, InvalidInput, NotAllowed
 from ..intake.certificates import CertificateInfo, inspect_certificate
@@ -36,7 +36,7 @@ from ..models import (
     RequestStatus,
 )
 from ..notary import DelegationChange, InvalidKey, PublicKey, RemoveKey
-from .accounts import repository_owners_provision
+from .accounts import repository_owners_or_known
 from .comments import checked_comment
 from .delegation_requests import request_row_create
 from .notifications import drift_notifications_create
@@ -78,7 +78,7 @@ def repository_reconcile(*, repository_id: int, now: datetime | None = None) -> 
     try:
         server = trust.fetch(repository, now=now).targets.signed.delegations
         disagreements = selectors.drift_between(repository, server)
-        owners = _owners(repository)
+        owners = repository_owners_or_known(repository=repository)
         with transaction.atomic():
             _record(repository, disagreements, owners, report, now=now)
     finally:
@@ -176,14 +176,6 @@ def _facts(finding: DriftFinding) -> dict[str, object]:
         "roles_missing": finding.roles_missing,
         **({"delegation": finding.delegation_id} if finding.delegation_id else {}),
     }
-
-
-def _owners(repository: Repository) -> list[User]:
-    try:
-        return repository_owners_provision(repository=repository)
-    except directory.DirectoryUnavailable as error:
-        logger.warning("owners of %s read from the portal, directory down: %s", repository, error)
-        return list(selectors.owners_of(repository))
 
 
 # -- owners' actions ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
-from .. import directory, selectors, trust
+from .. import selectors, trust
 from ..exceptions import IllegalTransition
 from ..models import (
     AuditAction,
@@ -28,7 +28,7 @@ from ..models import (
     RequestStatus,
 )
 from ..notary import DelegationChange, InvalidKey, NotaryError, PublishResult
-from .accounts import repository_owners_provision
+from .accounts import repository_owners_or_known
 from .delegation_endings import delegation_end_fail, delegation_end_record, removal_of
 from .delegation_requests import request_fail, requests_delegated_record
 from .drift import drift_action_fail, drift_change
@@ -36,7 +36,7 @@ from .publish_lease import Lease, lease_require
 from .state import transition_many
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +173,21 @@ def _prepared(work: Work, run: PublishRun, *, now: datetime) -> bool:
             now=now,
         )
         return False
+    if (
+        work.is_addition
+        and request is not None
+        and request.renews_id is not None
+        and request.publish_sent_at is None
+        and Delegation.objects.filter(pk=request.renews_id).exclude(ending="").exists()
+    ):
+        work_fail(
+            work,
+            "The delegation this renews is being ended, so the new key does not go in; ask "
+            "again if you still need to sign.",
+            run,
+            now=now,
+        )
+        return False
     try:
         work.change = _change_of(work)
     except InvalidKey as error:
@@ -304,7 +319,7 @@ def _settle_abandoned(
             continue
         with transaction.atomic():  # in place already: recorded as found
             if work.delegation is not None:
-                owners = owners_for(repository)
+                owners = repository_owners_or_known(repository=repository)
                 delegation_end_record(
                     work.delegation,
                     result,
@@ -335,16 +350,6 @@ def work_fail(work: Work, reason: str, run: PublishRun, *, now: datetime) -> Non
         return  # settled meanwhile by another run
     if work.request_id is not None:
         run.failed.append(work.request_id)
-
-
-def owners_for(repository: Repository) -> list[User]:
-    """The owners to tell about ends. The publish is recorded whatever the directory says: if
-    it cannot be read now, the owners the portal already knows are told."""
-    try:
-        return repository_owners_provision(repository=repository)
-    except directory.DirectoryUnavailable as error:
-        logger.warning("owners of %s read from the portal, directory down: %s", repository, error)
-        return list(selectors.owners_of(repository))
 
 
 def _ids_by_model(works: list[Work]) -> dict[type[Row], list[int]]:

@@ -42,6 +42,7 @@ from ..notary import (
     TransientNotaryError,
 )
 from ..notary.errors import VersionConflict
+from .accounts import repository_owners_or_known
 from .delegation_endings import delegation_end_record
 from .delegation_requests import requests_delegated_record
 from .drift import drift_action_record
@@ -58,7 +59,6 @@ from .publish_lease import (
 from .publish_work import (
     PublishRun,
     Work,
-    owners_for,
     work_fail,
     works_collect,
     works_mark_sent,
@@ -157,8 +157,14 @@ def _publish(
         works_retry_later(works, error.message, run, now=now, outcome_unknown=False)
         return
     except (PermanentNotaryError, TrustSetupError) as error:
+        # Refused before anything was stored. A change an earlier run may have put on the
+        # server waits instead: only a read that succeeds can say it is not there.
+        maybe_live = [work for work in works if work.row.publish_sent_at is not None]
         for work in works:
-            work_fail(work, error.message, run, now=now)
+            if work not in maybe_live:
+                work_fail(work, error.message, run, now=now)
+        if maybe_live:
+            works_retry_later(maybe_live, error.message, run, now=now, outcome_unknown=True)
         return
     if result.changed:
         run.publishes += 1
@@ -182,7 +188,11 @@ def _record(
     now: datetime,
 ) -> None:
     """One transaction for the whole batch: the publish, then each change's own outcome."""
-    owners = owners_for(repository) if any(work.delegation for work in works) else None
+    owners = (
+        repository_owners_or_known(repository=repository)
+        if any(work.delegation for work in works)
+        else None
+    )
     versions = {
         "targets_version_before": result.version_before,
         "targets_version_after": result.version_after,

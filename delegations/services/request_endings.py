@@ -1,4 +1,5 @@
-"""Pending requests that end without a decision: withdrawn by their requester, or expired."""
+"""Pending requests that end without a decision: withdrawn by their requester (or by the
+directory sync, when the requester left the team), or expired."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 
 from .. import clock, selectors
+from ..audit.chain import DIRECTORY_SYNC_ACTOR
 from ..exceptions import IllegalTransition, NotAllowed
 from ..models import AuditAction, DelegationRequest, NotificationKind, RequestStatus
 from .notifications import notifications_create
@@ -35,6 +37,29 @@ def request_withdraw(
             action=AuditAction.REQUEST_WITHDRAWN,
             now=now,
         )
+
+
+def request_withdraw_for_directory(
+    *, request_id: int, comment: str, now: datetime | None = None
+) -> DelegationRequest:
+    """The directory sync withdraws a pending request whose requester left its team or was
+    disabled: the owners no longer see it, and the requester is told why."""
+    now = now or clock.now()
+    with transaction.atomic():
+        request = transition(
+            request_id,
+            source={RequestStatus.PENDING},
+            target=RequestStatus.WITHDRAWN,
+            actor=None,
+            system_actor=DIRECTORY_SYNC_ACTOR,
+            action=AuditAction.REQUEST_WITHDRAWN,
+            now=now,
+            details={"comment": comment},
+        )
+        notifications_create(
+            kind=NotificationKind.REQUEST_DIRECTORY_WITHDRAWN, request=request, now=now
+        )
+    return request
 
 
 def requests_expire(*, now: datetime | None = None) -> list[int]:

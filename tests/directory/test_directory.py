@@ -335,6 +335,30 @@ def test_leaving_qa_in_the_directory_revokes_the_delegation_and_tells_member_and
     assert sync_and_apply(run_jobs, django_capture_on_commit_callbacks).endings == []
 
 
+def test_a_pending_request_of_a_member_who_left_the_team_is_withdrawn_and_they_are_told(
+    nginx, delegated, ldap_tree, run_jobs, django_capture_on_commit_callbacks
+):
+    delegated("carol", "qa")  # a directory account the sync checks, staying in qa
+    bob = directory_user("bob")
+    pending = submit_request(nginx, bob, team="qa", bundle=make_bundle("bob"))
+    mail.outbox.clear()
+
+    ldap_tree.remove_member(ldap_tree.team_dn("qa"), ldap_tree.user_dn("bob"))
+    report = sync_and_apply(run_jobs, django_capture_on_commit_callbacks)
+
+    assert [(w.member, w.team, w.reason) for w in report.withdrawals] == [
+        ("bob", "qa", EndReason.LEFT_TEAM)
+    ]
+    pending.refresh_from_db()
+    assert pending.status == RequestStatus.WITHDRAWN
+    withdrawn = AuditEvent.objects.get(request=pending, action="request.withdrawn")
+    assert withdrawn.actor_name == DIRECTORY_SYNC_ACTOR
+    (told,) = mail.outbox
+    assert told.to == ["bob@example.org"]
+    assert "no longer lists you in team qa" in told.body
+    assert sync_and_apply(run_jobs, django_capture_on_commit_callbacks).withdrawals == []
+
+
 def test_a_disabled_account_loses_every_delegation_and_its_session(
     client, nginx, delegated, ldap_tree, notary_cli, run_jobs, django_capture_on_commit_callbacks
 ):
@@ -364,6 +388,23 @@ def test_a_disabled_account_loses_every_delegation_and_its_session(
     assert get_user_model().objects.get(username="carol").is_active
 
 
+def test_a_directory_outage_right_after_a_publish_does_not_undo_its_record(
+    nginx, delegated, ldap_tree, notary_cli, run_jobs, django_capture_on_commit_callbacks
+):
+    bob = delegated("bob", "qa")
+    services.delegation_give_up(delegation_id=bob.pk, acting_user=bob.member)  # owners are told
+    ldap_tree.stop()
+    try:
+        run = services.repository_publish(repository_id=nginx.pk)
+    finally:
+        ldap_tree.start()
+    assert run.ended == [bob.pk]
+    bob.refresh_from_db()
+    assert bob.ended_at is not None
+    assert bob.request.status == RequestStatus.REVOKED
+    assert bob.canonical_key_id not in keys_in(notary_cli, nginx.gun).get(RELEASES, set())
+
+
 def test_a_sync_that_cannot_read_the_directory_changes_nothing(
     delegated, ldap_tree, run_jobs, django_capture_on_commit_callbacks
 ):
@@ -382,6 +423,8 @@ def test_a_sync_that_cannot_read_the_directory_changes_nothing(
 def test_a_sync_that_would_end_too_many_delegations_at_once_ends_none(
     use_directory, delegated, ldap_tree, run_jobs, django_capture_on_commit_callbacks
 ):
+    get_user_model().objects.create_superuser("root", "root@example.org", None)
+    get_user_model().objects.create_superuser("quiet", "", None)  # no address: not mailed
     bob = delegated("bob", "qa")
     carol = delegated("carol", "qa")
     use_directory(PORTAL_DIRECTORY_SYNC_MAX_ENDINGS=1)
@@ -399,6 +442,12 @@ def test_a_sync_that_would_end_too_many_delegations_at_once_ends_none(
     held = AuditEvent.objects.get(action="directory.sync_held")
     assert held.details["would_end"] == 2
     assert held.actor_name == DIRECTORY_SYNC_ACTOR
+    # The administrators are mailed: a held sync waits for a person.
+    (alert,) = [
+        message for message in mail.outbox if "directory sync is holding" in message.subject
+    ]
+    assert alert.to == ["root@example.org"]
+    assert "directory_sync --force" in alert.body
 
     report = sync_and_apply(run_jobs, django_capture_on_commit_callbacks, force=True)
     assert not report.held

@@ -87,6 +87,18 @@ class TamperingProxy:
         self.server.shutdown()
         self.server.server_close()
 
+    def stop(self) -> None:
+        """Stop listening: clients meet a refused connection, as with a stopped server."""
+        self.__exit__()
+
+    def start_again(self) -> None:
+        """Listen again on the same port."""
+        handler = self.server.RequestHandlerClass
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(self.server.server_address, handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
 
 def flip_byte_inside(body: bytes, marker: bytes) -> bytes:
     """Change one character of the value after `marker`, keeping the JSON well formed."""

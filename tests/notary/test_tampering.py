@@ -49,6 +49,27 @@ def attempt_delegation(client, repo: Repo, **overrides):
     return client.publish_change(AddKey(key_of(make_bundle("bob")), (RELEASES,)), **signing)
 
 
+def broken_snapshot(path: str, body: bytes) -> bytes | None:
+    return flip_byte_inside(body, b'"sig":"') if is_by_hash(path, "snapshot") else None
+
+
+def test_a_forged_root_json_is_never_read_while_the_snapshot_records_the_remembered_root(
+    repo, proxy
+):
+    remembering = repo.new_client(proxy.url)
+    remembering.fetch(now=now())
+    usurper = SigningKey.generate_root(repo.gun, now=now())
+    forged = rotated_root(repo, usurper, signers=[usurper])
+    proxy.tamper = lambda path, body: forged if is_file(path, "root.json") else None
+
+    attempt_delegation(remembering, repo)  # published under the root it verified before
+
+    assert repo.targets_version() == 2
+    assert remembering.memory.root != forged
+    with pytest.raises(InvalidMetadata, match="not signed by the keys of version 1"):
+        attempt_delegation(repo.new_client(proxy.url), repo)  # one with nothing remembered
+
+
 def assert_nothing_published(proxy: TamperingProxy, repo: Repo, version: int) -> None:
     assert proxy.posts == 0
     assert repo.targets_version() == version
@@ -145,7 +166,11 @@ def test_a_new_root_the_old_root_did_not_sign_is_refused(repo, proxy):
     remembering.fetch(now=now())
     usurper = SigningKey.generate_root(repo.gun, now=now())
     forged = rotated_root(repo, usurper, signers=[usurper])
-    proxy.tamper = lambda path, body: forged if is_file(path, "root.json") else None
+    # A client that remembers the root reads root.json again only when the snapshot does not
+    # verify with it: a broken snapshot sends it there.
+    proxy.tamper = lambda path, body: (
+        forged if is_file(path, "root.json") else broken_snapshot(path, body)
+    )
 
     for client in (remembering, repo.new_client(proxy.url)):
         with pytest.raises(InvalidMetadata, match="not signed by the keys of version 1"):
@@ -162,7 +187,9 @@ def test_a_replayed_old_root_is_refused_after_a_rotation(repo, proxy):
     )
     client.fetch(now=now())  # the client follows to version 2
     root_path = proxy.path_of(repo.gun, "root.json")
-    proxy.tamper = lambda path, body: proxy.seen[path] if path == root_path else None
+    proxy.tamper = lambda path, body: (
+        proxy.seen[path] if path == root_path else broken_snapshot(path, body)
+    )
 
     with pytest.raises(RollbackDetected, match="root version 1, older than version 2"):
         attempt_delegation(client, repo)
