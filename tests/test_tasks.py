@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.utils import timezone
+from rq.job import JobStatus
 
-from delegations import services
+from delegations import queueing, services
 from delegations.models import DelegationRequest, Notification, RequestStatus
 from delegations.services.publish_lease import lease_acquire
 from stack.processes import free_port
@@ -96,3 +97,19 @@ def test_an_email_that_keeps_failing_is_given_up_after_its_attempts(
     request = submit_request(repository, people["bob"])
     Notification.objects.filter(request=request).update(attempts=3, last_error="550 no mailbox")
     assert services.unsent_notifications_resend() == []
+
+
+def test_an_email_job_started_by_a_dead_worker_is_queued_again(
+    repository, people, settings, rq_queue
+):
+    settings.PORTAL_STALLED_AFTER_SECONDS = 0
+    request = submit_request(repository, people["bob"])
+    owed = Notification.objects.filter(request=request).first()
+    assert queueing.enqueue_notification_send(owed.pk)
+    job = rq_queue.fetch_job(queueing.notification_send_job_id(owed.pk))
+    # A worker took it and was SIGKILLed: RQ still says "started", and no such worker beats.
+    job.set_status(JobStatus.STARTED)
+    job.worker_name = "killed-worker"
+    job.save()
+
+    assert owed.pk in services.unsent_notifications_resend()
