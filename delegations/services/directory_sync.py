@@ -18,6 +18,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -38,6 +39,9 @@ from ..models import (
 from .accounts import directory_account_set_active
 from .delegation_endings import delegation_end_for_directory
 from .request_endings import request_withdraw_for_directory
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -115,13 +119,9 @@ def directory_sync(*, now: datetime | None = None, force: bool = False) -> SyncR
         .order_by("pk")
     )
     for delegation in active:
-        if delegation.member_id in gone:
-            reason = EndReason.DISABLED
-        else:
-            entry = entries[delegation.member.get_username()]
-            if directory.normal_dn(entry.dn) in team_members.get(delegation.team, frozenset()):
-                continue
-            reason = EndReason.LEFT_TEAM
+        reason = _leaving(delegation.member, delegation.team, entries, team_members, gone)
+        if reason is None:
+            continue
         report.endings.append(
             Ending(
                 delegation_id=delegation.pk,
@@ -153,11 +153,7 @@ def directory_sync(*, now: datetime | None = None, force: bool = False) -> SyncR
 
 
 def _end(ending: Ending, *, now: datetime) -> None:
-    why = (
-        f"{ending.member} is no longer in team {ending.team} in the directory."
-        if ending.reason == EndReason.LEFT_TEAM
-        else f"{ending.member}'s account is disabled or gone in the directory."
-    )
+    why = _why(ending.member, ending.team, ending.reason)
     # Revoked, given up or replaced since it was read: it is ending already.
     with contextlib.suppress(IllegalTransition):
         delegation_end_for_directory(
@@ -181,25 +177,38 @@ def _pending_of_leavers(
         .order_by("pk")
     )
     for request in pending:
-        username = request.requester.get_username()
-        if request.requester_id in gone:
-            reason = EndReason.DISABLED
-        elif directory.normal_dn(entries[username].dn) in team_members.get(
-            request.team, frozenset()
-        ):
-            continue
-        else:
-            reason = EndReason.LEFT_TEAM
-        withdrawals.append(Withdrawal(request.pk, username, request.team, reason))
+        reason = _leaving(request.requester, request.team, entries, team_members, gone)
+        if reason is not None:
+            withdrawals.append(
+                Withdrawal(request.pk, request.requester.get_username(), request.team, reason)
+            )
     return withdrawals
 
 
+def _leaving(
+    user: User,
+    team: str,
+    entries: dict[str, directory.Account],
+    team_members: dict[str, frozenset[str]],
+    gone: set[int],
+) -> EndReason | None:
+    """Why the directory no longer lets `user` sign as `team`; None while it does."""
+    if user.pk in gone:
+        return EndReason.DISABLED
+    entry = entries[user.get_username()]
+    if directory.normal_dn(entry.dn) in team_members.get(team, frozenset()):
+        return None
+    return EndReason.LEFT_TEAM
+
+
+def _why(member: str, team: str, reason: EndReason) -> str:
+    if reason == EndReason.LEFT_TEAM:
+        return f"{member} is no longer in team {team} in the directory."
+    return f"{member}'s account is disabled or gone in the directory."
+
+
 def _withdraw(withdrawal: Withdrawal, *, now: datetime) -> None:
-    why = (
-        f"{withdrawal.member} is no longer in team {withdrawal.team} in the directory."
-        if withdrawal.reason == EndReason.LEFT_TEAM
-        else f"{withdrawal.member}'s account is disabled or gone in the directory."
-    )
+    why = _why(withdrawal.member, withdrawal.team, withdrawal.reason)
     # Decided or withdrawn since it was read: nothing left to withdraw.
     with contextlib.suppress(IllegalTransition):
         request_withdraw_for_directory(request_id=withdrawal.request_id, comment=why, now=now)
