@@ -40,6 +40,7 @@ class AuditAction(models.TextChoices):
     DRIFT_GONE = "drift.gone"
     DRIFT_ADOPTED = "drift.adopted"
     DRIFT_ACTION_REQUESTED = "drift.action_requested"
+    DRIFT_ACTION_FAILED = "drift.action_failed"
     DRIFT_REMOVED = "drift.removed"
     DRIFT_REPUBLISHED = "drift.republished"
     # Repositories and their keys.

@@ -351,9 +351,9 @@ def drift_action_fail(finding: DriftFinding, *, reason: str, now: datetime) -> N
     )
     if cleared:
         audit_record(
-            action=AuditAction.DRIFT_ACTION_REQUESTED,
+            action=AuditAction.DRIFT_ACTION_FAILED,
             actor=None,
             now=now,
             repository=finding.repository,
-            details={**_facts(finding), "action": finding.action, "failed": reason},
+            details={**_facts(finding), "action": finding.action, "reason": reason},
         )
