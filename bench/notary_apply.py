@@ -5,7 +5,9 @@ side, both with server-managed snapshots. Each round delegates a new certificate
 `targets/releases` and `targets/<team>`:
 
 - ours: `NotaryClient.publish_change` of an `AddKey` in one process (fetch, sign, publish, read
-  back), the way the worker runs it;
+  back), the way the worker runs it; and, in turns with it, the same inside the repository's
+  publish lease, taken and let go in the portal's database (SQLite, production settings) and
+  checked before the upload, as the worker does;
 - the peer: `notary delegation add` twice (staged) and `notary publish`, as DTR's docs do it.
 
 Prints the median and spread of each, and their ratio, beside the protocol floor: the same
@@ -13,8 +15,8 @@ requests over one keep-alive connection, with nothing parsed, verified or signed
 repositories get 1,000 more delegated keys (spread over `targets/releases` and ten team roles,
 as a large DTR shop would have) and the same delegation is timed again on top of them.
 
-The worker's whole run for one approval (its lease, the database, this publish) is timed by
-`bench/approval_burst.py`.
+The worker's whole run for one approval (its job, collecting and recording the work, the emails)
+is timed by `bench/approval_burst.py`.
 
     .venv/bin/python bench/notary_apply.py [--rounds 15] [--existing-keys 1000]
 """
@@ -40,6 +42,7 @@ from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import in_process
 from delegations.notary import (
     RELEASES,
     AddKey,
@@ -88,18 +91,49 @@ class NotaryCLI:
         subprocess.run([*self.base, *args], env=self.env, check=True, capture_output=True)
 
 
-def time_ours(client: NotaryClient, targets_key: SigningKey, work: Path, rounds: int) -> list:
-    durations = []
+def time_ours(
+    client: NotaryClient, targets_key: SigningKey, rounds: int, *, lease_repository_id: int
+) -> tuple[list, list]:
+    """Each round one delegation without the repository's publish lease and one inside it (the
+    lock that keeps other workers off the repository, taken and let go in the portal's database,
+    its fence checked just before the upload). Taken in turns, so both meet a targets file of
+    the same size: each round makes it two keys larger."""
+    from delegations.services.publish_lease import lease_acquire, lease_release, lease_renew
+
+    bare, leased = [], []
     for round_number in range(rounds):
+        role = team_role_name(f"team{round_number % 3}")
         key = PublicKey.from_certificate(new_certificate(f"ours{round_number}"))
         start = time.perf_counter()
         client.publish_change(
-            AddKey(key, (RELEASES, team_role_name(f"team{round_number % 3}"))),
+            AddKey(key, (RELEASES, role)), targets_key=targets_key, now=datetime.now(UTC)
+        )
+        bare.append(time.perf_counter() - start)
+
+        key = PublicKey.from_certificate(new_certificate(f"leased{round_number}"))
+        start = time.perf_counter()
+        lease = lease_acquire(repository_id=lease_repository_id, holder="bench")
+        if lease is None:
+            raise RuntimeError("the bench's own lease is held")
+        client.publish_change(
+            AddKey(key, (RELEASES, role)),
             targets_key=targets_key,
             now=datetime.now(UTC),
+            before_sending=lambda lease=lease: lease_renew(lease, force=True),
         )
-        durations.append(time.perf_counter() - start)
-    return durations
+        lease_release(lease)
+        leased.append(time.perf_counter() - start)
+    return bare, leased
+
+
+def leased_repository_id(server_url: str) -> int:
+    """A repository row in a portal database migrated from scratch, for its publish lease."""
+    in_process.migrated_application()  # sets Django up, so the models import
+    from delegations.models import Repository
+
+    return Repository.objects.create(
+        dtr_host="dtr.example.org", namespace="bench", name="leased", notary_url=server_url
+    ).pk
 
 
 def time_cli(cli: NotaryCLI, gun: str, work: Path, rounds: int) -> list:
@@ -248,8 +282,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-notary-") as temporary:
         work = Path(temporary)
         port = free_port()
-        with notary_service(port=port, data_dir=work / "server"):
+        server = notary_service(port=port, data_dir=work / "server")
+        # Nothing connects to Redis here; the settings only need its address.
+        portal = in_process.portal_environment(work, redis_url="redis://127.0.0.1:9/0")
+        with server, portal:
             server_url = f"http://127.0.0.1:{port}"
+            repository_id = leased_repository_id(server_url)
 
             ours_gun = "dtr.example.org/bench/ours"
             client = NotaryClient(Transport(server_url, ours_gun))
@@ -265,32 +303,38 @@ def main() -> None:
             cli("init", "-p", cli_gun)
             cli("key", "rotate", cli_gun, "snapshot", "-r")  # server-managed, like ours
 
-            ours = time_ours(client, targets_key, work, arguments.rounds)
+            ours, leased = time_ours(
+                client, targets_key, arguments.rounds, lease_repository_id=repository_id
+            )
             floor = time_floor(client, targets_key, server_url, arguments.rounds)
             peer = time_cli(cli, cli_gun, work, arguments.rounds)
 
             preload_ours(client, targets_key, arguments.existing_keys)
             preload_cli(cli, cli_gun, work, arguments.existing_keys)
-            ours_big = time_ours(client, targets_key, work, big_rounds)
+            ours_big, leased_big = time_ours(
+                client, targets_key, big_rounds, lease_repository_id=repository_id
+            )
             floor_big = time_floor(client, targets_key, server_url, big_rounds)
             peer_big = time_cli(cli, cli_gun, work, big_rounds)
 
     print("One delegation to targets/releases and targets/<team>, local notary-server:")
-    report(ours, floor, peer)
+    report(ours, leased, floor, peer)
     print(f"The same with {arguments.existing_keys} delegated keys already in targets.json:")
-    report(ours_big, floor_big, peer_big)
+    report(ours_big, leased_big, floor_big, peer_big)
 
 
-def report(ours: list[float], floor: list[float], peer: list[float]) -> None:
-    ratio = statistics.median(peer) / statistics.median(ours)
-    above = statistics.median(ours) / statistics.median(floor)
+def report(ours: list[float], leased: list[float], floor: list[float], peer: list[float]) -> None:
     print(f"  portal client   {describe(ours)}")
+    print(f"  with its lease  {describe(leased)}")
     print(f"  protocol floor  {describe(floor)}")
     print(f"  notary CLI      {describe(peer)}")
-    print(
-        f"  ratio           the CLI takes {ratio:.1f}x as long as the portal client, which "
-        f"takes {above:.1f}x the floor"
-    )
+    for name, figures in (("portal client", ours), ("client with its lease", leased)):
+        ratio = statistics.median(peer) / statistics.median(figures)
+        above = statistics.median(figures) / statistics.median(floor)
+        print(
+            f"  ratio           the CLI takes {ratio:.1f}x as long as the {name}, which takes "
+            f"{above:.1f}x the floor"
+        )
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from .models import (
     PublishLease,
     Repository,
     RepositoryKey,
+    TrustFile,
 )
 from .notary import key_file_info
 
@@ -269,6 +270,21 @@ class PublishLeaseAdmin(ReadOnlyAdmin):
     """Which worker publishes each repository now (none when `until` is empty or past)."""
 
     list_display = ["repository", "holder", "until", "fence", "wanted"]
+
+
+@admin.register(TrustFile)
+class TrustFileAdmin(ReadOnlyAdmin):
+    """The snapshot and targets files the Notary client last verified, reused when the server
+    still lists their hashes. Public trust data; "Forget the remembered trust data" on the
+    repository clears them with the rest of the memory."""
+
+    list_display = ["repository", "role", "size"]
+    exclude = ["data"]
+    readonly_fields = ["size"]
+
+    @admin.display(description="bytes")
+    def size(self, trust_file: TrustFile) -> int:
+        return len(trust_file.data)
 
 
 @admin.register(DriftFinding)

@@ -17,7 +17,7 @@ from django.db import transaction
 
 from . import keystore
 from .exceptions import InvalidInput, TrustSetupError
-from .models import KeyRole, Repository, RepositoryKey
+from .models import KeyRole, Repository, RepositoryKey, TrustFile
 from .notary import (
     AddKey,
     ChangeImpact,
@@ -78,6 +78,7 @@ def client_for(repository: Repository, *, remember: bool = True) -> Iterator[Not
     memory = TrustMemory(
         root=repository.trusted_root.encode() if repository.trusted_root else None,
         versions=repository.seen_versions or {},
+        files=_remembered_files(repository.pk),
     )
     client = NotaryClient(
         transport_for(repository),
@@ -99,17 +100,34 @@ def _remember(repository: Repository, memory: TrustMemory, *, epoch: int) -> Non
         row = Repository.objects.select_for_update().get(pk=repository.pk)
         if row.trust_epoch != epoch:
             return  # re-pinned or cleared meanwhile: what this read learnt no longer applies
+        stored_files = _remembered_files(repository.pk)
         stored = TrustMemory(
             root=row.trusted_root.encode() if row.trusted_root else None,
             versions=row.seen_versions or {},
+            files=stored_files,
         )
         merged = stored.merged(memory)
         Repository.objects.filter(pk=repository.pk).update(
             trusted_root=merged.root.decode() if merged.root else "",
             seen_versions=dict(merged.versions),
         )
+        for role, data in merged.files.items():
+            if stored_files.get(role) != data:
+                TrustFile.objects.update_or_create(
+                    repository_id=repository.pk, role=role, defaults={"data": data}
+                )
     repository.trusted_root = merged.root.decode() if merged.root else ""
     repository.seen_versions = dict(merged.versions)
+
+
+def _remembered_files(repository_id: int) -> dict[str, bytes]:
+    # bytes(): PostgreSQL hands binary columns back as memoryview.
+    return {
+        role: bytes(data)
+        for role, data in TrustFile.objects.filter(repository_id=repository_id).values_list(
+            "role", "data"
+        )
+    }
 
 
 def certificate_key(certificate_pem: str) -> PublicKey:

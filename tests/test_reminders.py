@@ -143,8 +143,9 @@ def test_owners_of_other_repositories_and_people_without_an_address_are_not_remi
 
 def test_each_delegation_is_reminded_on_its_own_schedule(bob, repository, people):
     dave = delegated(repository, people["dave"], team="dev")
-    # One run sees bob's certificate 30 days out and dave's (made later) too.
-    certificate_reminders_send(now=bob.certificate_expires_at - 30 * DAY)
+    # One run sees dave's certificate 30 days out and bob's (made a moment earlier, so expiring
+    # up to a second earlier: certificates count whole seconds) too.
+    certificate_reminders_send(now=dave.certificate_expires_at - 30 * DAY)
     assert Notification.objects.filter(kind="certificate_expiring").count() == 6
     owed_for = set(
         Notification.objects.filter(kind="certificate_expiring").values_list(

@@ -178,3 +178,27 @@ def test_a_read_that_began_before_the_memory_was_cleared_does_not_write_it_back(
     assert (cleared.trusted_root, cleared.seen_versions) == ("", {})
     trust.fetch(cleared, now=timezone.now())  # a read that begins afterwards remembers again
     assert Repository.objects.get(pk=repository.pk).trusted_root
+
+
+def test_the_verified_snapshot_and_targets_are_remembered_so_the_next_publish_skips_them(
+    repository, notary_url
+):
+    with TamperingProxy(notary_url) as proxy:
+        Repository.objects.filter(pk=repository.pk).update(notary_url=proxy.url)
+        for member in ("bob", "carol"):
+            fetched: list[str] = []
+            proxy.tamper = lambda path, body, fetched=fetched: fetched.append(
+                path.rsplit("/", 1)[-1].split(".")[0]
+            )
+            trust.publish(
+                Repository.objects.get(pk=repository.pk),  # as a new job would load it
+                trust.adding(make_bundle(member).cert_pem.decode(), ["targets/releases"]),
+                now=timezone.now(),
+            )
+    assert fetched == ["timestamp", "timestamp", "snapshot"]  # carol's: nothing re-downloaded
+    remembered = dict(repository.trust_files.values_list("role", "data"))
+    assert sorted(remembered) == ["snapshot", "targets"]
+    assert b"targets/releases" in bytes(remembered["targets"])
+
+    services.repository_trust_forget(repository_id=repository.pk)
+    assert not repository.trust_files.exists()

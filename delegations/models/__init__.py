@@ -7,7 +7,7 @@ from .delegations import DIRECTORY_END_REASONS, Delegation, DelegationQuerySet, 
 from .drift import DriftAction, DriftFinding, DriftKind, DriftResolution
 from .notifications import Notification, NotificationKind
 from .publishing import PublishLease
-from .repositories import KeyRole, Repository, RepositoryKey
+from .repositories import KeyRole, Repository, RepositoryKey, TrustFile
 from .requests import (
     MAX_COMMENT_CHARACTERS,
     OPEN_STATUSES,
@@ -42,6 +42,7 @@ __all__ = [
     "Repository",
     "RepositoryKey",
     "RequestStatus",
+    "TrustFile",
     "Verdict",
     "pending_lifetime",
 ]

@@ -63,6 +63,25 @@ class Repository(models.Model):
         return f"{self.namespace}/{self.name}"
 
 
+class TrustFile(models.Model):
+    """The last snapshot or targets file of a repository the portal verified (the rest of the
+    client's memory is on `Repository`). Trusted for nothing: a read uses it only when the
+    verified file above lists exactly its hashes, and checks it as if downloaded. A row of its
+    own, so that a large targets file is loaded only when the trust data is read."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="trust_files")
+    role = models.CharField(max_length=255)
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "role"], name="unique_trust_file_role")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository}: {self.role}"
+
+
 class KeyRole(models.TextChoices):
     ROOT = "root", "Root"
     TARGETS = "targets", "Targets"

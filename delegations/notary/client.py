@@ -254,7 +254,9 @@ class NotaryClient:
                 )
         listed = (snapshot.signed.meta or {}).get(TARGETS)
         if listed is not None and listed.describes(sent[TARGETS]):
-            self.memory = self.memory.remembering({TARGETS: targets_version})
+            self.memory = self.memory.remembering(
+                {TARGETS: targets_version}, files={TARGETS: sent[TARGETS]}
+            )
             return
         try:
             current_bytes = reader.get_by_hash(TARGETS, snapshot.signed.meta)

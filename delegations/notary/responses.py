@@ -1,13 +1,14 @@
 """What a Notary server's answers mean: statuses and notary's error envelopes turned into the
 package's errors, connection failures sorted into configuration and passing trouble, and bodies
-read under a cap. Used by `transport`; like it, nothing from `requests` escapes."""
+read under a cap. Used by `transport`; like it, nothing from urllib3 escapes."""
 
 from __future__ import annotations
 
 import json
 from urllib.parse import urlsplit
 
-import requests
+from urllib3 import BaseHTTPResponse
+from urllib3.exceptions import HTTPError, NewConnectionError, SSLError, TimeoutError
 
 from .errors import (
     AuthenticationRequired,
@@ -19,7 +20,8 @@ from .errors import (
     UnexpectedResponse,
     VersionConflict,
 )
-from .tls import bundle_failure, certificate_failure
+from .pools import UnusableBundle
+from .tls import certificate_failure
 
 CA_BUNDLE_SETTING = "PORTAL_NOTARY_CA_BUNDLE"
 # Statuses that say "not now" rather than "never": timeouts and rate limits.
@@ -28,7 +30,7 @@ _CHUNK = 64 * 1024
 
 
 def connection_error(
-    error: OSError,
+    error: Exception,
     url: str,
     transient: type[NotaryError],
     *,
@@ -39,29 +41,28 @@ def connection_error(
     configuration (permanent); anything else may pass (`transient`)."""
     bundle = verify if isinstance(verify, str) else None
     trusted = f"the CA bundle {bundle}" if bundle else "the system trust store"
-    if isinstance(error, requests.Timeout):
-        return transient(f"{url} did not answer within {timeout}s")
     host = urlsplit(url).netloc
+    if isinstance(error, UnusableBundle):
+        return TLSVerificationFailed(
+            f"{trusted} cannot verify {host}: {error}; check {CA_BUNDLE_SETTING}"
+        )
+    # A refused connection is a NewConnectionError, which urllib3 also makes a TimeoutError.
+    if isinstance(error, TimeoutError) and not isinstance(error, NewConnectionError):
+        return transient(f"{url} did not answer within {timeout}s")
     failure = certificate_failure(error)
     if failure is not None:
         return TLSVerificationFailed(
             f"the TLS certificate of {host} does not verify against {trusted} ({failure}); "
             f"set {CA_BUNDLE_SETTING} to the CA bundle that issued it"
         )
-    # requests checks the bundle path before connecting, raising a bare OSError.
-    unusable = bundle_failure(error) if isinstance(error, requests.RequestException) else error
-    if unusable is not None:
-        return TLSVerificationFailed(
-            f"{trusted} cannot verify {host}: {unusable}; check {CA_BUNDLE_SETTING}"
-        )
-    if isinstance(error, requests.exceptions.SSLError):
+    if isinstance(error, SSLError):
         return transient(f"TLS with {url} failed: {error}")
     return transient(f"cannot reach {url}: {error}")
 
 
-def raise_for_status(gun: str, response: requests.Response, action: str) -> None:
+def raise_for_status(gun: str, response: BaseHTTPResponse, action: str) -> None:
     """Nothing for a 200; otherwise the error that says what the server's status means."""
-    status = response.status_code
+    status = response.status
     if status == 200:
         return
     if status >= 500:
@@ -85,21 +86,21 @@ class TooLarge(Exception):
 MAX_ERROR_BYTES = 64 * 1024
 
 
-def read_capped(response: requests.Response, limit: int) -> bytes:
+def read_capped(response: BaseHTTPResponse, limit: int) -> bytes:
     """The body of a streamed response; TooLarge past `limit` bytes."""
     body = bytearray()
-    for chunk in response.iter_content(_CHUNK):
+    for chunk in response.stream(_CHUNK):
         body += chunk
         if len(body) > limit:
             raise TooLarge
     return bytes(body)
 
 
-def _rejection(response: requests.Response, action: str, gun: str) -> NotaryError:
+def _rejection(response: BaseHTTPResponse, action: str, gun: str) -> NotaryError:
     """Turn notary's errcode envelope into the error that says what went wrong."""
     try:
         body = read_capped(response, MAX_ERROR_BYTES)
-    except (TooLarge, requests.RequestException):
+    except (TooLarge, HTTPError):
         body = b""
     try:
         first = json.loads(body)["errors"][0]

@@ -1,7 +1,8 @@
 """Telling a TLS problem someone must configure away from one that may pass by itself.
 
-A certificate that does not verify, or a CA bundle that cannot be loaded, fails the same way on
-every retry: the fix is PORTAL_NOTARY_CA_BUNDLE. A reset handshake is the network's business.
+A certificate that does not verify fails the same way on every retry: the fix is
+PORTAL_NOTARY_CA_BUNDLE (`pools` reports a bundle that cannot be loaded). A reset handshake is the
+network's business.
 """
 
 from __future__ import annotations
@@ -18,16 +19,8 @@ def certificate_failure(error: BaseException) -> str | None:
     return None
 
 
-def bundle_failure(error: BaseException) -> str | None:
-    """Why the CA bundle could not be loaded (a file without certificates), if it could not."""
-    for cause in _causes(error):
-        if isinstance(cause, ssl.SSLError) and cause.library in ("PEM", "X509"):
-            return str(cause.reason or cause).lower().replace("_", " ")
-    return None
-
-
 def _causes(error: BaseException) -> Iterator[BaseException]:
-    """The error and everything it wraps: requests wraps urllib3, which wraps `ssl`."""
+    """The error and everything it wraps: urllib3 wraps `ssl`."""
     pending, seen = [error], set()
     while pending:
         current = pending.pop()

@@ -1,8 +1,8 @@
 """HTTP to one repository's trust data on a Notary server, with errors mapped to ours.
 
-Everything `requests` can raise stays in this module (style habit 5). Requests answer the
-server's authentication challenge (DTR token auth, protocol note §8) with the portal's service
-account; the parts without HTTP are in `auth.py`.
+Everything urllib3 can raise stays in this module and `responses` (style habit 5). Requests
+answer the server's authentication challenge (DTR token auth, protocol note §8) with the portal's
+service account; the parts without HTTP are in `auth.py`, the connection pools in `pools.py`.
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TypedDict, Unpack
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
-import requests
+import urllib3
+from urllib3 import BaseHTTPResponse
+from urllib3.exceptions import HTTPError
 
 from .auth import (
     Challenge,
@@ -38,6 +40,7 @@ from .errors import (
     TokenServiceUnavailable,
     UnexpectedResponse,
 )
+from .pools import UnusableBundle, pool_for
 from .responses import (
     MAX_ERROR_BYTES,
     TRY_LATER,
@@ -48,14 +51,6 @@ from .responses import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-class _SendOptions(TypedDict, total=False):
-    """What a request may add to the method, URL and authorization."""
-
-    stream: bool
-    allow_redirects: bool
-    files: list[tuple[str, tuple[str, bytes, str]]]
 
 
 # The Go client caps the timestamp at 1 MiB; other files can be large with many targets.
@@ -82,7 +77,7 @@ class Transport:
         *,
         timeout: float = 10.0,
         verify: bool | str = True,
-        session: requests.Session | None = None,
+        pool: urllib3.PoolManager | None = None,
         credentials: Credentials | None = None,
         tokens: TokenCache | None = None,
     ) -> None:
@@ -93,24 +88,23 @@ class Transport:
         self.credentials = credentials
         self.tokens = shared_tokens if tokens is None else tokens
         self.base_url = f"{self.server_url}/v2/{quote(gun, safe='/')}/_trust/tuf/"
-        self.session = session or requests.Session()
-        # requests reads proxy settings from the environment on every request, a seventh of a
-        # delegation's time; read them once for this server instead.
-        self.session.proxies.update(requests.utils.get_environ_proxies(self.server_url))
-        self.session.trust_env = False
+        # Made at the first request unless a caller brings one, so that a CA bundle that cannot
+        # be loaded is reported as every request's error. The token service gets its own (its
+        # host may go through another proxy).
+        self._pool = pool
+        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
 
     def get(self, path: str, *, limit: int = MAX_METADATA_BYTES) -> bytes:
         """GET a file under the repository's trust URL; MetadataNotFound on 404."""
-        response = self._request("GET", path, f"GET {path}", stream=True)
-        with response:
-            if response.status_code == 404:
+        with self._request("GET", path, f"GET {path}") as response:
+            if response.status == 404:
                 raise MetadataNotFound(f"{self.gun}: {path} does not exist on the server")
             raise_for_status(self.gun, response, f"GET {path}")
             try:
                 return read_capped(response, limit)
             except TooLarge:
                 raise InvalidMetadata(f"{path} is larger than {limit} bytes") from None
-            except requests.RequestException as error:
+            except HTTPError as error:
                 # The body streams after the status line, so it can break on its own.
                 raise ServerUnreachable(
                     f"reading {path} from {self.server_url} failed: {error}"
@@ -121,21 +115,25 @@ class Transport:
         parts = [
             ("files", (role, data, "application/octet-stream")) for role, data in files.items()
         ]
-        # A redirect would turn the POST into a GET and lose the upload.
-        response = self._request(
-            "POST", "", "publish", files=parts, allow_redirects=False, stream=True
-        )
-        with response:
+        body, content_type = urllib3.encode_multipart_formdata(parts)
+        with self._request("POST", "", "publish", body=body, content_type=content_type) as response:
             raise_for_status(self.gun, response, "publish")
             # Read the (empty) answer, so the connection goes back to the pool for the read-back.
-            with contextlib.suppress(TooLarge, requests.RequestException):
+            with contextlib.suppress(TooLarge, HTTPError):
                 read_capped(response, MAX_ERROR_BYTES)
 
     # -- authentication ------------------------------------------------------------------------
 
+    @contextlib.contextmanager
     def _request(
-        self, method: str, path: str, action: str, **options: Unpack[_SendOptions]
-    ) -> requests.Response:
+        self,
+        method: str,
+        path: str,
+        action: str,
+        *,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> Iterator[BaseHTTPResponse]:
         """Send a request, answering the server's challenge; a 401 never comes back from here.
 
         A token the server refuses is dropped and a new one fetched, once per request: a cached
@@ -148,11 +146,16 @@ class Transport:
         authorization = self._authorization(known, action) if known else None
         renewed = False
         while True:
-            response = self._send(method, self.base_url + path, authorization, **options)
-            if response.status_code != 401:
-                return response
-            response.close()
-            challenge = self._challenge_of(response, action)
+            headers = {"Content-Type": content_type} if content_type else {}
+            if authorization:
+                headers["Authorization"] = authorization.header
+            response = self._send(method, self.base_url + path, headers, body)
+            if response.status != 401:
+                with _finished(response):
+                    yield response
+                return
+            with _finished(response):
+                challenge = self._challenge_of(response, action)
             self.tokens.remember(request_class, challenge)
             if authorization is None:
                 authorization = self._authorization(challenge, action)
@@ -216,28 +219,13 @@ class Transport:
         if scope.service:
             params.append(("service", scope.service))
         credentials = self.credentials
-        headers = {"Authorization": _basic(credentials)} if credentials else None
+        headers = {"Authorization": _basic(credentials)} if credentials else {}
         where = f"the token service at {scope.realm}"
-        try:
-            response = self.session.get(
-                scope.realm,
-                params=params,
-                headers=headers,
-                timeout=self.timeout,
-                verify=self.verify,
-                proxies=requests.utils.get_environ_proxies(scope.realm),
-                stream=True,
-            )
-        except (requests.RequestException, OSError) as error:
-            raise connection_error(
-                error,
-                scope.realm,
-                TokenServiceUnavailable,
-                verify=self.verify,
-                timeout=self.timeout,
-            ) from None
-        with response:
-            status = response.status_code
+        separator = "&" if urlsplit(scope.realm).query else "?"
+        url = f"{scope.realm}{separator}{urlencode(params)}" if params else scope.realm
+        response = self._send("GET", url, headers, None, unavailable=TokenServiceUnavailable)
+        with _finished(response):
+            status = response.status
             if status in (401, 403):
                 if credentials is None:
                     raise AuthenticationRequired(self._no_credentials(action))
@@ -256,13 +244,13 @@ class Transport:
                 body = read_capped(response, MAX_TOKEN_RESPONSE_BYTES)
             except TooLarge:
                 body = b""  # reported as not a token below
-            except requests.RequestException as error:
+            except HTTPError as error:
                 raise TokenServiceUnavailable(f"reading from {where} failed: {error}") from None
         token = token_from_response(body, realm=scope.realm, now=self.tokens.clock())
         logger.debug("fetched a token for %s from %s", scope.scope or "no scope", scope.realm)
         return token
 
-    def _challenge_of(self, response: requests.Response, action: str) -> Challenge:
+    def _challenge_of(self, response: BaseHTTPResponse, action: str) -> Challenge:
         """The challenge to answer: Bearer (what DTR and notary-server send), else Basic."""
         header = response.headers.get("WWW-Authenticate", "")
         try:
@@ -319,22 +307,65 @@ class Transport:
         self,
         method: str,
         url: str,
-        authorization: _Authorization | None,
-        **options: Unpack[_SendOptions],
-    ) -> requests.Response:
-        headers = {"Authorization": authorization.header} if authorization else None
+        headers: dict[str, str],
+        body: bytes | None,
+        *,
+        unavailable: type[NotaryError] = ServerUnreachable,
+    ) -> BaseHTTPResponse:
+        """One request, its body left to stream; connection trouble becomes `unavailable`,
+        saying which server (the token service's realm, or the Notary server) could not be
+        reached."""
         try:
-            return self.session.request(
-                method, url, headers=headers, timeout=self.timeout, verify=self.verify, **options
+            if self._pool is not None and unavailable is ServerUnreachable:
+                pool = self._pool
+            else:
+                pool = pool_for(url, self.verify)
+                if unavailable is ServerUnreachable:
+                    # Kept for the transport's next requests (the proxy lookup alone reads
+                    # the whole environment).
+                    self._pool = pool
+            return pool.request(
+                method,
+                url,
+                body=body,
+                headers=headers,
+                timeout=self._timeout,
+                preload_content=False,
+                # A redirect would turn the POST into a GET and lose the upload; a GET follows
+                # a few, as Go's client does.
+                retries=_GET_RETRIES if method == "GET" else False,
+                redirect=method == "GET",
             )
-        except (requests.RequestException, OSError) as error:
+        except (HTTPError, UnusableBundle, OSError) as error:
+            where = self.server_url if unavailable is ServerUnreachable else url.split("?")[0]
             raise connection_error(
-                error,
-                self.server_url,
-                ServerUnreachable,
-                verify=self.verify,
-                timeout=self.timeout,
+                error, where, unavailable, verify=self.verify, timeout=self.timeout
             ) from None
+
+
+# No retry of its own (the worker decides what is retried), and at most ten redirects, the
+# last of which is then answered as it is (an unexpected status).
+_GET_RETRIES = urllib3.Retry(total=False, redirect=10, raise_on_redirect=False)
+
+
+@contextlib.contextmanager
+def _finished(response: BaseHTTPResponse) -> Iterator[BaseHTTPResponse]:
+    """The response, and afterwards its connection back in the pool, open for the next request
+    when what is left of the body is a short answer nobody read (a 401's or 404's), closed when
+    a body broke off or ran past its limit."""
+    try:
+        yield response
+    except BaseException:
+        if response.status == 200:
+            response.close()
+        raise
+    finally:
+        if not response.closed:
+            try:
+                read_capped(response, MAX_ERROR_BYTES)
+            except (TooLarge, HTTPError, OSError):
+                response.close()
+        response.release_conn()
 
 
 def _basic(credentials: Credentials) -> str:

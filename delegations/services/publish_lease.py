@@ -22,11 +22,11 @@ import os
 import socket
 import time
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ..models import PublishLease
@@ -58,27 +58,42 @@ def lease_holder_name() -> str:
 def lease_acquire(*, repository_id: int, holder: str) -> Lease | None:
     """Take the repository's lease if nobody holds a live one. Otherwise tell the holder more
     work is wanted and return None: the holder looks again before it lets go."""
-    _lease_row_ensure(repository_id)
     for _ in range(3):
         now = timezone.now()
-        with transaction.atomic():
-            taken = (
-                PublishLease.objects.filter(pk=repository_id)
-                .filter(Q(until__isnull=True) | Q(until__lt=now))
-                .update(fence=F("fence") + 1, holder=holder, until=now + _lifetime())
-            )
-            if taken:
-                fence, wanted = PublishLease.objects.values_list("fence", "wanted").get(
-                    pk=repository_id
-                )
-                return Lease(repository_id, fence, holder, wanted, time.monotonic())
+        taken = _lease_take(repository_id, holder, now)
+        if taken is not None:
+            fence, wanted = taken
+            return Lease(repository_id, fence, holder, wanted, time.monotonic())
         # Held: ask for another look, but only while it is still held, or the holder could let
-        # go without having seen the request; if it was let go meanwhile, try again to take it.
+        # go without having seen the request; if it was let go meanwhile (or never made), try
+        # again to take it.
         if PublishLease.objects.filter(pk=repository_id, until__gte=now).update(
             wanted=F("wanted") + 1
         ):
             return None
+        _lease_row_ensure(repository_id)
     return None
+
+
+def _lease_take(repository_id: int, holder: str, now: datetime) -> tuple[int, int] | None:
+    """The new fence and `wanted`, if the lease was free or stale and is now `holder`'s.
+
+    One UPDATE ... RETURNING (SQLite 3.35+ and PostgreSQL), which Django's ORM cannot say: an
+    update and a read in one transaction cost a worker a millisecond on every publish."""
+    table = connection.ops.quote_name(PublishLease._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET fence = fence + 1, holder = %s, until = %s "  # noqa: S608 - names from the model
+            "WHERE repository_id = %s AND (until IS NULL OR until < %s) RETURNING fence, wanted",
+            [
+                holder,
+                connection.ops.adapt_datetimefield_value(now + _lifetime()),
+                repository_id,
+                connection.ops.adapt_datetimefield_value(now),
+            ],
+        )
+        row = cursor.fetchone()
+    return (int(row[0]), int(row[1])) if row else None
 
 
 def lease_renew(lease: Lease, *, force: bool = False) -> Lease:

@@ -12,7 +12,7 @@ from django.db.models import F
 from .. import clock, trust
 from ..audit.chain import audit_record
 from ..exceptions import InvalidInput
-from ..models import AuditAction, KeyRole, Repository
+from ..models import AuditAction, KeyRole, Repository, TrustFile
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -65,7 +65,7 @@ def repository_trust_forget(
     acting_user: User | None = None,
     now: datetime | None = None,
 ) -> Repository:
-    """Forget the remembered root and versions, after a deliberate reset of the trust data on
+    """Forget the remembered root, versions and files, after a deliberate reset of the trust data on
     the server (which the portal would otherwise refuse as a rollback). The pinned root stays."""
     now = now or clock.now()
     with transaction.atomic():
@@ -74,6 +74,7 @@ def repository_trust_forget(
         Repository.objects.filter(pk=repository_id).update(
             trusted_root="", seen_versions={}, trust_epoch=F("trust_epoch") + 1
         )
+        TrustFile.objects.filter(repository_id=repository_id).delete()
         repository.refresh_from_db()
         audit_record(
             action=AuditAction.REPOSITORY_TRUST_MEMORY_CLEARED,

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-import requests
+import urllib3
 
 from delegations.notary import (
     RELEASES,
@@ -292,17 +293,20 @@ def test_tokens_are_cached_so_a_stream_of_operations_skips_401s_and_token_reques
     token_repo, token_issuer
 ):
     challenged: list[str] = []
-    session = requests.Session()
-    session.hooks["response"].append(
-        lambda response, **_: (
-            challenged.append(response.url) if response.status_code == 401 else None
-        )
-    )
+
+    class Watched(urllib3.PoolManager):
+        def urlopen(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            response = super().urlopen(method, url, *args, **kwargs)
+            if response.status == 401:
+                challenged.append(url)
+            return response
+
+    pool = Watched()
     tokens = TokenCache()
 
     def operate() -> None:
         # A transport per operation, as the portal makes them; the cache outlives them.
-        client = token_repo.client(token_repo.owner, tokens=tokens, session=session)
+        client = token_repo.client(token_repo.owner, tokens=tokens, pool=pool)
         token_repo.delegate(client, team=f"team{uuid.uuid4().hex[:6]}")
         client.fetch(now=now())
 

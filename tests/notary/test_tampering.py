@@ -167,7 +167,8 @@ def test_a_new_root_the_old_root_did_not_sign_is_refused(repo, proxy):
     usurper = SigningKey.generate_root(repo.gun, now=now())
     forged = rotated_root(repo, usurper, signers=[usurper])
     # A client that remembers the root reads root.json again only when the snapshot does not
-    # verify with it: a broken snapshot sends it there.
+    # verify with it: a broken snapshot sends it there (downloaded: the client forgot its own).
+    remembering.memory = dataclasses.replace(remembering.memory, files={})
     proxy.tamper = lambda path, body: (
         forged if is_file(path, "root.json") else broken_snapshot(path, body)
     )
@@ -186,6 +187,7 @@ def test_a_replayed_old_root_is_refused_after_a_rotation(repo, proxy):
         {"root": rotated_root(repo, new_root_key, signers=[repo.root_key, new_root_key])}
     )
     client.fetch(now=now())  # the client follows to version 2
+    client.memory = dataclasses.replace(client.memory, files={})  # so it downloads the snapshot
     root_path = proxy.path_of(repo.gun, "root.json")
     proxy.tamper = lambda path, body: (
         proxy.seen[path] if path == root_path else broken_snapshot(path, body)
@@ -219,3 +221,43 @@ def test_a_targets_file_the_portals_key_did_not_sign_is_not_re_signed(repo):
     with pytest.raises(PermanentNotaryError, match="not signed by the portal's targets key"):
         attempt_delegation(repo.new_client(), repo)
     assert repo.targets_version() == 2
+
+
+def downloads(proxy: TamperingProxy) -> list[str]:
+    """The role of every file the client downloads through the proxy from now on."""
+    fetched: list[str] = []
+
+    def record(path: str, body: bytes) -> None:
+        fetched.append(path.rsplit("/", 1)[-1].split(".")[0])
+
+    proxy.tamper = record
+    return fetched
+
+
+def test_a_publish_after_the_clients_own_downloads_only_what_changed(repo, proxy):
+    client = repo.new_client(proxy.url)
+    attempt_delegation(client, repo)
+    fetched = downloads(proxy)
+
+    client.publish_change(AddKey(key_of(make_bundle("carol")), (RELEASES,)), **repo.signing())
+
+    # The timestamp still lists the snapshot and targets the client verified: only the read-back
+    # has something new to download, the server's new snapshot.
+    assert fetched == ["timestamp", "timestamp", "snapshot"]
+    assert repo.targets_version() == 3
+
+
+def test_a_remembered_file_the_verified_metadata_does_not_list_is_downloaded_instead(repo, proxy):
+    client = repo.new_client(proxy.url)
+    client.fetch(now=now())
+    repo.delegate(key_of(make_bundle("dave")), "dev")  # someone else publishes meanwhile
+    client.memory = dataclasses.replace(
+        client.memory, files={**client.memory.files, "snapshot": b"{}", "targets": b"forged"}
+    )
+    fetched = downloads(proxy)
+
+    state = client.fetch(now=now())
+
+    assert fetched == ["timestamp", "snapshot", "targets"]
+    assert state.targets.signed.version == 2
+    assert client.memory.files["targets"] == state.targets_bytes

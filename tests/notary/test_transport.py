@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -263,3 +264,27 @@ def test_a_basic_challenge_gets_the_credentials_and_then_gets_them_up_front(serv
     assert len(challenged) == 1
     with pytest.raises(AuthenticationRequired, match="PORTAL_NOTARY_USERNAME"):
         transport(server, credentials=None).get("root.json")
+
+
+def test_the_proxy_the_environment_names_is_used_unless_no_proxy_excludes_the_host(
+    server, monkeypatch
+):
+    seen: list[str] = []
+
+    def through_proxy(handler: BaseHTTPRequestHandler) -> None:
+        seen.append(handler.path)
+        send(handler, 200, b"{}")
+
+    BEHAVIOURS["root.json"] = through_proxy
+    for name in ("http_proxy", "no_proxy", "NO_PROXY"):  # lower case would win
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server)
+    # A name that resolves nowhere: only the proxy can answer for it.
+    behind = "http://notary.invalid:4443"
+    assert Transport(behind, GUN, timeout=5).get("root.json") == b"{}"
+    assert seen == [f"{behind}/v2/{GUN}/_trust/tuf/root.json"]
+
+    monkeypatch.setenv("NO_PROXY", "notary.invalid")
+    with pytest.raises(ServerUnreachable, match=re.escape(f"cannot reach {behind}")):
+        Transport(behind, GUN, timeout=5).get("root.json")
+    assert len(seen) == 1
