@@ -33,6 +33,7 @@ from .models import (
     PublishLease,
     Repository,
     RepositoryKey,
+    TeamAccessGrant,
     TrustFile,
 )
 from .notary import key_file_info
@@ -270,6 +271,14 @@ class PublishLeaseAdmin(ReadOnlyAdmin):
     """Which worker publishes each repository now (none when `until` is empty or past)."""
 
     list_display = ["repository", "holder", "until", "fence", "wanted"]
+
+
+@admin.register(TeamAccessGrant)
+class TeamAccessGrantAdmin(ReadOnlyAdmin):
+    """Teams' push access in DTR as the worker last made sure of it."""
+
+    list_display = ["repository", "team", "status", "level", "attempts", "retry_at", "updated_at"]
+    list_filter = ["status"]
 
 
 @admin.register(TrustFile)

@@ -14,6 +14,7 @@ cron.register(
     interval=settings.PORTAL_SWEEP_SECONDS,
     name="resume-waiting-publishes",
 )
+cron.register(tasks.team_access_resume_job, QUEUE, interval=60, name="resume-team-access")
 cron.register(
     tasks.unsent_notifications_resend_job, QUEUE, interval=60, name="resend-unsent-notifications"
 )

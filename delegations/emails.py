@@ -186,6 +186,13 @@ def _end_failed(notification: Notification) -> dict[str, object]:
     }
 
 
+def _team_access(notification: Notification) -> dict[str, object]:
+    request = _about(notification)
+    return {
+        "grant": selectors.team_access_of(repository_id=request.repository_id, team=request.team)
+    }
+
+
 def _certificate_expiring(notification: Notification) -> dict[str, object]:
     delegation = _about(notification).delegation
     left = delegation.certificate_expires_at - notification.created_at
@@ -248,6 +255,9 @@ KINDS: dict[str, Kind] = {
     NotificationKind.DELEGATION_END_FAILED: Kind(
         _whoever_asked_for_the_end_and_owners, _end_failed, True
     ),
+    # DTR refused the team's push access → the member, who cannot push, and the owners, who
+    # can fix what DTR says.
+    NotificationKind.TEAM_ACCESS_FAILED: Kind(_requester_and_owners, _team_access, True),
     # Certificate expiring (once per reminder day) → the member, to renew, and the owners.
     NotificationKind.CERTIFICATE_EXPIRING: Kind(
         _member_unless_renewing_and_owners, _certificate_expiring, True

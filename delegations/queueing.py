@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 REPOSITORY_PUBLISH_JOB = "delegations.tasks.repository_publish_job"
 NOTIFICATION_SEND_JOB = "delegations.tasks.notification_send_job"
 REPOSITORY_INITIALISE_TRUST_JOB = "delegations.tasks.repository_initialise_trust_job"
+TEAM_ACCESS_GRANT_JOB = "delegations.tasks.team_access_grant_job"
 
 # The repositories whose publish `publishes_gathered` will queue, while one is open.
 _gathered: ContextVar[set[int] | None] = ContextVar("gathered_publishes", default=None)
@@ -114,6 +115,11 @@ def enqueue_many_after_commit(enqueue: Callable[[list[int]], object], ids: list[
 
     if ids:
         transaction.on_commit(enqueue_committed, robust=True)
+
+
+def enqueue_team_access_grant(grant_id: int) -> bool:
+    """Queue making sure of a team's DTR access, unless its job is on its way already."""
+    return _enqueue_once(TEAM_ACCESS_GRANT_JOB, grant_id, job_id=f"team-access-{grant_id}")
 
 
 def enqueue_repository_initialise_trust(repository_id: int, acting_user_id: int | None) -> Job:

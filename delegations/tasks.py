@@ -45,12 +45,22 @@ def repository_initialise_trust_job(repository_id: int, acting_user_id: int | No
     services.repository_initialise_trust(repository_id=repository_id, acting_user=acting_user)
 
 
+def team_access_grant_job(grant_id: int) -> str:
+    """Give a delegated member's team push access in DTR (`services.team_access`)."""
+    return services.team_access_grant(grant_id=grant_id).status
+
+
 # -- periodic (see `cron`) ------------------------------------------------------------------------
 
 
 def waiting_publishes_resume_job() -> list[int]:
     """Queue a publish for each repository with changes due and nobody publishing them."""
     return services.waiting_publishes_resume()
+
+
+def team_access_resume_job() -> list[int]:
+    """Queue the DTR grants whose back-off is over or whose job was lost."""
+    return services.team_access_resume()
 
 
 def unsent_notifications_resend_job() -> list[int]:

@@ -15,68 +15,18 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from .environment import (
+    database_from_url,
+    env_bool,
+    env_float,
+    env_int,
+    env_int_list,
+    env_list,
+    env_str,
+    key_encryption_keys,
+)
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_str(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
-
-
-def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
-
-
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
-
-
-def env_int_list(name: str, default: str) -> list[int]:
-    try:
-        return [int(item) for item in env_list(name, default)]
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be whole numbers separated by commas") from None
-
-
-def key_encryption_keys(encoded: list[str]) -> list[str]:
-    """Check the key-encryption keys at start-up rather than at the first seal."""
-    for value in encoded:
-        try:
-            valid = len(base64.b64decode(value, validate=True)) == 32
-        except ValueError:
-            valid = False
-        if not valid:
-            raise ImproperlyConfigured(
-                "PORTAL_KEY_ENCRYPTION_KEYS must hold base64 of 32 random bytes per key, "
-                "separated by commas"
-            )
-    return encoded
 
 
 def env_secret(name: str, *, local_file: str, generate) -> str:
@@ -94,39 +44,6 @@ def env_secret(name: str, *, local_file: str, generate) -> str:
         with os.fdopen(descriptor, "w") as handle:
             handle.write(generate())
     return path.read_text().strip()
-
-
-def database_from_url(url: str) -> dict[str, object]:
-    """`sqlite:///relative/or//absolute/path` or `postgres://user:password@host:port/name`."""
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
-        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
-        name = Path(path) if Path(path).is_absolute() else BASE_DIR / path
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": name,
-            # IMMEDIATE takes the write lock at BEGIN, so read-then-write transactions (the
-            # audit chain, compare-and-set) serialise instead of failing with "locked".
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            "TEST": {"NAME": name.with_name(f"test_{name.name}")},
-        }
-    if parts.scheme in ("postgres", "postgresql"):
-        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(parts.path.lstrip("/")),
-            "USER": unquote(parts.username or ""),
-            "PASSWORD": unquote(parts.password or ""),
-            "HOST": parts.hostname or "",
-            "PORT": str(parts.port or ""),
-            "OPTIONS": options,
-            "CONN_MAX_AGE": 60,
-        }
-    raise ImproperlyConfigured(f"PORTAL_DATABASE_URL has an unsupported scheme: {parts.scheme!r}")
 
 
 # --- Core ----------------------------------------------------------------------------------------
@@ -187,7 +104,8 @@ TEMPLATES = [
 
 DATABASES = {
     "default": database_from_url(
-        env_str("PORTAL_DATABASE_URL", f"sqlite:///{DATA_DIR / 'portal.sqlite3'}")
+        env_str("PORTAL_DATABASE_URL", f"sqlite:///{DATA_DIR / 'portal.sqlite3'}"),
+        base_dir=BASE_DIR,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -336,6 +254,16 @@ PORTAL_NOTARY_CA_BUNDLE = env_str("PORTAL_NOTARY_CA_BUNDLE", "")
 # the Notary server asks for no authentication.
 PORTAL_NOTARY_USERNAME = env_str("PORTAL_NOTARY_USERNAME", "")
 PORTAL_NOTARY_PASSWORD = env_str("PORTAL_NOTARY_PASSWORD", "")
+
+# --- DTR -----------------------------------------------------------------------------------------
+
+# The account that gives a delegated member's team push access in DTR (admin on the
+# repositories, or their organisations' namespaces) and its access token; empty: the portal
+# leaves DTR's access alone. A repository's DTR API is https://<its DTR host> unless it says.
+PORTAL_DTR_USERNAME = env_str("PORTAL_DTR_USERNAME", "")
+PORTAL_DTR_TOKEN = env_str("PORTAL_DTR_TOKEN", "")
+PORTAL_DTR_CA_BUNDLE = env_str("PORTAL_DTR_CA_BUNDLE", "")
+PORTAL_DTR_TIMEOUT = env_float("PORTAL_DTR_TIMEOUT", 10.0)
 # The kind of targets key the portal makes for a repository whose trust it initialises.
 PORTAL_TARGETS_KEY_ALGORITHM = env_str("PORTAL_TARGETS_KEY_ALGORITHM", "ecdsa-p256")
 _TARGETS_KEY_ALGORITHMS = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")

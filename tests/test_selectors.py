@@ -132,6 +132,8 @@ def selector_calls(world) -> dict[str, Callable[[], object]]:
         "revocation_preview": lambda: selectors.revocation_preview(delegation),
         "split_gun": lambda: selectors.split_gun(repository.gun),
         "teams_of": lambda: selectors.teams_of(bob),
+        "team_access_of": lambda: selectors.team_access_of(repository_id=repository.pk, team="qa"),
+        "team_access_due_ids": lambda: selectors.team_access_due_ids(now=later, quiet_for=quiet),
         "unsent_notification_ids": lambda: selectors.unsent_notification_ids(
             now=later, quiet_for=quiet, max_attempts=5
         ),

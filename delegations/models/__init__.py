@@ -17,6 +17,7 @@ from .requests import (
     Verdict,
     pending_lifetime,
 )
+from .team_access import TeamAccessGrant, TeamAccessStatus
 
 __all__ = [
     "DIRECTORY_END_REASONS",
@@ -42,6 +43,8 @@ __all__ = [
     "Repository",
     "RepositoryKey",
     "RequestStatus",
+    "TeamAccessGrant",
+    "TeamAccessStatus",
     "TrustFile",
     "Verdict",
     "pending_lifetime",

@@ -54,6 +54,9 @@ class AuditAction(models.TextChoices):
     REPOSITORY_ROOT_PINNED = "repository.root_pinned"
     REPOSITORY_ROOT_UNPINNED = "repository.root_unpinned"
     REPOSITORY_TRUST_MEMORY_CLEARED = "repository.trust_memory_cleared"
+    # Teams' access to repositories in DTR.
+    DTR_TEAM_ACCESS_GRANTED = "dtr.team_access_granted"
+    DTR_TEAM_ACCESS_FAILED = "dtr.team_access_failed"
     # Accounts that come from the directory, and its sync.
     ACCOUNT_PROVISIONED = "account.provisioned"
     ACCOUNT_DISABLED = "account.disabled"

@@ -24,6 +24,7 @@ class NotificationKind(models.TextChoices):
     DELEGATION_END_FAILED = "delegation_end_failed"
     CERTIFICATE_EXPIRING = "certificate_expiring"
     DRIFT_FOUND = "drift_found"
+    TEAM_ACCESS_FAILED = "team_access_failed"
 
 
 class Notification(models.Model):

@@ -15,6 +15,9 @@ class Repository(models.Model):
     namespace = models.CharField(max_length=255)
     name = models.CharField(max_length=255)
     notary_url = models.URLField(help_text="The Notary server, e.g. https://dtr.example.org")
+    dtr_url = models.URLField(
+        blank=True, help_text="DTR's API, when not https://<DTR host> (a proxy, another port)"
+    )
     owners_group = models.CharField(
         max_length=150, help_text="The group whose members own this repository and approve requests"
     )
@@ -61,6 +64,10 @@ class Repository(models.Model):
     @property
     def path(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def dtr_api_url(self) -> str:
+        return self.dtr_url or f"https://{self.dtr_host}"
 
 
 class TrustFile(models.Model):

@@ -39,6 +39,7 @@ from .requests import (
     why_cannot_decide,
 )
 from .sweeps import unsent_notification_ids, waiting_repository_ids
+from .team_access import team_access_due_ids, team_access_of
 
 __all__ = [
     "NOT_AN_OWNER",
@@ -78,6 +79,8 @@ __all__ = [
     "requests_owing_expiry_reminder",
     "revocation_preview",
     "split_gun",
+    "team_access_due_ids",
+    "team_access_of",
     "teams_of",
     "unsent_notification_ids",
     "waiting_repository_ids",

@@ -36,6 +36,7 @@ from .repositories import (
 from .request_endings import request_withdraw, requests_expire
 from .state import TRANSITIONS
 from .sweeps import unsent_notifications_resend, waiting_publishes_resume
+from .team_access import team_access_grant, team_access_resume
 from .trust_anchors import repository_root_pin, repository_trust_forget
 
 __all__ = [
@@ -73,6 +74,8 @@ __all__ = [
     "request_withdraw",
     "requests_decide",
     "requests_expire",
+    "team_access_grant",
+    "team_access_resume",
     "unsent_notifications_resend",
     "waiting_publishes_resume",
 ]

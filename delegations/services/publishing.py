@@ -65,6 +65,7 @@ from .publish_work import (
     works_retry_later,
     works_step_back,
 )
+from .team_access import team_access_want
 
 logger = logging.getLogger(__name__)
 
@@ -239,3 +240,4 @@ def _record(
             now=now,
         )
         run.delegated.extend(request.pk for request in delegated)
+        team_access_want(repository=repository, requests=delegated, now=now)

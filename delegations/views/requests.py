@@ -147,6 +147,11 @@ def request_detail(request: SignedInRequest, request_id: int) -> HttpResponse:
         "refresh": delegation_request.status in IN_PROGRESS
         or bool(delegation and delegation.is_ending),
         "expires_soon": delegation_request.certificate_expires_soon(clock.now()),
+        "team_access": selectors.team_access_of(
+            repository_id=delegation_request.repository_id, team=delegation_request.team
+        )
+        if delegation_request.status == RequestStatus.DELEGATED
+        else None,
     }
     return render(request, "delegations/request_detail.html", context)
 
