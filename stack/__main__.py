@@ -1,9 +1,10 @@
 """`make run`: the portal on its embedded defaults, with every service it needs, on loopback.
 
 Starts redis-server, a notary-server (memory storage) with the demo repository initialised,
-the django-rq worker, RQ's cron scheduler and the web server; creates the demo accounts;
-prints what is where; and stops everything in order on Ctrl-C. Ports can be moved with
-PORTAL_HTTP_PORT, PORTAL_REDIS_PORT and PORTAL_NOTARY_PORT.
+a stand-in for DTR's API (stack/dtr_standin.py; DTR cannot run here) holding dev/nginx, the
+django-rq worker, RQ's cron scheduler and the web server; creates the demo accounts; prints what
+is where; and stops everything in order on Ctrl-C. Ports can be moved with PORTAL_HTTP_PORT,
+PORTAL_REDIS_PORT, PORTAL_NOTARY_PORT and PORTAL_DTR_PORT.
 
 With PORTAL_DEMO_DIRECTORY=ldap, people log in from a real directory instead: slapd with the
 demo tree (deploy/ldap/demo.ldif) on PORTAL_LDAP_PORT (3389), and the portal pointed at it.
@@ -12,6 +13,7 @@ demo tree (deploy/ldap/demo.ldif) on PORTAL_LDAP_PORT (3389), and the portal poi
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from delegations.demo.bundles import ClientCA
 
+from .dtr_standin import DEMO_ACCOUNT
 from .processes import LOOPBACK, Service, ServiceError, notary_service, redis_service
 from .slapd import DEMO_PORT, demo_directory_env, demo_directory_service
 
@@ -39,8 +42,11 @@ def main() -> int:
     http_port = int(os.environ.get("PORTAL_HTTP_PORT", "8000"))
     redis_port = int(os.environ.get("PORTAL_REDIS_PORT", "6379"))
     notary_port = int(os.environ.get("PORTAL_NOTARY_PORT", "4443"))
+    dtr_port = int(os.environ.get("PORTAL_DTR_PORT", "4480"))
     data_dir = Path(os.environ.get("PORTAL_DATA_DIR", BASE_DIR / "var"))
     notary_url = f"http://{LOOPBACK}:{notary_port}"
+    dtr_url = f"http://{LOOPBACK}:{dtr_port}"
+    dtr_token_file = _dtr_token_file(data_dir)
     portal_url = f"http://{LOOPBACK}:{http_port}"
     env = {
         **os.environ,
@@ -49,6 +55,8 @@ def main() -> int:
         "PORTAL_DATA_DIR": str(data_dir),
         "PORTAL_REDIS_URL": f"redis://{LOOPBACK}:{redis_port}/0",
         "PORTAL_BASE_URL": portal_url,
+        "PORTAL_DTR_USERNAME": DEMO_ACCOUNT,
+        "PORTAL_DTR_TOKEN": dtr_token_file.read_text().strip(),
         "PYTHONUNBUFFERED": "1",
     }
     # The demo UCP client CA signs the demo bundles; requests must chain to it, as at work. It
@@ -70,6 +78,22 @@ def main() -> int:
     try:
         started.append(redis_service(port=redis_port, data_dir=data_dir / "redis").start())
         started.append(notary_service(port=notary_port, data_dir=data_dir / "notary").start())
+        dtr = Service(
+            "DTR stand-in",
+            [
+                sys.executable,
+                "-m",
+                "stack.dtr_standin",
+                "--port",
+                str(dtr_port),
+                "--token-file",
+                str(dtr_token_file),
+            ],
+            port=dtr_port,
+            log_path=logs / "dtr-standin.log",
+            cwd=BASE_DIR,
+        )
+        started.append(dtr.start())
         if directory_port is not None:
             directory = demo_directory_service(port=directory_port, data_dir=data_dir / "slapd")
             started.append(directory.start())
@@ -86,7 +110,16 @@ def main() -> int:
         started.append(worker.start())
         # The worker initialises the demo repository's trust: keys are unsealed only there.
         subprocess.run(
-            [*manage, "demo_setup", "--notary-url", notary_url, "--bundles", str(bundles)],
+            [
+                *manage,
+                "demo_setup",
+                "--notary-url",
+                notary_url,
+                "--dtr-url",
+                dtr_url,
+                "--bundles",
+                str(bundles),
+            ],
             env=env,
             cwd=BASE_DIR,
             check=True,
@@ -112,6 +145,7 @@ def main() -> int:
         print_facts(
             portal_url=portal_url,
             notary_url=notary_url,
+            dtr_url=dtr_url,
             redis_port=redis_port,
             logs=logs,
             bundles=bundles,
@@ -148,8 +182,8 @@ def main() -> int:
         print(f"Could not start the portal: {error}", file=sys.stderr)
         if "already in use" in str(error):
             print(
-                "Move our ports with PORTAL_HTTP_PORT, PORTAL_REDIS_PORT, PORTAL_NOTARY_PORT or "
-                "PORTAL_LDAP_PORT, e.g. PORTAL_REDIS_PORT=6380 make run",
+                "Move our ports with PORTAL_HTTP_PORT, PORTAL_REDIS_PORT, PORTAL_NOTARY_PORT, "
+                "PORTAL_DTR_PORT or PORTAL_LDAP_PORT, e.g. PORTAL_REDIS_PORT=6380 make run",
                 file=sys.stderr,
             )
         return 1
@@ -161,10 +195,22 @@ def main() -> int:
             print("Stopped: " + ", ".join(service.name for service in reversed(started)) + ".")
 
 
+def _dtr_token_file(data_dir: Path) -> Path:
+    """The stand-in DTR account's access token, made once at run time (owner-only file)."""
+    path = data_dir / "dtr-token"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(24))
+    return path
+
+
 def print_facts(
     *,
     portal_url: str,
     notary_url: str,
+    dtr_url: str,
     redis_port: int,
     logs: Path,
     bundles: Path,
@@ -185,6 +231,7 @@ The delegation portal is running.
 
   Portal          {portal_url}/
   Notary server   {notary_url}  (memory storage; dtr.example.org/dev/nginx is initialised)
+  DTR (stand-in)  {dtr_url}  (DTR's API only: dev/nginx; delegated teams get read-write)
   Redis           redis://{LOOPBACK}:{redis_port}/0, with the django-rq worker and cron
 {directory}  Mail            printed in {logs / "worker.log"}
   Logs            {logs}

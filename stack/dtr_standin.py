@@ -29,7 +29,7 @@ import binascii
 import json
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -376,3 +376,42 @@ def dtr_standin_service(standin: DtrStandIn, *, port: int = 0) -> Iterator[DtrSt
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- `make run`'s DTR ------------------------------------------------------------------------------
+
+DEMO_ACCOUNT = "svc-portal"
+
+
+def demo_registry(token: str) -> DtrStandIn:
+    """`make run`'s DTR: the organisation dev (teams it-ops, qa and dev) owning dev/nginx, and
+    the portal's account, with admin on the dev namespace, signing in with `token`."""
+    registry = DtrStandIn()
+    registry.account_add(DEMO_ACCOUNT, token)
+    registry.organisation_add("dev", teams=("it-ops", "qa", "dev"), admins=(DEMO_ACCOUNT,))
+    registry.repository_add("dev", "nginx")
+    return registry
+
+
+def main() -> None:
+    """python -m stack.dtr_standin --port P --token-file F: serve the demo registry until
+    stopped; the token is read from a file so that it never shows in a process list."""
+    import argparse
+    import signal
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--token-file", type=Path, required=True)
+    arguments = parser.parse_args()
+    token = arguments.token_file.read_text().strip()
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with dtr_standin_service(demo_registry(token), port=arguments.port) as running:
+        print(f"DTR stand-in at {running.url}", flush=True)
+        with suppress(KeyboardInterrupt):
+            stopped.wait()
+
+
+if __name__ == "__main__":
+    main()

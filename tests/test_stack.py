@@ -58,7 +58,7 @@ class Browser:
 
 @pytest.fixture
 def stack(tmp_path):
-    ports = {name: free_port() for name in ("http", "redis", "notary")}
+    ports = {name: free_port() for name in ("http", "redis", "notary", "dtr")}
     env = {
         key: value
         for key, value in os.environ.items()
@@ -69,6 +69,7 @@ def stack(tmp_path):
         PORTAL_HTTP_PORT=str(ports["http"]),
         PORTAL_REDIS_PORT=str(ports["redis"]),
         PORTAL_NOTARY_PORT=str(ports["notary"]),
+        PORTAL_DTR_PORT=str(ports["dtr"]),
     )
     output = (tmp_path / "stack.out").open("w")
     process = subprocess.Popen(
@@ -99,7 +100,8 @@ def stack(tmp_path):
 def test_make_run_serves_the_demo_and_stops_cleanly_on_ctrl_c(stack):
     base_url, process, ports, output = stack
     facts = output.read_text()
-    for fact in (base_url, "dtr.example.org/dev/nginx", "alice", "bob", "carol", "dave", "demo"):
+    dtr_url = f"http://127.0.0.1:{ports['dtr']}"
+    for fact in (base_url, "dtr.example.org/dev/nginx", dtr_url, "alice", "bob", "carol", "demo"):
         assert fact in facts
 
     login = requests.get(base_url + "/accounts/login/", timeout=10)
@@ -152,12 +154,18 @@ def test_make_run_serves_the_demo_and_stops_cleanly_on_ctrl_c(stack):
     )
     assert "bob can sign now" in alice.get(request_path)
     assert "You can sign now" in bob.get(request_path)
+    # The stand-in DTR gave team qa push access after the publish.
+    wait_for(
+        lambda: "Team qa can push to dev/nginx (read-write in DTR)." in bob.get(request_path),
+        what="the worker to give team qa push access in the stand-in DTR",
+    )
 
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == 0
     time.sleep(0.2)
     assert not any(port_is_open(port) for port in ports.values())
-    assert "Stopped: web, rqcron, rqworker, notary-server, redis-server." in output.read_text()
+    stopped = "Stopped: web, rqcron, rqworker, DTR stand-in, notary-server, redis-server."
+    assert stopped in output.read_text()
 
 
 def _child_running(parent: int, command_part: str) -> int:

@@ -39,6 +39,7 @@ def repository_register(
     notary_url: str,
     owners_group: str,
     approvals_required: int = 1,
+    dtr_url: str = "",
     acting_user: User | None = None,
     now: datetime | None = None,
 ) -> Repository:
@@ -50,6 +51,7 @@ def repository_register(
             namespace=namespace,
             name=name,
             notary_url=notary_url,
+            dtr_url=dtr_url,
             owners_group=owners_group,
             approvals_required=approvals_required,
         )
@@ -61,6 +63,7 @@ def repository_register(
             details={
                 "gun": repository.gun,
                 "notary_url": notary_url,
+                "dtr_url": repository.dtr_api_url,
                 "owners": owners_group,
                 "approvals_required": approvals_required,
             },
@@ -79,15 +82,19 @@ def repository_update(
     notary_url: str,
     owners_group: str,
     approvals_required: int | None = None,
+    dtr_url: str | None = None,
     acting_user: User | None = None,
     now: datetime | None = None,
 ) -> Repository:
-    """Change where a repository's Notary server is, which group owns it and how many of its
-    owners must approve a request. A new threshold applies to requests still pending."""
+    """Change where a repository's Notary server and DTR API are, which group owns it and how
+    many of its owners must approve a request (None: unchanged). A new threshold applies to
+    requests still pending."""
     now = now or clock.now()
     with transaction.atomic():
         repository = Repository.objects.select_for_update().get(pk=repository_id)
         wanted: dict[str, object] = {"notary_url": notary_url, "owners_group": owners_group}
+        if dtr_url is not None:
+            wanted["dtr_url"] = dtr_url
         if approvals_required is not None:
             _require_approvals(approvals_required)
             wanted["approvals_required"] = approvals_required

@@ -29,6 +29,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--notary-url", default="http://127.0.0.1:4443")
+        parser.add_argument("--dtr-url", help="DTR's API (make run's stand-in) for the repository")
         parser.add_argument(
             "--bundles",
             type=Path,
@@ -36,7 +37,9 @@ class Command(BaseCommand):
             "client CA (ca.pem beside it); PORTAL_UCP_CA_BUNDLE should name that ca.pem.",
         )
 
-    def handle(self, *args, notary_url: str, bundles: Path | None, **options) -> None:
+    def handle(
+        self, *args, notary_url: str, dtr_url: str | None, bundles: Path | None, **options
+    ) -> None:
         if not settings.DEBUG:
             self.stderr.write("Demo accounts with a known password are only made in debug mode.")
             return
@@ -61,6 +64,7 @@ class Command(BaseCommand):
             "repository_register",
             DEMO_GUN,
             notary_url=notary_url,
+            dtr_url=dtr_url,
             owners_group=DEMO_OWNERS,
             initialise=True,
             stdout=self.stdout,

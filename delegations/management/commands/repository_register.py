@@ -28,6 +28,10 @@ class Command(BaseCommand):
             type=int,
             help="how many different owners must approve a request (default 1)",
         )
+        parser.add_argument(
+            "--dtr-url",
+            help="DTR's API when not https://<dtr host> (a proxy, another port, a stand-in)",
+        )
         parser.add_argument("--initialise", action="store_true", help="initialise its trust data")
         parser.add_argument(
             "--root-certificate",
@@ -55,6 +59,7 @@ class Command(BaseCommand):
                     notary_url=notary_url,
                     owners_group=owners_group,
                     approvals_required=approvals or 1,
+                    dtr_url=options["dtr_url"] or "",
                 )
                 self.stdout.write(f"Registered {repository.gun}.")
             else:
@@ -63,6 +68,7 @@ class Command(BaseCommand):
                     notary_url=notary_url,
                     owners_group=owners_group,
                     approvals_required=approvals,
+                    dtr_url=options["dtr_url"],
                 )
         except InvalidInput as error:
             raise CommandError(error.message) from None
