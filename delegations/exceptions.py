@@ -47,5 +47,11 @@ class InvalidInput(PortalError):
     code = "invalid_input"
 
 
+class ServiceUnavailable(PortalError):
+    """A server the check needs (UCP, say) could not answer: nothing was changed; try again."""
+
+    code = "unavailable"
+
+
 class TrustSetupError(PortalError):
     code = "trust_setup"

@@ -264,6 +264,12 @@ PORTAL_DTR_USERNAME = env_str("PORTAL_DTR_USERNAME", "")
 PORTAL_DTR_TOKEN = env_str("PORTAL_DTR_TOKEN", "")
 PORTAL_DTR_CA_BUNDLE = env_str("PORTAL_DTR_CA_BUNDLE", "")
 PORTAL_DTR_TIMEOUT = env_float("PORTAL_DTR_TIMEOUT", 10.0)
+# UCP's API (e.g. https://ucp.example.org): when set, a request's certificate must carry one of
+# the requester's client-bundle keys as UCP lists them, read as this account (TLS and timeout as
+# for DTR).
+PORTAL_UCP_URL = env_str("PORTAL_UCP_URL", "")
+PORTAL_UCP_USERNAME = env_str("PORTAL_UCP_USERNAME", "")
+PORTAL_UCP_PASSWORD = env_str("PORTAL_UCP_PASSWORD", "")
 # The kind of targets key the portal makes for a repository whose trust it initialises.
 PORTAL_TARGETS_KEY_ALGORITHM = env_str("PORTAL_TARGETS_KEY_ALGORITHM", "ecdsa-p256")
 _TARGETS_KEY_ALGORITHMS = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")

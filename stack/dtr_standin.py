@@ -17,6 +17,12 @@ meet real answers:
 - Errors as DTR writes them: `{"errors": [{"code": ..., "message": ..., "detail": ...}]}`;
   401 `NOT_AUTHENTICATED` without valid HTTP Basic credentials (a password or an access token).
 
+It stands in for UCP's account API too (same accounts, one server): `POST /auth/login` with
+`{"username", "password"}` answers `{"auth_token"}` (401 otherwise), and `GET
+/accounts/{user}/publicKeys` (`start`, `limit`, default 10) answers `{"accountPublicKeys":
+[{"id", "accountID", "publicKey", "label", "certificates"}], "nextPageStart"}` to a signed-in
+account (`Authorization: Bearer <auth_token>`), 404 `NO_SUCH_ACCOUNT` for an unknown user.
+
 Where the reference is silent the stand-in says so in a comment. Every request it answers is
 recorded (method, path, query, JSON body, account), so tests assert on exactly what DTR would
 have received; `fail_with` answers everything with one status instead (an outage, say).
@@ -26,7 +32,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import secrets
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -93,6 +101,9 @@ class DtrStandIn:
         self.repositories: dict[tuple[str, str], StoredRepository] = {}
         self.recorded: list[Recorded] = []
         self.fail_with: int | None = None
+        # UCP: each account's client-bundle public keys, and the session tokens handed out.
+        self.public_keys: dict[str, list[dict[str, Any]]] = {}
+        self.sessions: dict[str, str] = {}
         self._lock = threading.Lock()
         self._ids = 0
         self.url = ""
@@ -113,6 +124,20 @@ class DtrStandIn:
     def repository_add(self, namespace: str, name: str, *, admins: tuple[str, ...] = ()) -> None:
         self.repositories[(namespace, name)] = StoredRepository(
             self._next_id(), namespace, name, "private", admins=set(admins)
+        )
+
+    def public_key_add(self, account: str, public_key_pem: str, *, label: str = "") -> None:
+        """A client bundle the user made in UCP: UCP keeps its public key (the id is a hash of
+        the key, as UCP's reference says)."""
+        key_id = hashlib.sha256(public_key_pem.encode()).hexdigest()
+        self.public_keys.setdefault(account, []).append(
+            {
+                "id": key_id,
+                "accountID": account,
+                "publicKey": public_key_pem,
+                "label": label,
+                "certificates": [],
+            }
         )
 
     def team_access(self, namespace: str, name: str) -> dict[str, str]:
@@ -141,6 +166,8 @@ class DtrStandIn:
                         raise DtrError(400, "INVALID_JSON", "Unable to parse JSON") from None
                 if self.fail_with is not None:
                     status, payload = self.fail_with, {"errors": []}
+                elif method == "POST" and parts.path == "/auth/login":
+                    status, payload = self._log_in(body)
                 elif account is None:
                     raise DtrError(401, "NOT_AUTHENTICATED", "The client is not authenticated.")
                 else:
@@ -163,6 +190,8 @@ class DtrStandIn:
 
     def _authenticated(self, header: str) -> Account | None:
         scheme, _, encoded = header.partition(" ")
+        if scheme.lower() == "bearer":
+            return self.accounts.get(self.sessions.get(encoded, ""))
         if scheme.lower() != "basic":
             return None
         try:
@@ -180,6 +209,10 @@ class DtrStandIn:
         body: Any,
         account: Account,
     ) -> tuple[int, Any]:
+        if len(segments) == 3 and segments[0] == "accounts" and segments[2] == "publicKeys":
+            if method != "GET":
+                raise DtrError(405, "NOT_ALLOWED", "Method not allowed.")
+            return 200, self._public_keys_page(segments[1], query)
         if segments[:3] != ["api", "v0", "repositories"]:
             raise DtrError(404, "NOT_FOUND", "Not found.")
         rest = segments[3:]
@@ -196,6 +229,30 @@ class DtrStandIn:
                 return self._team_access_set(repository, rest[3], body)
             return self._team_access_remove(repository, rest[3])
         raise DtrError(405, "NOT_ALLOWED", "Method not allowed.")
+
+    def _log_in(self, body: Any) -> tuple[int, Any]:
+        credentials = body if isinstance(body, dict) else {}
+        account = self.accounts.get(str(credentials.get("username", "")))
+        if account is None or credentials.get("password") not in account.secrets:
+            raise DtrError(401, "UNAUTHORIZED", "Invalid username or password.")
+        token = secrets.token_urlsafe(24)
+        self.sessions[token] = account.name
+        return 200, {"auth_token": token}
+
+    def _public_keys_page(self, user: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        if user not in self.accounts:
+            raise DtrError(404, "NO_SUCH_ACCOUNT", "An account with the given name does not exist.")
+        try:
+            limit = int(query.get("limit", [str(DEFAULT_PAGE_SIZE)])[0])
+        except ValueError:
+            raise DtrError(400, "INVALID_PARAMETERS", "Invalid parameters.", "limit") from None
+        start = query.get("start", [""])[0]
+        listed = sorted(
+            (key for key in self.public_keys.get(user, []) if key["id"] >= start),
+            key=lambda key: key["id"],
+        )
+        page, rest = listed[: max(limit, 1)], listed[max(limit, 1) :]
+        return {"accountPublicKeys": page, "nextPageStart": rest[0]["id"] if rest else ""}
 
     def _repository_create(self, namespace: str, body: Any, account: Account) -> tuple[int, Any]:
         organisation = self.organisations.get(namespace)

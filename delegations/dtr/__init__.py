@@ -1,6 +1,6 @@
-"""A client for the parts of DTR's HTTP API the portal uses: creating a repository, and the
-teams' access to it. No Django: the caller passes the service account, its access token and
-the CA bundle."""
+"""Clients for the parts of DTR's and UCP's HTTP APIs the portal uses: creating a repository,
+the teams' access to it, and the public keys of a user's UCP client bundles. No Django: the
+caller passes the accounts, their secrets and the CA bundle."""
 
 from .client import AccessLevel, DtrClient, TeamAccessChange
 from .errors import (
@@ -14,6 +14,7 @@ from .errors import (
     PermanentDtrError,
     TransientDtrError,
 )
+from .ucp import UcpClient
 
 __all__ = [
     "AccessLevel",
@@ -28,4 +29,5 @@ __all__ = [
     "PermanentDtrError",
     "TeamAccessChange",
     "TransientDtrError",
+    "UcpClient",
 ]

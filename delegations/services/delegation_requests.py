@@ -12,6 +12,7 @@ from django.urls import reverse
 from .. import clock, selectors
 from ..audit.chain import PendingEvent, audit_record, audit_record_many
 from ..exceptions import InvalidInput, NotAllowed
+from ..intake.bundle_keys import bundle_key_check
 from ..intake.certificates import CertificateInfo
 from ..intake.identity import identity_check
 from ..intake.possession import SIGNATURE_FIELD, PossessionProof, possession_verify
@@ -68,6 +69,7 @@ def request_submit(
     if renews is not None:
         _require_renewable(renews, requester=requester, repository=repository, team=team)
     identity_check(certificate.certificate, requester, now=now)
+    bundle_key_check(certificate.certificate, requester)
     # Possession first: what other members' requests hold is nobody's business without the key.
     nonce = _proven_possession(requester, certificate, proof, now=now)
     _refuse_conflicts(
