@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import approvals, audit, delegations, drift, requests
+from .views import approvals, audit, delegations, drift, repositories, requests
 
 app_name = "delegations"
 
@@ -34,6 +34,23 @@ urlpatterns = [
     path("drift/<int:finding_id>/adopt/", drift.drift_adopt, name="drift_adopt"),
     path("drift/<int:finding_id>/remove/", drift.drift_remove, name="drift_remove"),
     path("drift/<int:finding_id>/republish/", drift.drift_republish, name="drift_republish"),
+    path("repositories/", repositories.repository_list, name="repository_list"),
+    path("repositories/new/", repositories.repository_register, name="repository_register"),
+    path(
+        "repositories/<int:repository_id>/",
+        repositories.repository_detail,
+        name="repository_detail",
+    ),
+    path(
+        "repositories/<int:repository_id>/initialise/",
+        repositories.repository_initialise,
+        name="repository_initialise",
+    ),
+    path(
+        "repositories/<int:repository_id>/team-access/remove/",
+        repositories.team_access_remove,
+        name="team_access_remove",
+    ),
     path("audit/", audit.audit_log_page, name="audit_log"),
     path("audit/export.csv", audit.audit_export_csv, name="audit_export_csv"),
     path("audit/export.json", audit.audit_export_json, name="audit_export_json"),

@@ -123,6 +123,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # Local Django groups stand for teams: a group named "<prefix><team>" makes its members part of
 # UCP team <team>. A repository names its owners group itself.
 PORTAL_TEAM_GROUP_PREFIX = env_str("PORTAL_TEAM_GROUP_PREFIX", "team:")
+# The group (directory or local) whose members may register repositories, besides superusers.
+PORTAL_REGISTRAR_GROUP = env_str("PORTAL_REGISTRAR_GROUP", "registrars")
 
 # --- Directory (LDAP) ----------------------------------------------------------------------------
 # With PORTAL_LDAP_URI set, people log in with their directory account (django-auth-ldap), their

@@ -46,6 +46,7 @@ class AuditAction(models.TextChoices):
     # Repositories and their keys.
     REPOSITORY_REGISTERED = "repository.registered"
     REPOSITORY_UPDATED = "repository.updated"
+    REPOSITORY_TRUST_INITIALISATION_REQUESTED = "repository.trust_initialisation_requested"
     REPOSITORY_KEYS_GENERATED = "repository.keys_generated"
     REPOSITORY_TRUST_INITIALISED = "repository.trust_initialised"
     REPOSITORY_TRUST_ADOPTED = "repository.trust_adopted"
@@ -57,6 +58,7 @@ class AuditAction(models.TextChoices):
     # Teams' access to repositories in DTR.
     DTR_TEAM_ACCESS_GRANTED = "dtr.team_access_granted"
     DTR_TEAM_ACCESS_FAILED = "dtr.team_access_failed"
+    DTR_TEAM_ACCESS_REMOVED = "dtr.team_access_removed"
     # Accounts that come from the directory, and its sync.
     ACCOUNT_PROVISIONED = "account.provisioned"
     ACCOUNT_DISABLED = "account.disabled"

@@ -22,7 +22,14 @@ from .people import (
     teams_of,
 )
 from .previews import DryRun, RevocationPreview, request_dry_run, revocation_preview
-from .repositories import repositories_open_for_requests, repository_by_gun, split_gun
+from .repositories import (
+    is_registrar,
+    repositories_managed_by,
+    repositories_open_for_requests,
+    repository_by_gun,
+    repository_managed_by,
+    split_gun,
+)
 from .requests import (
     QueueFilters,
     approval_queue_for,
@@ -64,14 +71,17 @@ __all__ = [
     "expired_request_ids",
     "group_names_of",
     "is_owner",
+    "is_registrar",
     "members_of",
     "open_renewal_of",
     "other_delegations_of_key",
     "owners_of",
     "renewable_delegation",
+    "repositories_managed_by",
     "repositories_open_for_requests",
     "repositories_owned_by",
     "repository_by_gun",
+    "repository_managed_by",
     "request_change",
     "request_dry_run",
     "request_for_viewer",

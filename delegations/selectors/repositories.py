@@ -1,11 +1,19 @@
-"""Repositories by name, and those open for requests."""
+"""Repositories by name, those open for requests, and who may register and manage them."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from django.conf import settings
 from django.db.models import QuerySet
+from django.http import Http404
 
 from ..exceptions import InvalidInput
 from ..models import Repository
+from .people import group_names_of, repositories_owned_by
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def split_gun(gun: str) -> tuple[str, str, str]:
@@ -24,3 +32,23 @@ def repository_by_gun(gun: str) -> Repository | None:
 def repositories_open_for_requests() -> QuerySet[Repository]:
     """Repositories whose trust is initialised, so a delegation can be applied."""
     return Repository.objects.filter(trust_initialised_at__isnull=False)
+
+
+def is_registrar(user: User) -> bool:
+    """Whether `user` may register repositories: a superuser, or a member of
+    PORTAL_REGISTRAR_GROUP."""
+    return user.is_superuser or settings.PORTAL_REGISTRAR_GROUP in group_names_of(user)
+
+
+def repositories_managed_by(user: User) -> QuerySet[Repository]:
+    """The repositories whose page `user` sees: those they own (every one, for a superuser)."""
+    return Repository.objects.all() if user.is_superuser else repositories_owned_by(user)
+
+
+def repository_managed_by(user: User, repository_id: int) -> Repository:
+    """The repository, if `user` manages it; 404 otherwise, so that others cannot even tell
+    which repositories exist."""
+    repository = repositories_managed_by(user).filter(pk=repository_id).first()
+    if repository is None:
+        raise Http404("No repository of yours has this number.")
+    return repository

@@ -31,12 +31,13 @@ from .repositories import (
     repository_key_import,
     repository_keys_rewrap,
     repository_register,
+    repository_trust_initialise_request,
     repository_update,
 )
 from .request_endings import request_withdraw, requests_expire
 from .state import TRANSITIONS
 from .sweeps import unsent_notifications_resend, waiting_publishes_resume
-from .team_access import team_access_grant, team_access_resume
+from .team_access import team_access_grant, team_access_remove, team_access_resume
 from .trust_anchors import repository_root_pin, repository_trust_forget
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "repository_register",
     "repository_root_pin",
     "repository_trust_forget",
+    "repository_trust_initialise_request",
     "repository_update",
     "request_apply",
     "request_approve",
@@ -75,6 +77,7 @@ __all__ = [
     "requests_decide",
     "requests_expire",
     "team_access_grant",
+    "team_access_remove",
     "team_access_resume",
     "unsent_notifications_resend",
     "waiting_publishes_resume",

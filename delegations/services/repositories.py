@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from .. import clock, keystore, trust
+from .. import clock, dtr, keystore, queueing, selectors, trust
 from ..audit.chain import audit_record
-from ..exceptions import InvalidInput, TrustSetupError
+from ..exceptions import InvalidInput, NotAllowed, ServiceUnavailable, TrustSetupError
 from ..models import AuditAction, KeyRole, Repository, RepositoryKey
 from ..notary import (
     InvalidKey,
@@ -21,6 +22,7 @@ from ..notary import (
     canonical_id_or_none,
     load_key_file,
 )
+from . import team_access
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -40,11 +42,22 @@ def repository_register(
     owners_group: str,
     approvals_required: int = 1,
     dtr_url: str = "",
+    create_in_dtr: bool = False,
     acting_user: User | None = None,
     now: datetime | None = None,
 ) -> Repository:
+    """Register a repository (a registrar's page, or an administrator's command without
+    `acting_user`); with `create_in_dtr`, create it in DTR first, private, unless it exists."""
     now = now or clock.now()
+    if acting_user is not None and not selectors.is_registrar(acting_user):
+        raise NotAllowed("Only portal administrators and registrars register repositories.")
     _require_approvals(approvals_required)
+    _require_names(dtr_host, namespace, name)
+    if Repository.objects.filter(dtr_host=dtr_host, namespace=namespace, name=name).exists():
+        raise InvalidInput(f"{dtr_host}/{namespace}/{name} is registered already.", field="name")
+    created_in_dtr = create_in_dtr and repository_in_dtr_ensure(
+        dtr_url or f"https://{dtr_host}", namespace, name
+    )
     with transaction.atomic():
         repository = Repository.objects.create(
             dtr_host=dtr_host,
@@ -66,9 +79,56 @@ def repository_register(
                 "dtr_url": repository.dtr_api_url,
                 "owners": owners_group,
                 "approvals_required": approvals_required,
+                "created_in_dtr": created_in_dtr,
             },
         )
     return repository
+
+
+# Docker's repository name grammar (DTR documents no stricter one), and a host name.
+_NAME = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?")
+
+
+def _require_names(dtr_host: str, namespace: str, name: str) -> None:
+    if not _HOST.fullmatch(dtr_host):
+        raise InvalidInput(
+            f"{dtr_host!r} is not a host name, e.g. dtr.example.org.", field="dtr_host"
+        )
+    for field, value in (("namespace", namespace), ("name", name)):
+        if not _NAME.fullmatch(value):
+            raise InvalidInput(
+                f"{value!r} is not a repository {field} DTR accepts: lower-case letters and "
+                "digits, separated by single dots, underscores or dashes.",
+                field=field,
+            )
+    # DTR's limits: under 56 characters for namespace/name, 255 for the whole image name.
+    if len(f"{namespace}/{name}") >= 56 or len(f"{dtr_host}/{namespace}/{name}") > 255:
+        raise InvalidInput("DTR takes namespace/name under 56 characters.", field="name")
+
+
+def repository_in_dtr_ensure(dtr_url: str, namespace: str, name: str) -> bool:
+    """Create `namespace/name` in DTR (private) unless it exists; whether it was created."""
+    if not team_access.team_access_managed():
+        raise InvalidInput(
+            "The portal has no DTR account (PORTAL_DTR_USERNAME): create the repository in DTR "
+            "yourself, then register it here.",
+            field="create_in_dtr",
+        )
+    client = team_access.dtr_client_for(dtr_url)
+    try:
+        if client.repository_get(namespace, name) is not None:
+            return False
+        client.repository_create(namespace, name, private=True)
+    except dtr.TransientDtrError as error:
+        raise ServiceUnavailable(
+            f"DTR could not be asked ({error.message}); nothing was registered, try again."
+        ) from None
+    except dtr.PermanentDtrError as error:
+        raise InvalidInput(
+            f"DTR refused to create {namespace}/{name}: {error.message}", field="namespace"
+        ) from None
+    return True
 
 
 def _require_approvals(approvals_required: int) -> None:
@@ -90,6 +150,10 @@ def repository_update(
     many of its owners must approve a request (None: unchanged). A new threshold applies to
     requests still pending."""
     now = now or clock.now()
+    if acting_user is not None:
+        selectors.repository_managed_by(acting_user, repository_id)  # 404 for anyone else
+    if not owners_group.strip():
+        raise InvalidInput("Name the group that owns the repository.", field="owners_group")
     with transaction.atomic():
         repository = Repository.objects.select_for_update().get(pk=repository_id)
         wanted: dict[str, object] = {"notary_url": notary_url, "owners_group": owners_group}
@@ -115,6 +179,31 @@ def repository_update(
             now=now,
             repository=repository,
             details=changes,
+        )
+    return repository
+
+
+def repository_trust_initialise_request(
+    *, repository_id: int, acting_user: User, now: datetime | None = None
+) -> Repository:
+    """An owner asks for the repository's trust data to be set up: the worker makes the keys
+    (they are unsealed only there) once this has committed."""
+    now = now or clock.now()
+    repository = selectors.repository_managed_by(acting_user, repository_id)
+    if repository.trust_initialised_at is not None:
+        raise InvalidInput(f"The trust data of {repository.gun} is initialised already.")
+    with transaction.atomic():
+        audit_record(
+            action=AuditAction.REPOSITORY_TRUST_INITIALISATION_REQUESTED,
+            actor=acting_user,
+            now=now,
+            repository=repository,
+            details={"gun": repository.gun},
+        )
+        acting_user_id = acting_user.pk
+        queueing.enqueue_after_commit(
+            lambda pk: queueing.enqueue_repository_initialise_trust(pk, acting_user_id),
+            repository.pk,
         )
     return repository
 

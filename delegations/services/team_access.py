@@ -16,14 +16,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
 
 from .. import clock, dtr, queueing, selectors
 from ..audit.chain import audit_record
+from ..exceptions import InvalidInput, ServiceUnavailable
 from ..models import (
     AuditAction,
+    Delegation,
     DelegationRequest,
     NotificationKind,
     Repository,
@@ -32,6 +35,9 @@ from ..models import (
 )
 from .accounts import repository_owners_or_known
 from .notifications import notifications_create
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +98,46 @@ def team_access_grant(*, grant_id: int, now: datetime | None = None) -> TeamAcce
     return grant
 
 
+def team_access_remove(
+    *,
+    repository_id: int,
+    team: str,
+    acting_user: User,
+    confirmed: bool = False,
+    now: datetime | None = None,
+) -> None:
+    """An owner takes a team's access to the repository away in DTR. While members of the team
+    still hold delegations there (they could sign but no longer push), only once confirmed."""
+    now = now or clock.now()
+    repository = selectors.repository_managed_by(acting_user, repository_id)
+    delegated = Delegation.objects.active().filter(repository=repository, team=team).count()
+    if delegated and not confirmed:
+        raise InvalidInput(
+            f"{delegated} member(s) of team {team} still hold a delegation on {repository.path}: "
+            "they could sign but no longer push. Confirm to remove the access anyway.",
+            field="confirm",
+        )
+    if not team_access_managed():
+        raise InvalidInput("The portal has no DTR account (PORTAL_DTR_USERNAME).")
+    try:
+        _client(repository).team_access_remove(repository.namespace, repository.name, team)
+    except dtr.TransientDtrError as error:
+        raise ServiceUnavailable(
+            f"DTR could not be asked ({error.message}); nothing changed, try again."
+        ) from None
+    except dtr.PermanentDtrError as error:
+        raise InvalidInput(f"DTR refused: {error.message}") from None
+    with transaction.atomic():
+        TeamAccessGrant.objects.filter(repository=repository, team=team).delete()
+        audit_record(
+            action=AuditAction.DTR_TEAM_ACCESS_REMOVED,
+            actor=acting_user,
+            now=now,
+            repository=repository,
+            details={"team": team, "active_delegations": delegated},
+        )
+
+
 def team_access_resume(*, now: datetime | None = None) -> list[int]:
     """Queue the grants whose back-off is over or whose job was lost (the cron sweep)."""
     due = selectors.team_access_due_ids(
@@ -101,8 +147,13 @@ def team_access_resume(*, now: datetime | None = None) -> list[int]:
 
 
 def _client(repository: Repository) -> dtr.DtrClient:
+    return dtr_client_for(repository.dtr_api_url)
+
+
+def dtr_client_for(dtr_url: str) -> dtr.DtrClient:
+    """The portal's DTR account at `dtr_url` (PORTAL_DTR_*)."""
     return dtr.DtrClient(
-        repository.dtr_api_url,
+        dtr_url,
         username=settings.PORTAL_DTR_USERNAME,
         token=settings.PORTAL_DTR_TOKEN,
         timeout=settings.PORTAL_DTR_TIMEOUT,

@@ -17,6 +17,7 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         return {}  # the page says so itself (DirectoryUnavailableMiddleware)
     return {
         "nav_is_owner": owns_repositories,
+        "nav_is_registrar": selectors.is_registrar(user),
         "nav_pending_count": selectors.approval_queue_for(user).count() if owns_repositories else 0,
         "nav_drift_count": (
             selectors.drift_open_for(user, owned=owned).count() if owns_repositories else 0

@@ -11,17 +11,17 @@ from django.db.models import QuerySet
 from django.http import QueryDict
 from django.template.defaultfilters import filesizeformat
 
-from . import clock, selectors, trust
-from .audit import log as audit_log
-from .exceptions import InvalidInput
-from .intake.certificates import (
+from .. import clock, selectors, trust
+from ..audit import log as audit_log
+from ..exceptions import InvalidInput
+from ..intake.certificates import (
     PRIVATE_KEY_MESSAGE,
     CertificateInfo,
     holds_private_key,
     inspect_certificate,
 )
-from .intake.possession import MAX_SIGNATURE_CHARACTERS, PossessionProof
-from .models import (
+from ..intake.possession import MAX_SIGNATURE_CHARACTERS, PossessionProof
+from ..models import (
     MAX_COMMENT_CHARACTERS,
     Delegation,
     DelegationRequest,
@@ -29,7 +29,7 @@ from .models import (
     Repository,
     Verdict,
 )
-from .notary import InvalidRoleName, team_role_name
+from ..notary import InvalidRoleName, team_role_name
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
