@@ -90,5 +90,10 @@ def is_owner(user: User, repository: Repository) -> bool:
     return repository.owners_group in group_names_of(user)
 
 
-def repositories_owned_by(user: User) -> QuerySet[Repository]:
-    return Repository.objects.filter(owners_group__in=group_names_of(user))
+def repositories_owned_by(
+    user: User, *, groups: frozenset[str] | None = None
+) -> QuerySet[Repository]:
+    """`groups`: the user's group names, when the caller has read them already."""
+    return Repository.objects.filter(
+        owners_group__in=group_names_of(user) if groups is None else groups
+    )

@@ -34,10 +34,12 @@ def repositories_open_for_requests() -> QuerySet[Repository]:
     return Repository.objects.filter(trust_initialised_at__isnull=False)
 
 
-def is_registrar(user: User) -> bool:
+def is_registrar(user: User, *, groups: frozenset[str] | None = None) -> bool:
     """Whether `user` may register repositories: a superuser, or a member of
-    PORTAL_REGISTRAR_GROUP."""
-    return user.is_superuser or settings.PORTAL_REGISTRAR_GROUP in group_names_of(user)
+    PORTAL_REGISTRAR_GROUP (`groups`: the user's group names, if read already)."""
+    if user.is_superuser:
+        return True
+    return settings.PORTAL_REGISTRAR_GROUP in (group_names_of(user) if groups is None else groups)
 
 
 def repositories_managed_by(user: User) -> QuerySet[Repository]:
