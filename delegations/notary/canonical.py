@@ -42,15 +42,20 @@ _HTML_ESCAPES = (
 _PYTHON_ONLY_ESCAPE = re.compile(r'\\[^"\\]')
 
 
-def encode_canonical(value: object) -> bytes:
-    """Return the canonical JSON bytes of `value`, as docker/go's MarshalCanonical writes them."""
+def encode_canonical(value: object, *, parsed_without_floats: bool = False) -> bytes:
+    """Return the canonical JSON bytes of `value`, as docker/go's MarshalCanonical writes them.
+
+    `parsed_without_floats`: `value` is what json.loads made of a text in which it met no
+    number with a fraction or exponent (and no NaN or Infinity). Its keys are then text and it
+    holds no float, so the walk that looks for either is skipped: a fifth of reading a file.
+    """
     try:
-        return _encode_fast_or_exactly(value)
+        return _encode_fast_or_exactly(value, checked=parsed_without_floats)
     except RecursionError:
         raise InvalidMetadata("JSON nested too deeply to be metadata") from None
 
 
-def _encode_fast_or_exactly(value: object) -> bytes:
+def _encode_fast_or_exactly(value: object, *, checked: bool = False) -> bytes:
     try:
         text = json.dumps(
             value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -60,7 +65,7 @@ def _encode_fast_or_exactly(value: object) -> bytes:
     if (
         text is not None
         and not _PYTHON_ONLY_ESCAPE.search(text)
-        and _without_floats_or_odd_keys(value)
+        and (checked or _without_floats_or_odd_keys(value))
     ):
         try:
             return text.encode("utf-8")

@@ -244,9 +244,15 @@ class Metadata(Generic[SignedT]):
 
     @classmethod
     def from_bytes(cls, data: bytes, signed_type: type[SignedT]) -> Metadata[SignedT]:
+        floats: list[str] = []
+
+        def noted(number: str) -> float:
+            floats.append(number)
+            return float(number)
+
         try:
             # UTF-8 only, as Go reads JSON (json.loads would also take UTF-16 and UTF-32 bytes).
-            document = json.loads(data.decode("utf-8"))
+            document = json.loads(data.decode("utf-8"), parse_float=noted, parse_constant=noted)
         except (ValueError, UnicodeDecodeError, RecursionError) as error:
             raise InvalidMetadata(
                 f"{signed_type.type_name} metadata is not JSON: {error}"
@@ -256,7 +262,9 @@ class Metadata(Generic[SignedT]):
         return cls(
             signed=signed_type.from_dict(document.get("signed")),
             signatures=[Signature.from_dict(item) for item in document["signatures"]],
-            received_signed_bytes=encode_canonical(document["signed"]),
+            received_signed_bytes=encode_canonical(
+                document["signed"], parsed_without_floats=not floats
+            ),
         )
 
     def signed_bytes(self) -> bytes:

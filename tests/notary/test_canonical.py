@@ -123,3 +123,21 @@ def test_metadata_is_read_as_utf8_only_as_go_reads_it():
     for encoding in ("utf-16", "utf-32"):
         with pytest.raises(InvalidMetadata):
             Metadata.from_bytes(document.encode(encoding), Targets)
+
+
+@pytest.mark.parametrize(
+    ("number", "outcome"),
+    [("1.5", None), ("NaN", None), ("2.0", b'"x":2'), ("1e2", b'"x":100'), ("7", b'"x":7')],
+)
+def test_numbers_read_from_a_file_are_written_back_as_go_would(number, outcome):
+    # Files parsed without a fractional number skip the walk that looks for floats; with one,
+    # the exact encoder decides, as for any value.
+    document = '{"signed":{"_type":"Targets","expires":"2030-01-01T00:00:00Z","version":1,'
+    document += f'"x":{number}}},"signatures":[]}}'
+    if outcome is None:
+        with pytest.raises(InvalidMetadata):
+            Metadata.from_bytes(document.encode(), Targets)
+    else:
+        signed = Metadata.from_bytes(document.encode(), Targets).received_signed_bytes
+        assert signed is not None
+        assert outcome in signed
