@@ -47,7 +47,8 @@ def repository_initialise_trust_job(repository_id: int, acting_user_id: int | No
 
 def team_access_grant_job(grant_id: int) -> str:
     """Give a delegated member's team push access in DTR (`services.team_access`)."""
-    return services.team_access_grant(grant_id=grant_id).status
+    grant = services.team_access_grant(grant_id=grant_id)
+    return grant.status if grant is not None else "removed"
 
 
 # -- periodic (see `cron`) ------------------------------------------------------------------------

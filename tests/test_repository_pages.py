@@ -32,6 +32,20 @@ def dtr(settings) -> Iterator[DtrStandIn]:
 
 
 @pytest.fixture
+def known_dtr(dtr, notary_url):
+    """A repository an administrator registered on dtr.example.org: registrars may add more on
+    that DTR, with its servers."""
+    return services.repository_register(
+        dtr_host="dtr.example.org",
+        namespace="dev",
+        name="nginx",
+        notary_url=notary_url,
+        dtr_url=dtr.url,
+        owners_group="owners:dev/nginx",
+    )
+
+
+@pytest.fixture
 def registrar():
     return make_user("rita", teams=("it-ops",), owns=("registrars", "owners:dev/redis"))
 
@@ -53,6 +67,7 @@ def register_form(dtr: DtrStandIn, notary_url: str, **overrides: object) -> dict
 def test_a_registrar_registers_creates_in_dtr_and_initialises_trust(
     client,
     dtr,
+    known_dtr,
     registrar,
     notary_url,
     notary_cli,
@@ -65,17 +80,19 @@ def test_a_registrar_registers_creates_in_dtr_and_initialises_trust(
     client.force_login(registrar)
     assert "Register a repository" in client.get(reverse("delegations:repository_list")).text
 
+    # The servers come from the DTR the portal knows, whatever the form says.
     answer = client.post(
         reverse("delegations:repository_register"),
-        register_form(dtr, notary_url, namespace=namespace),
+        register_form(dtr, "https://attacker.example.net", namespace=namespace),
     )
 
     repository = Repository.objects.get(namespace=namespace, name="redis")
+    assert (repository.notary_url, repository.dtr_url) == (notary_url, dtr.url)
     assert answer.status_code == 302
     assert answer.url == reverse("delegations:repository_detail", args=[repository.pk])
     created = dtr.repositories[(namespace, "redis")]
     assert created.visibility == "private"
-    event = AuditEvent.objects.get(action="repository.registered")
+    event = AuditEvent.objects.get(action="repository.registered", repository=repository)
     assert event.details["created_in_dtr"] is True
     assert event.actor_name == "rita"
 
@@ -93,13 +110,14 @@ def test_a_registrar_registers_creates_in_dtr_and_initialises_trust(
 
 
 def test_bad_input_is_refused_on_the_form_and_nothing_is_registered(
-    client, dtr, registrar, notary_url
+    client, dtr, known_dtr, registrar, notary_url
 ):
     client.force_login(registrar)
     for overrides, message in (
         ({"name": "Redis!"}, "is not a repository name DTR accepts"),
         ({"namespace": "nobody"}, "NO_SUCH_ACCOUNT"),
         ({"dtr_host": "dtr example"}, "is not a host name"),
+        ({"dtr_host": "dtr.elsewhere.net"}, "The portal knows no DTR at dtr.elsewhere.net"),
     ):
         page = client.post(
             reverse("delegations:repository_register"),
@@ -107,7 +125,7 @@ def test_bad_input_is_refused_on_the_form_and_nothing_is_registered(
         )
         assert page.status_code == 400
         assert message in page.text
-    assert not Repository.objects.exists()
+    assert list(Repository.objects.all()) == [known_dtr]
     assert not dtr.repositories
 
 

@@ -96,7 +96,7 @@ def test_the_next_member_of_the_team_is_checked_again_and_nothing_is_written(
 ):
     delegate("bob")
     delegate("olga")
-    assert [call.method for call in dtr.recorded] == ["GET", "PUT", "GET"]
+    assert [call.method for call in dtr.recorded] == ["GET", "PUT", "GET", "GET"]
     assert grant_of(repository).request.requester.get_username() == "olga"
 
 

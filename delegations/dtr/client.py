@@ -122,8 +122,10 @@ class DtrClient:
             for _, team, level in new:
                 levels[team] = level
             # The page after starts at the last team seen (DTR's pageStart is inclusive, as the
-            # stand-in reads the reference): stop when a page brings nothing new.
-            if len(grants) < PAGE_SIZE or not new:
+            # stand-in reads the reference). Only a page that brings nothing new ends the
+            # reading: DTR may serve fewer than asked, and a grant missed on a later page (an
+            # admin one) would be overwritten.
+            if not new:
                 return levels
             start = new[-1][0]
 

@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 # Keys asked for per page; UCP's default is 10.
 PAGE_SIZE = 100
+# A user has a handful of bundles: a page chain longer than this is a loop.
+MAX_PAGES = 100
 
 
 class UcpClient:
@@ -53,7 +55,7 @@ class UcpClient:
         action = f"reading the client bundle keys of {account} in UCP"
         keys: list[bytes] = []
         start = ""
-        while True:
+        for _ in range(MAX_PAGES):
             query = {"limit": PAGE_SIZE, **({"start": start} if start else {})}
             page = object_of(
                 self._signed_in_call("GET", f"{path}?{urlencode(query)}", action), action, "UCP"
@@ -66,6 +68,7 @@ class UcpClient:
             if not isinstance(following, str) or not following or following == start:
                 return keys
             start = following
+        raise DtrRejected(f"{action}: UCP listed more than {MAX_PAGES} pages of keys")
 
     def _signed_in_call(self, method: str, path: str, action: str) -> Any:
         for attempt in range(2):

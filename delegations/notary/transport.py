@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
 from urllib3 import BaseHTTPResponse
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import HTTPError, MaxRetryError
 
 from .auth import (
     Challenge,
@@ -336,6 +336,11 @@ class Transport:
                 retries=_GET_RETRIES if method == "GET" else False,
                 redirect=method == "GET",
             )
+        except MaxRetryError as error:
+            where = self.server_url if unavailable is ServerUnreachable else url.split("?")[0]
+            raise connection_error(
+                error.reason or error, where, unavailable, verify=self.verify, timeout=self.timeout
+            ) from None
         except (HTTPError, UnusableBundle, OSError) as error:
             where = self.server_url if unavailable is ServerUnreachable else url.split("?")[0]
             raise connection_error(
@@ -344,8 +349,12 @@ class Transport:
 
 
 # No retry of its own (the worker decides what is retried), and at most ten redirects, the
-# last of which is then answered as it is (an unexpected status).
-_GET_RETRIES = urllib3.Retry(total=False, redirect=10, raise_on_redirect=False)
+# last of which is then answered as it is (an unexpected status). `total=False` would follow
+# none: urllib3 counts a redirect against the total too. Errors other than connecting and
+# reading arrive wrapped in MaxRetryError, unwrapped in `_send`.
+_GET_RETRIES = urllib3.Retry(
+    total=None, connect=False, read=False, other=0, status=0, redirect=10, raise_on_redirect=False
+)
 
 
 @contextlib.contextmanager

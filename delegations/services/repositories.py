@@ -52,7 +52,10 @@ def repository_register(
     if acting_user is not None and not selectors.is_registrar(acting_user):
         raise NotAllowed("Only portal administrators and registrars register repositories.")
     _require_approvals(approvals_required)
+    dtr_host = dtr_host.strip().lower()
     _require_names(dtr_host, namespace, name)
+    if acting_user is not None and not acting_user.is_superuser:
+        notary_url, dtr_url = _known_servers(dtr_host)
     if Repository.objects.filter(dtr_host=dtr_host, namespace=namespace, name=name).exists():
         raise InvalidInput(f"{dtr_host}/{namespace}/{name} is registered already.", field="name")
     created_in_dtr = create_in_dtr and repository_in_dtr_ensure(
@@ -105,6 +108,22 @@ def _require_names(dtr_host: str, namespace: str, name: str) -> None:
     # DTR's limits: under 56 characters for namespace/name, 255 for the whole image name.
     if len(f"{namespace}/{name}") >= 56 or len(f"{dtr_host}/{namespace}/{name}") > 255:
         raise InvalidInput("DTR takes namespace/name under 56 characters.", field="name")
+
+
+def _known_servers(dtr_host: str) -> tuple[str, str]:
+    """The Notary server and DTR API of a DTR an administrator registered a repository on.
+
+    The portal sends its service accounts' credentials to these servers, so a registrar who is
+    not an administrator cannot name new ones: their repositories use the servers of a DTR the
+    portal already knows."""
+    known = Repository.objects.filter(dtr_host=dtr_host).order_by("pk").first()
+    if known is None:
+        raise InvalidInput(
+            f"The portal knows no DTR at {dtr_host}: an administrator registers its first "
+            "repository (manage.py repository_register), then registrars can add more.",
+            field="dtr_host",
+        )
+    return known.notary_url, known.dtr_url
 
 
 def repository_in_dtr_ensure(dtr_url: str, namespace: str, name: str) -> bool:
@@ -192,6 +211,13 @@ def repository_trust_initialise_request(
     repository = selectors.repository_managed_by(acting_user, repository_id)
     if repository.trust_initialised_at is not None:
         raise InvalidInput(f"The trust data of {repository.gun} is initialised already.")
+    if repository.root_certificate_pem or repository.keys.exists():
+        # Someone else initialised it (the root is pinned) or keys were imported for it: new
+        # keys would only collide with the repository's own.
+        raise InvalidInput(
+            f"{repository.gun} has a pinned root or imported keys: its trust data is set up "
+            "outside the portal, so the portal does not make new keys for it."
+        )
     with transaction.atomic():
         audit_record(
             action=AuditAction.REPOSITORY_TRUST_INITIALISATION_REQUESTED,

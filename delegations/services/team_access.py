@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 # The back-off after a transient failure: doubling from half a minute, at most an hour.
 _FIRST_RETRY_SECONDS = 30
 _LONGEST_RETRY_SECONDS = 3600
+MAX_ATTEMPTS = 30
 
 
 def team_access_managed() -> bool:
@@ -77,10 +78,16 @@ def team_access_want(
         queueing.enqueue_after_commit(queueing.enqueue_team_access_grant, grant.pk)
 
 
-def team_access_grant(*, grant_id: int, now: datetime | None = None) -> TeamAccessGrant:
-    """Make sure of one pending grant in DTR and record the outcome (the worker's job)."""
+def team_access_grant(*, grant_id: int, now: datetime | None = None) -> TeamAccessGrant | None:
+    """Make sure of one pending grant in DTR and record the outcome (the worker's job); None
+    when an owner removed the grant meanwhile."""
     now = now or clock.now()
-    grant = TeamAccessGrant.objects.select_related("repository", "request").get(pk=grant_id)
+    grant = (
+        TeamAccessGrant.objects.select_related("repository", "request").filter(pk=grant_id).first()
+    )
+    if grant is None:
+        logger.info("team access grant %s was removed by an owner meanwhile", grant_id)
+        return None
     if grant.status != TeamAccessStatus.PENDING or not team_access_managed():
         return grant
     repository = grant.repository
@@ -110,6 +117,9 @@ def team_access_remove(
     still hold delegations there (they could sign but no longer push), only once confirmed."""
     now = now or clock.now()
     repository = selectors.repository_managed_by(acting_user, repository_id)
+    if not TeamAccessGrant.objects.filter(repository=repository, team=team).exists():
+        # Only access the portal gave: a team granted in DTR by someone else is theirs to end.
+        raise InvalidInput(f"The portal gave team {team} no access to {repository.path}.")
     delegated = Delegation.objects.active().filter(repository=repository, team=team).count()
     if delegated and not confirmed:
         raise InvalidInput(
@@ -140,6 +150,8 @@ def team_access_remove(
 
 def team_access_resume(*, now: datetime | None = None) -> list[int]:
     """Queue the grants whose back-off is over or whose job was lost (the cron sweep)."""
+    if not team_access_managed():
+        return []
     due = selectors.team_access_due_ids(
         now=now or clock.now(), quiet_for=timedelta(seconds=settings.PORTAL_STALLED_AFTER_SECONDS)
     )
@@ -197,6 +209,10 @@ def _granted(grant: TeamAccessGrant, change: dtr.TeamAccessChange, *, now: datet
 
 def _retry_later(grant: TeamAccessGrant, reason: str, *, now: datetime) -> None:
     attempts = grant.attempts + 1
+    if attempts >= MAX_ATTEMPTS:
+        # About a day of back-off: a wrong host name or proxy, not an outage. Told, not looped.
+        _fail(grant, f"{reason} (gave up after {attempts} attempts)", now=now)
+        return
     wait = min(_FIRST_RETRY_SECONDS * 2 ** (attempts - 1), _LONGEST_RETRY_SECONDS)
     with transaction.atomic():
         if not _pending(grant):

@@ -45,7 +45,9 @@ def repository_register(request: SignedInRequest) -> HttpResponse:
             form.add_error(error.field if error.field in form.fields else None, error.message)
         else:
             messages.success(request, f"Registered {repository.gun}.")
-            return redirect("delegations:repository_detail", repository.pk)
+            if selectors.repositories_managed_by(request.user).filter(pk=repository.pk).exists():
+                return redirect("delegations:repository_detail", repository.pk)
+            return redirect("delegations:repository_list")  # owned by a group they are not in
     status = 400 if form.errors else 200
     return render(request, "delegations/repository_form.html", {"form": form}, status=status)
 

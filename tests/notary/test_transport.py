@@ -102,6 +102,12 @@ def test_publish_is_never_redirected_into_a_get(server):
         Transport(server, "dtr.example.org/a/b", timeout=5).publish({"targets": b"{}"})
 
 
+def test_a_read_follows_a_redirect(server):
+    BEHAVIOURS["root.json"] = redirect
+    BEHAVIOURS["elsewhere"] = lambda handler: send(handler, 200, b"moved here")
+    assert Transport(server, "dtr.example.org/a/b", timeout=5).get("root.json") == b"moved here"
+
+
 def test_publish_to_a_wrong_url_is_permanent(server):
     BEHAVIOURS["POST"] = status(404)
     with pytest.raises(PermanentNotaryError):
