@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -58,18 +59,53 @@ def env_int_list(name: str, default: str) -> list[int]:
 
 
 def key_encryption_keys(encoded: list[str]) -> list[str]:
-    """Check the key-encryption keys at start-up rather than at the first seal."""
+    """Check the format-1 key-encryption keys (kept only to open keys sealed before sealing
+    became asymmetric) at start-up rather than at the first use."""
     for value in encoded:
-        try:
-            valid = len(base64.b64decode(value, validate=True)) == 32
-        except ValueError:
-            valid = False
-        if not valid:
+        if _raw_32_bytes(value) is None:
             raise ImproperlyConfigured(
                 "PORTAL_KEY_ENCRYPTION_KEYS must hold base64 of 32 random bytes per key, "
                 "separated by commas"
             )
     return encoded
+
+
+def unsealing_keys(encoded: list[str]) -> list[str]:
+    for value in encoded:
+        if _raw_32_bytes(value) is None:
+            raise ImproperlyConfigured(
+                "PORTAL_KEY_UNSEALING_KEYS must hold base64 of 32-byte X25519 private keys, "
+                "separated by commas (manage.py keys_generate makes one)"
+            )
+    return encoded
+
+
+def sealing_key(encoded: str, *, unsealing: list[str]) -> str:
+    """The X25519 public key new repository keys are sealed to: as configured, or else the
+    public half of the first unsealing key."""
+    if encoded:
+        if _raw_32_bytes(encoded) is None:
+            raise ImproperlyConfigured(
+                "PORTAL_KEY_SEALING_KEY must hold base64 of a 32-byte X25519 public key "
+                "(manage.py keys_generate prints one)"
+            )
+        return encoded
+    raw = _raw_32_bytes(unsealing[0])
+    assert raw is not None  # checked by unsealing_keys
+    public = X25519PrivateKey.from_private_bytes(raw).public_key().public_bytes_raw()
+    return base64.b64encode(public).decode()
+
+
+def new_unsealing_key() -> str:
+    return base64.b64encode(X25519PrivateKey.generate().private_bytes_raw()).decode()
+
+
+def _raw_32_bytes(value: str) -> bytes | None:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    return raw if len(raw) == 32 else None
 
 
 def database_from_url(url: str, *, base_dir: Path) -> dict[str, object]:

@@ -7,7 +7,6 @@ Outside debug mode a missing secret stops start-up with the variable's name.
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 from pathlib import Path
@@ -24,6 +23,9 @@ from .environment import (
     env_list,
     env_str,
     key_encryption_keys,
+    new_unsealing_key,
+    sealing_key,
+    unsealing_keys,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -234,18 +236,37 @@ DEFAULT_FROM_EMAIL = env_str("PORTAL_EMAIL_FROM", "Delegation portal <portal@loc
 
 # --- Keys ----------------------------------------------------------------------------------------
 
-# Key-encryption keys (base64 of 32 bytes, comma-separated): the first encrypts, every one of
-# them decrypts, so a new key can be put in front and the old one kept until rotation is done.
-PORTAL_KEY_ENCRYPTION_KEYS = key_encryption_keys(
-    env_list(
-        "PORTAL_KEY_ENCRYPTION_KEYS",
-        env_secret(
-            "PORTAL_KEY_ENCRYPTION_KEYS",
-            local_file="key-encryption-key",
-            generate=lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
-        ),
+# Repository keys are sealed to an X25519 public key, the sealing key, that every process may
+# hold; only the worker holds the private halves that open them (delegations.keystore). The web
+# process gets PORTAL_KEY_SEALING_KEY alone. A process given only PORTAL_KEY_UNSEALING_KEYS
+# seals to the first one's public half. `manage.py keys_generate` makes a pair.
+PORTAL_KEY_UNSEALING_KEYS = unsealing_keys(env_list("PORTAL_KEY_UNSEALING_KEYS", ""))
+_sealing_key_setting = env_str("PORTAL_KEY_SEALING_KEY", "").strip()
+if not _sealing_key_setting and not PORTAL_KEY_UNSEALING_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "PORTAL_KEY_SEALING_KEY is not set (the web process needs it, and the worker needs "
+            "PORTAL_KEY_UNSEALING_KEYS; it is required when PORTAL_DEBUG is off)"
+        )
+    PORTAL_KEY_UNSEALING_KEYS = unsealing_keys(
+        [
+            env_secret(
+                "PORTAL_KEY_UNSEALING_KEYS",
+                local_file="key-unsealing-key",
+                generate=new_unsealing_key,
+            )
+        ]
     )
-)
+PORTAL_KEY_SEALING_KEY = sealing_key(_sealing_key_setting, unsealing=PORTAL_KEY_UNSEALING_KEYS)
+# Shared AES keys that sealed repository keys before sealing became asymmetric: configured on
+# the worker only, until `manage.py keys_rewrap` has re-sealed every key to the sealing key.
+PORTAL_KEY_ENCRYPTION_KEYS = key_encryption_keys(env_list("PORTAL_KEY_ENCRYPTION_KEYS", ""))
+_legacy_local_key = DATA_DIR / "key-encryption-key"
+# A data folder from before keeps opening in debug mode; `make run` re-seals its keys.
+if DEBUG and PORTAL_KEY_UNSEALING_KEYS and _legacy_local_key.exists():
+    PORTAL_KEY_ENCRYPTION_KEYS = PORTAL_KEY_ENCRYPTION_KEYS or key_encryption_keys(
+        [_legacy_local_key.read_text().strip()]
+    )
 
 # --- Notary --------------------------------------------------------------------------------------
 
@@ -272,6 +293,10 @@ PORTAL_DTR_TIMEOUT = env_float("PORTAL_DTR_TIMEOUT", 10.0)
 PORTAL_UCP_URL = env_str("PORTAL_UCP_URL", "")
 PORTAL_UCP_USERNAME = env_str("PORTAL_UCP_USERNAME", "")
 PORTAL_UCP_PASSWORD = env_str("PORTAL_UCP_PASSWORD", "")
+# With PORTAL_UCP_URL, the directory sync also ends a delegation whose key UCP no longer lists
+# among the member's client bundles (the member deleted the bundle). Off: only requests are
+# checked against UCP.
+PORTAL_UCP_SYNC_BUNDLES = env_bool("PORTAL_UCP_SYNC_BUNDLES", True)
 # The kind of targets key the portal makes for a repository whose trust it initialises.
 PORTAL_TARGETS_KEY_ALGORITHM = env_str("PORTAL_TARGETS_KEY_ALGORITHM", "ecdsa-p256")
 _TARGETS_KEY_ALGORITHMS = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")

@@ -18,10 +18,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from delegations.demo.bundles import ClientCA
+from portal.environment import new_unsealing_key, sealing_key
 
 from .dtr_standin import DEMO_ACCOUNT
 from .processes import LOOPBACK, Service, ServiceError, notary_service, redis_service
@@ -59,6 +61,11 @@ def main() -> int:
         "PORTAL_DTR_TOKEN": dtr_token_file.read_text().strip(),
         "PYTHONUNBUFFERED": "1",
     }
+    if not env.get("PORTAL_KEY_UNSEALING_KEYS"):
+        # Only the worker and the operator's commands get it; the web server gets the public
+        # half (web_environment).
+        unsealing_file = _local_secret(data_dir / "key-unsealing-key", new_unsealing_key)
+        env["PORTAL_KEY_UNSEALING_KEYS"] = unsealing_file.read_text().strip()
     # The demo UCP client CA signs the demo bundles; requests must chain to it, as at work. It
     # exists before any manage.py command runs, as their start-up check reads it.
     bundles = data_dir / "demo-bundles"
@@ -97,7 +104,13 @@ def main() -> int:
         if directory_port is not None:
             directory = demo_directory_service(port=directory_port, data_dir=data_dir / "slapd")
             started.append(directory.start())
-        for step in (["migrate", "--noinput", "-v0"], ["collectstatic", "--noinput", "-v0"]):
+        # keys_rewrap moves keys a data folder from before sealed with a shared key (read from
+        # var/key-encryption-key in debug mode) to the sealing key; with none, it changes nothing.
+        for step in (
+            ["migrate", "--noinput", "-v0"],
+            ["collectstatic", "--noinput", "-v0"],
+            ["keys_rewrap", "-v0"],
+        ):
             subprocess.run([*manage, *step], env=env, cwd=BASE_DIR, check=True)
         worker = Service(
             "rqworker",
@@ -138,7 +151,7 @@ def main() -> int:
             [*manage, "runserver", f"{LOOPBACK}:{http_port}", "--noreload"],
             port=http_port,
             log_path=logs / "web.log",
-            env=env,
+            env=web_environment(env),
             cwd=BASE_DIR,
         )
         started.append(web.start(timeout=60))
@@ -197,13 +210,30 @@ def main() -> int:
 
 def _dtr_token_file(data_dir: Path) -> Path:
     """The stand-in DTR account's access token, made once at run time (owner-only file)."""
-    path = data_dir / "dtr-token"
+    return _local_secret(data_dir / "dtr-token", lambda: secrets.token_urlsafe(24))
+
+
+def _local_secret(path: Path, generate: Callable[[], str]) -> Path:
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_urlsafe(24))
+            handle.write(generate())
     return path
+
+
+def web_environment(env: dict[str, str]) -> dict[str, str]:
+    """The web server's environment: it seals keys (an owner's import) but cannot open one, so it
+    gets the public sealing key and no unsealing key (delegations.keystore)."""
+    unsealing = [key for key in env.get("PORTAL_KEY_UNSEALING_KEYS", "").split(",") if key]
+    web = {
+        name: value
+        for name, value in env.items()
+        if name not in ("PORTAL_KEY_UNSEALING_KEYS", "PORTAL_KEY_ENCRYPTION_KEYS")
+    }
+    if unsealing and not web.get("PORTAL_KEY_SEALING_KEY"):
+        web["PORTAL_KEY_SEALING_KEY"] = sealing_key("", unsealing=unsealing)
+    return web
 
 
 def print_facts(

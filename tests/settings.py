@@ -1,7 +1,7 @@
 """Settings for the test suite: the real settings module, with secrets generated per run.
 
 The values go into the environment, so the rqworker processes the tests start inherit the same
-key-encryption key and data folder.
+unsealing key and data folder.
 
 The suite runs on SQLite, or on PostgreSQL with `PORTAL_TEST_DATABASE=postgres`: then a
 throwaway cluster starts here (tests/postgres.py) unless `PORTAL_DATABASE_URL` already names one,
@@ -21,8 +21,10 @@ from tests.postgres import start_cluster
 
 os.environ.setdefault("PORTAL_DEBUG", "0")
 os.environ.setdefault("PORTAL_SECRET_KEY", secrets.token_urlsafe(50))
+# The suite plays web and worker in one process, so it holds the unsealing key (and seals to
+# its public half); tests/test_web_holds_no_unsealing_key.py starts a web process without it.
 os.environ.setdefault(
-    "PORTAL_KEY_ENCRYPTION_KEYS", base64.b64encode(secrets.token_bytes(32)).decode()
+    "PORTAL_KEY_UNSEALING_KEYS", base64.b64encode(secrets.token_bytes(32)).decode()
 )
 if "PORTAL_DATA_DIR" not in os.environ:
     # Removed at exit by the process that made it, not by the workers that inherit it.

@@ -1,12 +1,9 @@
 """Management commands an administrator runs."""
 
-import base64
-import secrets
-
 import pytest
 from django.core.management import CommandError, call_command
 
-from delegations import services, trust
+from delegations import keystore, services, trust
 from delegations.models import AuditEvent, Repository, RequestStatus
 from tests.factories import submit_request
 
@@ -50,12 +47,13 @@ def test_a_malformed_name_is_refused(db):
         call_command("repository_register", "nginx", notary_url="https://x", owners_group="o")
 
 
-def test_rotating_the_key_encryption_key_keeps_repositories_usable(
-    repository, people, settings, capsys
-):
-    old = settings.PORTAL_KEY_ENCRYPTION_KEYS[0]
-    new = base64.b64encode(secrets.token_bytes(32)).decode()
-    settings.PORTAL_KEY_ENCRYPTION_KEYS = [new, old]
+def test_rotating_the_sealing_key_keeps_repositories_usable(repository, people, settings, capsys):
+    old = settings.PORTAL_KEY_UNSEALING_KEYS[0]
+    new = keystore.generate_key_pair()
+    settings.PORTAL_KEY_SEALING_KEY = new.sealing_key
+    with pytest.raises(CommandError, match="no private half"):
+        call_command("keys_rewrap")  # sealing to a key nobody here holds is refused
+    settings.PORTAL_KEY_UNSEALING_KEYS = [old, new.unsealing_key]
 
     call_command("keys_rewrap")
     assert "Re-sealed 2 repository keys" in capsys.readouterr().out
@@ -63,7 +61,7 @@ def test_rotating_the_key_encryption_key_keeps_repositories_usable(
     call_command("keys_rewrap")
     assert "Re-sealed 0 repository keys" in capsys.readouterr().out
 
-    settings.PORTAL_KEY_ENCRYPTION_KEYS = [new]  # the old key is retired
+    settings.PORTAL_KEY_UNSEALING_KEYS = [new.unsealing_key]  # the old key is retired
     request = submit_request(repository, people["bob"])
     services.request_approve(request_id=request.pk, acting_user=people["alice"])
     assert services.request_apply(request_id=request.pk).status == RequestStatus.DELEGATED

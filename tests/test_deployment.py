@@ -55,10 +55,25 @@ def test_every_portal_variable_in_compose_is_read_by_the_settings(compose):
                 assert f'"{variable}"' in SETTINGS_SOURCE, f"settings never read {variable}"
 
 
-@pytest.mark.parametrize("secret", ["PORTAL_SECRET_KEY", "PORTAL_KEY_ENCRYPTION_KEYS"])
-def test_secrets_are_required_not_defaulted(compose, secret):
-    value = compose["services"]["web"]["environment"][secret]
+@pytest.mark.parametrize(
+    ("service", "secret"),
+    [
+        ("web", "PORTAL_SECRET_KEY"),
+        ("web", "PORTAL_KEY_SEALING_KEY"),
+        ("worker", "PORTAL_KEY_SEALING_KEY"),
+        ("worker", "PORTAL_KEY_UNSEALING_KEYS"),
+    ],
+)
+def test_secrets_are_required_not_defaulted(compose, service, secret):
+    value = compose["services"][service]["environment"][secret]
     assert re.fullmatch(r"\$\{" + secret + r":\?[^}]*\}", value), value
+
+
+@pytest.mark.parametrize("service", ["migrate", "web", "cron"])
+def test_only_the_worker_can_open_repository_keys(compose, service):
+    environment = compose["services"][service]["environment"]
+    assert "PORTAL_KEY_UNSEALING_KEYS" not in environment
+    assert "PORTAL_KEY_ENCRYPTION_KEYS" not in environment
 
 
 def test_dependencies_name_services_that_exist_with_healthchecks(compose):

@@ -303,13 +303,21 @@ def repository_initialise_trust(
 
 
 def repository_keys_rewrap(*, acting_user: User | None = None, now: datetime | None = None) -> int:
-    """Re-seal every repository key under the current key-encryption key (the first configured).
+    """Re-seal every repository key to the current sealing key (PORTAL_KEY_SEALING_KEY).
 
     Only the small data keys are re-encrypted; the signing keys themselves are never opened.
-    Once this has run, older key-encryption keys can be removed from the configuration.
+    Once this has run, older unsealing keys (and the format-1 PORTAL_KEY_ENCRYPTION_KEYS) can be
+    removed from the worker's configuration.
     Returns how many keys were re-sealed.
     """
     now = now or clock.now()
+    if not keystore.can_unseal_current():
+        # A mistyped sealing key would leave every key sealed to a key nobody holds.
+        raise keystore.KeystoreError(
+            f"the sealing key {keystore.current_key_encryption_key_id()} has no private half in "
+            "PORTAL_KEY_UNSEALING_KEYS here; run keys_rewrap where the worker's keys are, with "
+            "the new unsealing key added"
+        )
     rewrapped = 0
     with transaction.atomic():
         for stored in RepositoryKey.objects.select_for_update().select_related("repository"):

@@ -5,8 +5,9 @@ from delegations import keystore, services
 
 class Command(BaseCommand):
     help = (
-        "Re-seal every repository key under the first key of PORTAL_KEY_ENCRYPTION_KEYS, so the "
-        "others can be retired. Put the new key first, keep the old ones, run this, then drop them."
+        "Re-seal every repository key to PORTAL_KEY_SEALING_KEY, so older unsealing keys (and "
+        "PORTAL_KEY_ENCRYPTION_KEYS from before sealing became asymmetric) can be retired. Run it "
+        "with the worker's settings: the old and the new unsealing keys both configured."
     )
 
     def handle(self, *args, **options) -> None:
@@ -15,4 +16,5 @@ class Command(BaseCommand):
         except keystore.KeystoreError as error:
             raise CommandError(f"Re-sealing stopped, nothing was changed: {error}") from None
         current = keystore.current_key_encryption_key_id()
-        self.stdout.write(f"Re-sealed {count} repository keys under key-encryption key {current}.")
+        if count or options["verbosity"]:
+            self.stdout.write(f"Re-sealed {count} repository keys to sealing key {current}.")
