@@ -33,6 +33,7 @@ from .models import (
     PublishLease,
     Repository,
     RepositoryKey,
+    RootKeyHandover,
     TeamAccessGrant,
     TrustFile,
 )
@@ -279,6 +280,26 @@ class TeamAccessGrantAdmin(ReadOnlyAdmin):
 
     list_display = ["repository", "team", "status", "level", "attempts", "retry_at", "updated_at"]
     list_filter = ["status"]
+
+
+@admin.register(RootKeyHandover)
+class RootKeyHandoverAdmin(ReadOnlyAdmin):
+    """Root keys on their way to their owners (the owners' repository page runs them). The
+    passphrase and the key file are never shown: they are not fields here."""
+
+    list_display = ["repository", "status", "canonical_key_id", "requested_by", "created_at"]
+    list_filter = ["status"]
+    fields = [
+        "repository",
+        "requested_by",
+        "status",
+        "canonical_key_id",
+        "failure",
+        "created_at",
+        "ready_at",
+        "downloaded_at",
+        "finished_at",
+    ]
 
 
 @admin.register(TrustFile)

@@ -16,6 +16,9 @@ cron.register(
 )
 cron.register(tasks.team_access_resume_job, QUEUE, interval=60, name="resume-team-access")
 cron.register(
+    tasks.root_key_handovers_sweep_job, QUEUE, interval=300, name="sweep-root-key-handovers"
+)
+cron.register(
     tasks.unsent_notifications_resend_job, QUEUE, interval=60, name="resend-unsent-notifications"
 )
 cron.register(

@@ -31,6 +31,7 @@ REPOSITORY_PUBLISH_JOB = "delegations.tasks.repository_publish_job"
 NOTIFICATION_SEND_JOB = "delegations.tasks.notification_send_job"
 REPOSITORY_INITIALISE_TRUST_JOB = "delegations.tasks.repository_initialise_trust_job"
 TEAM_ACCESS_GRANT_JOB = "delegations.tasks.team_access_grant_job"
+ROOT_KEY_HANDOVER_JOB = "delegations.tasks.root_key_handover_prepare_job"
 
 # The repositories whose publish `publishes_gathered` will queue, while one is open.
 _gathered: ContextVar[set[int] | None] = ContextVar("gathered_publishes", default=None)
@@ -120,6 +121,11 @@ def enqueue_many_after_commit(enqueue: Callable[[list[int]], object], ids: list[
 def enqueue_team_access_grant(grant_id: int) -> bool:
     """Queue making sure of a team's DTR access, unless its job is on its way already."""
     return _enqueue_once(TEAM_ACCESS_GRANT_JOB, grant_id, job_id=f"team-access-{grant_id}")
+
+
+def enqueue_root_key_handover(handover_id: int) -> bool:
+    """Queue writing a root key file: only the worker can open the sealed key and passphrase."""
+    return _enqueue_once(ROOT_KEY_HANDOVER_JOB, handover_id, job_id=f"root-key-{handover_id}")
 
 
 def enqueue_repository_initialise_trust(repository_id: int, acting_user_id: int | None) -> Job:

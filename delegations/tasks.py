@@ -51,6 +51,12 @@ def team_access_grant_job(grant_id: int) -> str:
     return grant.status if grant is not None else "removed"
 
 
+def root_key_handover_prepare_job(handover_id: int) -> str:
+    """Write a repository's root key into a key file for its owners (`services.root_keys`)."""
+    handover = services.root_key_handover_prepare(handover_id=handover_id)
+    return handover.status if handover is not None else "not preparing"
+
+
 # -- periodic (see `cron`) ------------------------------------------------------------------------
 
 
@@ -62,6 +68,10 @@ def waiting_publishes_resume_job() -> list[int]:
 def team_access_resume_job() -> list[int]:
     """Queue the DTR grants whose back-off is over or whose job was lost."""
     return services.team_access_resume()
+
+
+def root_key_handovers_sweep_job() -> list[int]:
+    return services.root_key_handovers_sweep()
 
 
 def unsent_notifications_resend_job() -> list[int]:

@@ -31,6 +31,7 @@ from .notary import (
     PublishResult,
     RemoveKey,
     ReplaceKey,
+    RepositoryNotInitialised,
     SigningKey,
     Transport,
     TrustMemory,
@@ -41,19 +42,37 @@ from .notary import (
 
 
 def transport_for(repository: Repository) -> Transport:
-    """HTTP to the repository's Notary server, as the portal's service account when one is
-    configured (DTR answers with a token challenge)."""
+    return _transport(repository.notary_url, repository.gun)
+
+
+def _transport(notary_url: str, gun: str) -> Transport:
+    """HTTP to a Notary server, as the portal's service account when one is configured (DTR
+    answers with a token challenge)."""
     verify: bool | str = settings.PORTAL_NOTARY_CA_BUNDLE or True
     credentials = None
     if settings.PORTAL_NOTARY_USERNAME:
         credentials = Credentials(settings.PORTAL_NOTARY_USERNAME, settings.PORTAL_NOTARY_PASSWORD)
     return Transport(
-        repository.notary_url,
-        repository.gun,
+        notary_url,
+        gun,
         timeout=settings.PORTAL_NOTARY_TIMEOUT,
         verify=verify,
         credentials=credentials,
     )
+
+
+def probe(
+    notary_url: str, gun: str, *, now: datetime, pinned: Sequence[PublicKey] = ()
+) -> TrustState | None:
+    """A one-off verified read of trust data that remembers nothing, to check a repository
+    before it is registered or pinned: None when the server has no trust data for `gun`.
+    Unpinned, the root is trusted on first use but must still be this GUN's (its certificate's
+    CN) and self-consistent. Raises the client's NotaryError otherwise."""
+    client = NotaryClient(_transport(notary_url, gun), pinned_root_keys=list(pinned))
+    try:
+        return client.fetch(now=now)
+    except RepositoryNotInitialised:
+        return None
 
 
 def pinned_root_keys(repository: Repository) -> list[PublicKey]:

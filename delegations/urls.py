@@ -1,6 +1,14 @@
 from django.urls import path
 
-from .views import approvals, audit, delegations, drift, repositories, requests
+from .views import (
+    approvals,
+    audit,
+    delegations,
+    drift,
+    repositories,
+    repository_keys,
+    requests,
+)
 
 app_name = "delegations"
 
@@ -51,6 +59,17 @@ urlpatterns = [
         repositories.team_access_remove,
         name="team_access_remove",
     ),
+    *[
+        path(f"repositories/<int:repository_id>/{route}/", view, name=name)
+        for route, view, name in (
+            ("root-key/request", repository_keys.root_key_request, "root_key_request"),
+            ("root-key/download", repository_keys.root_key_download, "root_key_download"),
+            ("root-key/confirm", repository_keys.root_key_confirm, "root_key_confirm"),
+            ("root-key/cancel", repository_keys.root_key_cancel, "root_key_cancel"),
+            ("keys/import", repository_keys.key_import, "key_import"),
+            ("root/pin", repository_keys.root_pin, "root_pin"),
+        )
+    ],
     path("audit/", audit.audit_log_page, name="audit_log"),
     path("audit/export.csv", audit.audit_export_csv, name="audit_export_csv"),
     path("audit/export.json", audit.audit_export_json, name="audit_export_json"),

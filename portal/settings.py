@@ -268,6 +268,10 @@ if DEBUG and PORTAL_KEY_UNSEALING_KEYS and _legacy_local_key.exists():
         [_legacy_local_key.read_text().strip()]
     )
 
+# How long a root key file prepared for a repository's owners waits for them to confirm they
+# stored it; then the file is deleted and the root key stays sealed in the portal.
+PORTAL_ROOT_KEY_HANDOVER_HOURS = env_int("PORTAL_ROOT_KEY_HANDOVER_HOURS", 24)
+
 # --- Notary --------------------------------------------------------------------------------------
 
 PORTAL_NOTARY_TIMEOUT = env_float("PORTAL_NOTARY_TIMEOUT", 10.0)

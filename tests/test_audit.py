@@ -258,6 +258,7 @@ def other_repository():
         name="api",
         notary_url="http://notary.invalid",
         owners_group="owners:elsewhere/api",
+        check_notary=False,  # never read here
     )
     owner = make_user("zoe", teams=("ops",), owns=(repository.owners_group,))
     return repository, owner

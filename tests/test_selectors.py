@@ -134,6 +134,8 @@ def selector_calls(world) -> dict[str, Callable[[], object]]:
         "is_registrar": lambda: selectors.is_registrar(alice),
         "repositories_managed_by": lambda: list(selectors.repositories_managed_by(alice)),
         "repository_managed_by": lambda: selectors.repository_managed_by(alice, repository.pk),
+        "root_key_id": lambda: selectors.root_key_id(repository),
+        "root_key_handover_open": lambda: selectors.root_key_handover_open(repository),
         "teams_of": lambda: selectors.teams_of(bob),
         "team_access_of": lambda: selectors.team_access_of(repository_id=repository.pk, team="qa"),
         "team_access_due_ids": lambda: selectors.team_access_due_ids(now=later, quiet_for=quiet),

@@ -81,8 +81,18 @@ def test_a_pinned_root_certificate_anchors_an_adopted_repository(adopted):
 def test_a_root_not_signed_by_the_pinned_certificate_is_refused(adopted):
     outside, repository = adopted
     impostor = SigningKey.generate_root(outside.gun, now=now())
+    with pytest.raises(InvalidInput, match="does not fit this certificate"):
+        services.repository_root_pin(
+            repository_id=repository.pk, root_certificate_pem=certificate_pem(impostor)
+        )
+    assert Repository.objects.get(pk=repository.pk).root_certificate_pem == ""
+
+    # Pinned without the check (the server's root rotated away from it later, say), reads
+    # refuse the served root.
     services.repository_root_pin(
-        repository_id=repository.pk, root_certificate_pem=certificate_pem(impostor)
+        repository_id=repository.pk,
+        root_certificate_pem=certificate_pem(impostor),
+        check_notary=False,
     )
     repository.refresh_from_db()
     with pytest.raises(InvalidMetadata, match="not signed by the root key the portal trusts"):
@@ -94,7 +104,9 @@ def test_pinning_replaces_what_was_trusted_on_first_use(adopted):
     trust.fetch(repository, now=now())  # trusted on first use, and remembered
     impostor = SigningKey.generate_root(outside.gun, now=now())
     services.repository_root_pin(
-        repository_id=repository.pk, root_certificate_pem=certificate_pem(impostor)
+        repository_id=repository.pk,
+        root_certificate_pem=certificate_pem(impostor),
+        check_notary=False,
     )
     repository.refresh_from_db()
     assert repository.trusted_root == ""

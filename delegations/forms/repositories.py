@@ -36,3 +36,28 @@ class RepositoryRegisterForm(forms.Form):
 class RepositorySettingsForm(forms.Form):
     owners_group = forms.CharField(label="Owners group", max_length=150)
     approvals_required = forms.IntegerField(label="Approvals required", min_value=1, max_value=10)
+
+
+class RootKeyHandoverForm(forms.Form):
+    """The passphrase the root key file is encrypted with; never rendered back."""
+
+    passphrase = forms.CharField(
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="At least 12 characters. The notary CLI asks for it when the key signs "
+        "(NOTARY_ROOT_PASSPHRASE).",
+    )
+    passphrase_again = forms.CharField(
+        label="The passphrase again",
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+
+class RootPinForm(forms.Form):
+    root_certificate_pem = forms.CharField(
+        label="Root certificate",
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+        help_text="The PEM certificate of the repository's root key (its CN is the repository's "
+        "name), e.g. from the root key's owner or `notary -d <trust dir> key list`.",
+    )

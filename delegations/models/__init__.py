@@ -7,7 +7,15 @@ from .delegations import DIRECTORY_END_REASONS, Delegation, DelegationQuerySet, 
 from .drift import DriftAction, DriftFinding, DriftKind, DriftResolution
 from .notifications import Notification, NotificationKind
 from .publishing import PublishLease
-from .repositories import KeyRole, Repository, RepositoryKey, TrustFile
+from .repositories import (
+    OPEN_HANDOVER_STATUSES,
+    HandoverStatus,
+    KeyRole,
+    Repository,
+    RepositoryKey,
+    RootKeyHandover,
+    TrustFile,
+)
 from .requests import (
     MAX_COMMENT_CHARACTERS,
     OPEN_STATUSES,
@@ -22,6 +30,7 @@ from .team_access import TeamAccessGrant, TeamAccessStatus
 __all__ = [
     "DIRECTORY_END_REASONS",
     "MAX_COMMENT_CHARACTERS",
+    "OPEN_HANDOVER_STATUSES",
     "OPEN_STATUSES",
     "AuditAction",
     "AuditChainHead",
@@ -36,6 +45,7 @@ __all__ = [
     "DriftKind",
     "DriftResolution",
     "EndReason",
+    "HandoverStatus",
     "KeyRole",
     "Notification",
     "NotificationKind",
@@ -43,6 +53,7 @@ __all__ = [
     "Repository",
     "RepositoryKey",
     "RequestStatus",
+    "RootKeyHandover",
     "TeamAccessGrant",
     "TeamAccessStatus",
     "TrustFile",

@@ -30,6 +30,7 @@ class AuditAction(models.TextChoices):
     DELEGATION_GIVE_UP_REQUESTED = "delegation.give_up_requested"
     DELEGATION_LEFT_TEAM = "delegation.left_team"
     DELEGATION_ACCOUNT_DISABLED = "delegation.account_disabled"
+    DELEGATION_BUNDLE_DELETED = "delegation.bundle_deleted"
     DELEGATION_END_FAILED = "delegation.end_failed"
     # What the worker found or did on the Notary server.
     NOTARY_PUBLISHED = "notary.published"
@@ -55,6 +56,11 @@ class AuditAction(models.TextChoices):
     REPOSITORY_ROOT_PINNED = "repository.root_pinned"
     REPOSITORY_ROOT_UNPINNED = "repository.root_unpinned"
     REPOSITORY_TRUST_MEMORY_CLEARED = "repository.trust_memory_cleared"
+    ROOT_KEY_HANDOVER_REQUESTED = "root_key.handover_requested"
+    ROOT_KEY_HANDOVER_READY = "root_key.handover_ready"
+    ROOT_KEY_DOWNLOADED = "root_key.downloaded"
+    ROOT_KEY_HANDED_OVER = "root_key.handed_over"
+    ROOT_KEY_HANDOVER_ENDED = "root_key.handover_ended"
     # Teams' access to repositories in DTR.
     DTR_TEAM_ACCESS_GRANTED = "dtr.team_access_granted"
     DTR_TEAM_ACCESS_FAILED = "dtr.team_access_failed"

@@ -20,10 +20,13 @@ class EndReason(models.TextChoices):
     EXPIRED = "expired", "Certificate expired"
     GIVEN_UP = "given_up", "Given up"
     DISABLED = "disabled", "Account disabled"
+    # UCP no longer lists the certificate's key among the member's client bundles.
+    BUNDLE_DELETED = "bundle_deleted", "Client bundle deleted"
 
 
-# Ends the directory sync asks for: nobody chose them, the directory's state did.
-DIRECTORY_END_REASONS = (EndReason.LEFT_TEAM, EndReason.DISABLED)
+# Ends the directory sync asks for: nobody chose them, the state of the directory (or of the
+# member's client bundles in UCP) did.
+DIRECTORY_END_REASONS = (EndReason.LEFT_TEAM, EndReason.DISABLED, EndReason.BUNDLE_DELETED)
 
 
 class DelegationQuerySet(models.QuerySet["Delegation"]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
@@ -115,3 +116,58 @@ class RepositoryKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository} {self.role} key {short_form_of(self.canonical_key_id)}"
+
+
+class HandoverStatus(models.TextChoices):
+    PREPARING = "preparing", "Being prepared"
+    READY = "ready", "Ready to download"
+    TAKEN = "taken", "Taken by its owners"
+    EXPIRED = "expired", "Expired"
+    FAILED = "failed", "Failed"
+
+
+OPEN_HANDOVER_STATUSES = (HandoverStatus.PREPARING, HandoverStatus.READY)
+
+
+class RootKeyHandover(models.Model):
+    """A repository's root key on its way out of the portal, to its owners' offline storage.
+
+    An owner types a passphrase, which the web process seals to the worker (it cannot open it
+    itself); the worker writes the root key into a notary key file encrypted with it and forgets
+    the passphrase; the owner downloads the file and confirms they stored it, and only then is
+    the portal's sealed root key deleted. An unconfirmed file is deleted after
+    PORTAL_ROOT_KEY_HANDOVER_HOURS, and the root key stays sealed in the portal."""
+
+    repository = models.ForeignKey(
+        Repository, on_delete=models.CASCADE, related_name="root_key_handovers"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(
+        max_length=16, choices=HandoverStatus.choices, default=HandoverStatus.PREPARING
+    )
+    # Emptied as soon as the worker has used it.
+    sealed_passphrase = models.BinaryField(default=b"", editable=False)
+    sealing_key_id = models.CharField(max_length=32, blank=True, editable=False)
+    # The root key encrypted with the owner's passphrase: emptied once taken, expired or failed.
+    key_file = models.BinaryField(default=b"", editable=False)
+    canonical_key_id = models.CharField(max_length=64, blank=True)
+    failure = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    ready_at = models.DateTimeField(null=True, blank=True)
+    downloaded_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repository"],
+                condition=models.Q(status__in=OPEN_HANDOVER_STATUSES),
+                name="one_open_root_key_handover",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository} root key handover ({self.status})"

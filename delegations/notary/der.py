@@ -145,3 +145,19 @@ def encode_integer(value: int) -> bytes:
         raise ValueError("key files hold no negative integers")
     size = value.bit_length() // 8 + 1  # room for the sign bit
     return encode(INTEGER, value.to_bytes(size, "big", signed=True))
+
+
+def encode_object_identifier(dotted: str) -> bytes:
+    arcs = [int(arc) for arc in dotted.split(".")]
+    if len(arcs) < 2 or arcs[0] > 2 or (arcs[0] < 2 and arcs[1] >= 40):
+        raise ValueError(f"{dotted} is not an object identifier")
+    content = bytearray()
+    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
+        # Base 128, most significant group first, the high bit set on all but the last.
+        groups = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            groups.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        content.extend(reversed(groups))
+    return encode(OBJECT_IDENTIFIER, bytes(content))

@@ -1,4 +1,5 @@
-"""Private key files from a notary trust directory (`~/.notary/private/<canonical id>.key`).
+"""Private key files of a notary trust directory (`~/.notary/private/<canonical id>.key`): read
+to import a key, and written to hand a root key to its owner.
 
 notary writes PKCS#8 `ENCRYPTED PRIVATE KEY` PEM blocks with `gun:` and `role:` headers:
 PBES2 with PBKDF2 (HMAC-SHA1, 2048 iterations) and AES-256-CBC. Its ECDSA keys carry a
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +73,13 @@ _ALGORITHM_NAMES = {
     "1.2.840.113549.1.12.1.3": "PKCS#12 3DES",
 }
 _AES_BLOCK_BYTES = 16
+_AES_256_CBC = "2.16.840.1.101.3.4.1.42"
+# What the portal writes: many more rounds than notary's own 2048, as the file leaves the portal
+# for wherever its owner keeps it. notary reads any count, but only the default PRF (HMAC-SHA1:
+# with HMAC-SHA256 it reports the passphrase as wrong), so the PRF stays the default.
+WRITTEN_PBKDF2_ITERATIONS = 600_000
+_WRITTEN_SALT_BYTES = 16
+MIN_PASSPHRASE_CHARACTERS = 12
 
 _PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]{1,64})-----")
 T = TypeVar("T")
@@ -362,3 +371,50 @@ def _fields(elements: list[der.Element], least: int, most: int | None = None) ->
     if not least <= len(elements) <= most:
         raise der.DerError(f"a structure has {len(elements)} fields, not {least} to {most}")
     return elements
+
+
+def encrypted_key_file(key: SigningKey, passphrase: str, *, role: str, gun: str | None) -> bytes:
+    """`key` as a notary private key file: an `ENCRYPTED PRIVATE KEY` (PBES2: PBKDF2 with
+    HMAC-SHA1, AES-256-CBC) with notary's `gun:`, `path:` and `role:` headers, which
+    `notary key import` reads and `load_key_file` opens again. Root keys carry no `gun`."""
+    if len(passphrase) < MIN_PASSPHRASE_CHARACTERS:
+        raise InvalidKey(
+            f"The passphrase must have at least {MIN_PASSPHRASE_CHARACTERS} characters: the file "
+            "is only as safe as its passphrase once it leaves the portal."
+        )
+    salt = os.urandom(_WRITTEN_SALT_BYTES)
+    iv = os.urandom(_AES_BLOCK_BYTES)
+    derived = hashlib.pbkdf2_hmac(
+        "sha1", _passphrase_bytes(passphrase), salt, WRITTEN_PBKDF2_ITERATIONS, 32
+    )
+    plain = key.private_bytes()
+    pad = _AES_BLOCK_BYTES - len(plain) % _AES_BLOCK_BYTES
+    encryptor = Cipher(algorithms.AES(derived), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(plain + bytes([pad]) * pad) + encryptor.finalize()
+    kdf = _sequence(
+        der.encode_object_identifier(_PBKDF2),
+        _sequence(
+            der.encode(der.OCTET_STRING, salt),
+            der.encode_integer(WRITTEN_PBKDF2_ITERATIONS),
+        ),
+    )
+    cipher = _sequence(der.encode_object_identifier(_AES_256_CBC), der.encode(der.OCTET_STRING, iv))
+    algorithm = _sequence(der.encode_object_identifier(_PBES2), _sequence(kdf, cipher))
+    document = _sequence(algorithm, der.encode(der.OCTET_STRING, ciphertext))
+    # `notary key import` files an encrypted key under its `path` header, as it cannot read the
+    # key's ID without the passphrase; the trust directory names keys by canonical ID.
+    headers = {"path": key.public.canonical_id, "role": role}
+    if gun is not None:
+        headers["gun"] = gun
+    # As Go's pem.Encode writes it: headers sorted by name, a blank line, 64-column base64.
+    body = base64.b64encode(document)
+    lines = [f"-----BEGIN {ENCRYPTED_PKCS8}-----".encode()]
+    lines += [f"{name}: {value}".encode() for name, value in sorted(headers.items())]
+    lines.append(b"")
+    lines += [body[i : i + 64] for i in range(0, len(body), 64)]
+    lines.append(f"-----END {ENCRYPTED_PKCS8}-----".encode())
+    return b"\n".join(lines) + b"\n"
+
+
+def _sequence(*elements: bytes) -> bytes:
+    return der.encode(der.SEQUENCE, b"".join(elements))

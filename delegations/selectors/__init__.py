@@ -28,6 +28,8 @@ from .repositories import (
     repositories_open_for_requests,
     repository_by_gun,
     repository_managed_by,
+    root_key_handover_open,
+    root_key_id,
     split_gun,
 )
 from .requests import (
@@ -88,6 +90,8 @@ __all__ = [
     "requests_of",
     "requests_owing_expiry_reminder",
     "revocation_preview",
+    "root_key_handover_open",
+    "root_key_id",
     "split_gun",
     "team_access_due_ids",
     "team_access_of",

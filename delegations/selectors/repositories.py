@@ -9,7 +9,8 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from ..exceptions import InvalidInput
-from ..models import Repository
+from ..models import OPEN_HANDOVER_STATUSES, KeyRole, Repository, RootKeyHandover
+from ..trust import certificate_key
 from .people import group_names_of, repositories_owned_by
 
 if TYPE_CHECKING:
@@ -54,3 +55,19 @@ def repository_managed_by(user: User, repository_id: int) -> Repository:
     if repository is None:
         raise Http404("No repository of yours has this number.")
     return repository
+
+
+def root_key_id(repository: Repository) -> str:
+    """The canonical ID of the repository's root key (what `notary key list` shows), from the
+    key the portal holds or else the pinned root certificate; empty when neither is known."""
+    held = repository.keys.filter(role=KeyRole.ROOT).values_list("canonical_key_id", flat=True)
+    if held:
+        return held[0]
+    if repository.root_certificate_pem:
+        return certificate_key(repository.root_certificate_pem).canonical_id
+    return ""
+
+
+def root_key_handover_open(repository: Repository) -> RootKeyHandover | None:
+    """The root key file being prepared for, or waiting for, the repository's owners."""
+    return repository.root_key_handovers.filter(status__in=OPEN_HANDOVER_STATUSES).first()

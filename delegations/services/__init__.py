@@ -28,13 +28,20 @@ from .publishing import delegation_end, repository_publish, request_apply
 from .reminders import reminders_send
 from .repositories import (
     repository_initialise_trust,
-    repository_key_import,
-    repository_keys_rewrap,
     repository_register,
     repository_trust_initialise_request,
     repository_update,
 )
+from .repository_keys import repository_key_import, repository_keys_rewrap
 from .request_endings import request_withdraw, requests_expire
+from .root_keys import (
+    root_key_download,
+    root_key_handover_cancel,
+    root_key_handover_confirm,
+    root_key_handover_prepare,
+    root_key_handover_request,
+    root_key_handovers_sweep,
+)
 from .state import TRANSITIONS
 from .sweeps import unsent_notifications_resend, waiting_publishes_resume
 from .team_access import team_access_grant, team_access_remove, team_access_resume
@@ -76,6 +83,12 @@ __all__ = [
     "request_withdraw",
     "requests_decide",
     "requests_expire",
+    "root_key_download",
+    "root_key_handover_cancel",
+    "root_key_handover_confirm",
+    "root_key_handover_prepare",
+    "root_key_handover_request",
+    "root_key_handovers_sweep",
     "team_access_grant",
     "team_access_remove",
     "team_access_resume",

@@ -44,18 +44,21 @@ _ASKED = {
     EndReason.GIVEN_UP: AuditAction.DELEGATION_GIVE_UP_REQUESTED,
     EndReason.LEFT_TEAM: AuditAction.DELEGATION_LEFT_TEAM,
     EndReason.DISABLED: AuditAction.DELEGATION_ACCOUNT_DISABLED,
+    EndReason.BUNDLE_DELETED: AuditAction.DELEGATION_BUNDLE_DELETED,
 }
 _DONE = {
     EndReason.REVOKED: AuditAction.REQUEST_REVOKED,
     EndReason.GIVEN_UP: AuditAction.REQUEST_GIVEN_UP,
     EndReason.LEFT_TEAM: AuditAction.REQUEST_REVOKED,
     EndReason.DISABLED: AuditAction.REQUEST_REVOKED,
+    EndReason.BUNDLE_DELETED: AuditAction.REQUEST_REVOKED,
 }
 _TOLD = {
     EndReason.REVOKED: NotificationKind.DELEGATION_REVOKED,
     EndReason.GIVEN_UP: NotificationKind.DELEGATION_GIVEN_UP,
     EndReason.LEFT_TEAM: NotificationKind.DELEGATION_DIRECTORY_REVOKED,
     EndReason.DISABLED: NotificationKind.DELEGATION_DIRECTORY_REVOKED,
+    EndReason.BUNDLE_DELETED: NotificationKind.DELEGATION_DIRECTORY_REVOKED,
 }
 
 
@@ -104,8 +107,9 @@ def delegation_give_up(
 def delegation_end_for_directory(
     *, delegation_id: int, reason: EndReason, comment: str, now: datetime | None = None
 ) -> Delegation:
-    """The directory sync ends a delegation whose member left its team or whose account was
-    disabled: the key leaves both roles as in a revoke, with the sync as the actor."""
+    """The directory sync ends a delegation whose member left its team, whose account was
+    disabled, or whose client bundle UCP no longer lists: the key leaves both roles as in a
+    revoke, with the sync as the actor."""
     if reason not in DIRECTORY_END_REASONS:
         raise ValueError(f"{reason!r} is not an end the directory decides")
     delegation = _delegation(delegation_id)

@@ -2,14 +2,18 @@
 
 A member who left a team loses their delegations in that team, and their pending requests for it
 are withdrawn; a member whose account is disabled, or gone from the directory, loses all of them
-and can no longer log in. Each end is a
-revoke (the key out of both roles, one publish) asked for by the sync, which the audit log names
-as the actor, and the member and the repository's owners are told.
+and can no longer log in. With UCP configured (`PORTAL_UCP_SYNC_BUNDLES`), a delegation whose
+key UCP no longer lists among the member's client bundles ends too: the member deleted the bundle,
+so the key is no longer theirs to sign with. Each end is a revoke (the key out of both roles, one
+publish) asked for by the sync, which the audit log names as the actor, and the member and the
+repository's owners are told.
 
 The sync acts only on a complete, fresh read of the directory. A directory it cannot read ends
 nothing, and a read that would end more than PORTAL_DIRECTORY_SYNC_MAX_ENDINGS delegations at
 once ends none of them, and mails the administrators: an emptied team base or a wrong filter
-looks exactly like everyone leaving, and signing rights are slow to give back.
+looks exactly like everyone leaving, and signing rights are slow to give back. UCP likewise: only
+its definite list of a member's keys ends anything; a member it cannot be read for, or has no
+account of, keeps every delegation (one the directory disabled loses them as disabled).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from django.db import transaction
 from .. import clock, directory
 from ..audit.chain import DIRECTORY_SYNC_ACTOR, audit_record
 from ..exceptions import IllegalTransition
+from ..intake import bundle_keys
 from ..models import (
     AuditAction,
     Delegation,
@@ -70,6 +75,10 @@ class SyncReport:
     withdrawals: list[Withdrawal] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
     enabled: list[str] = field(default_factory=list)
+    # Members whose client bundles UCP could not be read for, or has no account of: their
+    # delegations were left alone.
+    bundles_unreadable: list[str] = field(default_factory=list)
+    bundles_unknown: list[str] = field(default_factory=list)
     held: bool = False
 
     def summary(self) -> str:
@@ -81,16 +90,26 @@ class SyncReport:
                 "PORTAL_DIRECTORY_SYNC_MAX_ENDINGS "
                 f"({settings.PORTAL_DIRECTORY_SYNC_MAX_ENDINGS}); nothing was changed"
             )
-        return (
-            f"{self.accounts} directory accounts checked; {len(self.endings)} delegations ending; "
-            f"{len(self.withdrawals)} pending requests withdrawn; "
-            f"disabled: {', '.join(self.disabled) or 'none'}; "
-            f"enabled again: {', '.join(self.enabled) or 'none'}"
-        )
+        clauses = [
+            f"{self.accounts} directory accounts checked",
+            f"{len(self.endings)} delegations ending",
+            f"{len(self.withdrawals)} pending requests withdrawn",
+            f"disabled: {', '.join(self.disabled) or 'none'}",
+            f"enabled again: {', '.join(self.enabled) or 'none'}",
+        ]
+        if self.bundles_unreadable:
+            clauses.append(
+                "client bundles UCP could not list, left alone: "
+                f"{', '.join(self.bundles_unreadable)}"
+            )
+        if self.bundles_unknown:
+            clauses.append(f"no account in UCP, left alone: {', '.join(self.bundles_unknown)}")
+        return "; ".join(clauses)
 
 
 def directory_sync(*, now: datetime | None = None, force: bool = False) -> SyncReport:
-    """Compare the directory with the portal and end what it no longer allows. Raises
+    """Compare the directory (and, with PORTAL_UCP_SYNC_BUNDLES, UCP's client bundles) with
+    the portal and end what they no longer allow. Raises
     directory.DirectoryUnavailable, having changed nothing, when the directory cannot be read.
     `force` lifts the PORTAL_DIRECTORY_SYNC_MAX_ENDINGS hold (the management command's
     --force, after an administrator has looked)."""
@@ -108,14 +127,14 @@ def directory_sync(*, now: datetime | None = None, force: bool = False) -> SyncR
         entry = entries.get(account.user.get_username())
         if entry is None or entry.disabled:
             gone.add(account.user_id)
-    active = (
+    active = list(
         Delegation.objects.steady()
         .filter(member__directory_account__isnull=False)
         # An end the directory asked for that failed for good was mailed once; asking again
         # every run would mail the owners every run. An owner revokes it by hand once the cause
         # is fixed.
         .filter(directory_end_failed_at__isnull=True)
-        .select_related("member", "repository", "member__directory_account")
+        .select_related("member", "repository", "request", "member__directory_account")
         .order_by("pk")
     )
     for delegation in active:
@@ -131,6 +150,10 @@ def directory_sync(*, now: datetime | None = None, force: bool = False) -> SyncR
                 reason=reason,
             )
         )
+    if bundle_keys.bundle_sync_on():
+        # One the directory ends already needs no word from UCP.
+        ended = {ending.delegation_id for ending in report.endings}
+        report.endings += _bundles_deleted([d for d in active if d.pk not in ended], report)
 
     report.withdrawals = _pending_of_leavers(entries, team_members, gone)
 
@@ -150,6 +173,31 @@ def directory_sync(*, now: datetime | None = None, force: bool = False) -> SyncR
     _follow_accounts(accounts, entries, gone, report, now=now)
     logger.info("directory sync: %s", report.summary())
     return report
+
+
+def _bundles_deleted(delegations: list[Delegation], report: SyncReport) -> list[Ending]:
+    """The delegations whose certificate's key UCP no longer lists among their member's client
+    bundles. UCP is asked once per member; only its definite answer ends anything."""
+    reading = bundle_keys.bundle_keys_read(
+        sorted({delegation.member.get_username() for delegation in delegations})
+    )
+    report.bundles_unreadable = reading.unreadable
+    report.bundles_unknown = reading.unknown
+    endings = []
+    for delegation in delegations:
+        member = delegation.member.get_username()
+        if not reading.bundle_deleted(member, delegation.request.certificate_pem):
+            continue
+        endings.append(
+            Ending(
+                delegation_id=delegation.pk,
+                member=member,
+                team=delegation.team,
+                repository=delegation.repository.gun,
+                reason=EndReason.BUNDLE_DELETED,
+            )
+        )
+    return endings
 
 
 def _end(ending: Ending, *, now: datetime) -> None:
@@ -204,6 +252,11 @@ def _leaving(
 def _why(member: str, team: str, reason: EndReason) -> str:
     if reason == EndReason.LEFT_TEAM:
         return f"{member} is no longer in team {team} in the directory."
+    if reason == EndReason.BUNDLE_DELETED:
+        return (
+            f"UCP no longer lists the key of this certificate among {member}'s client bundles: "
+            "the bundle was deleted in UCP."
+        )
     return f"{member}'s account is disabled or gone in the directory."
 
 
@@ -224,8 +277,10 @@ def _mail_administrators(report: SyncReport) -> None:
         return
     body = (
         f"The directory sync of the delegation portal is holding: {report.summary()}.\n\n"
-        "A wrong directory filter or an emptied team base looks exactly like everyone leaving, "
-        "so nothing was changed. Look at the directory; if the changes are right, run\n\n"
+        "A wrong directory filter or an emptied team base looks exactly like everyone leaving "
+        "(and a UCP account that sees nobody's client bundles like everyone deleting theirs), "
+        "so nothing was changed. Look at the directory and UCP; if the changes are right, "
+        "run\n\n"
         "    manage.py directory_sync --force\n\n"
         f"Delegations it would end: {', '.join(str(e.delegation_id) for e in report.endings)}\n"
         f"Accounts it would disable: {', '.join(report.disabled) or 'none'}\n"

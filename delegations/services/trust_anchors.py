@@ -3,6 +3,7 @@ it remembers from earlier reads (see delegations.notary.reading)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -13,9 +14,45 @@ from .. import clock, trust
 from ..audit.chain import audit_record
 from ..exceptions import InvalidInput
 from ..models import AuditAction, KeyRole, Repository, TrustFile
+from ..notary import (
+    InvalidMetadata,
+    NotaryError,
+    PublicKey,
+    TransientNotaryError,
+    TrustState,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+
+
+def notary_check(
+    notary_url: str, gun: str, *, now: datetime, pinned: Sequence[PublicKey] = ()
+) -> TrustState | None:
+    """Read the trust data `notary_url` serves for `gun` (None when it has none yet), or say in
+    the words of a form what is wrong: an unreachable server, a root that names another
+    repository, or one the pinned key did not sign."""
+    try:
+        return trust.probe(notary_url, gun, now=now, pinned=pinned)
+    except TransientNotaryError as error:
+        raise InvalidInput(
+            f"The Notary server at {notary_url} does not answer ({error.message}). Check its "
+            "address; nothing was saved.",
+            field="notary_url",
+        ) from None
+    except InvalidMetadata as error:
+        subject = "this certificate" if pinned else gun
+        raise InvalidInput(
+            f"The trust data {notary_url} serves for {gun} does not fit {subject}: "
+            f"{error.message}. Nothing was saved.",
+            field="root_certificate_pem" if pinned else "name",
+        ) from None
+    except NotaryError as error:
+        raise InvalidInput(
+            f"The Notary server at {notary_url} refused the portal's read of {gun}: "
+            f"{error.message}. Nothing was saved.",
+            field="notary_url",
+        ) from None
 
 
 def repository_root_pin(
@@ -23,6 +60,7 @@ def repository_root_pin(
     repository_id: int,
     root_certificate_pem: str,
     acting_user: User | None = None,
+    check_notary: bool = True,
     now: datetime | None = None,
 ) -> Repository:
     """Pin the root certificate of a repository whose trust was set up outside the portal.
@@ -40,6 +78,9 @@ def repository_root_pin(
             )
         pem = root_certificate_pem.strip()
         key = trust.root_certificate_key(pem, gun=repository.gun) if pem else None
+        if key is not None and check_notary:
+            # The live root must chain to the pin, or every read after it would fail.
+            notary_check(repository.notary_url, repository.gun, now=now, pinned=[key])
         pem = pem + "\n" if pem else ""
         if pem == repository.root_certificate_pem:
             return repository

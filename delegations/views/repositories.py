@@ -3,6 +3,7 @@ history); registrars register new ones, optionally creating them in DTR."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -12,7 +13,13 @@ from django.views.decorators.http import require_POST
 
 from .. import selectors, services
 from ..exceptions import PortalError
-from ..forms.repositories import RepositoryRegisterForm, RepositorySettingsForm
+from ..forms import RepositoryKeyImportForm
+from ..forms.repositories import (
+    RepositoryRegisterForm,
+    RepositorySettingsForm,
+    RootKeyHandoverForm,
+    RootPinForm,
+)
 from ..models import KeyRole
 from .signed_in import SignedInRequest
 
@@ -81,6 +88,12 @@ def repository_detail(request: SignedInRequest, repository_id: int) -> HttpRespo
         "settings_form": settings_form,
         "keys_held": keys,
         "root_held": KeyRole.ROOT in keys,
+        "root_key_id": selectors.root_key_id(repository),
+        "handover": selectors.root_key_handover_open(repository),
+        "handover_form": RootKeyHandoverForm(),
+        "import_form": RepositoryKeyImportForm(),
+        "pin_form": RootPinForm(),
+        "handover_hours": settings.PORTAL_ROOT_KEY_HANDOVER_HOURS,
         "versions": repository.seen_versions or {},
         "grants": repository.team_access_grants.order_by("team"),
         "history": repository.audit_events.order_by("-id")[:HISTORY_EVENTS],
