@@ -115,7 +115,7 @@ class NotaryCLI:
         self.options = options  # e.g. ("--tlscacert", path) for a server with TLS
         home.mkdir(parents=True, exist_ok=True)
 
-    def run(self, *args: str, person: str = "owner", check: bool = True):
+    def run(self, *args: str, person: str = "owner", check: bool = True, input: str | None = None):
         env = {
             **os.environ,
             "NOTARY_ROOT_PASSPHRASE": NOTARY_PASSPHRASE,
@@ -126,7 +126,9 @@ class NotaryCLI:
         }
         home = str(self.home / person)
         command = ["notary", "-d", home, "-s", self.server_url, *self.options, *args]
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=60, input=input
+        )
         if check and result.returncode != 0:
             pytest.fail(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
         return result

@@ -143,6 +143,7 @@ def root_key_handover_prepare(
             reason = getattr(error, "message", None) or str(error)
             logger.warning("root key handover %s failed: %s", handover.pk, reason)
             _end(handover, HandoverStatus.FAILED, reason, now=now)
+            handover.refresh_from_db()
             return handover
         RootKeyHandover.objects.filter(pk=handover.pk).update(
             status=HandoverStatus.READY,
