@@ -192,6 +192,22 @@ def test_a_ucp_that_cannot_answer_ends_nothing_until_it_answers_again(
     assert bob.end_reason == EndReason.BUNDLE_DELETED
 
 
+def test_a_listed_key_the_portal_cannot_read_ends_nothing_for_that_member(
+    delegated, ucp, run_jobs, django_capture_on_commit_callbacks
+):
+    bob, bundle = delegated("bob", "qa")
+    bundle_delete(ucp, "bob", bundle)
+    # What UCP lists may be the member's key in a form the portal does not parse.
+    ucp.public_key_add("bob", "-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n")
+
+    report = sync_and_apply(run_jobs, django_capture_on_commit_callbacks)
+
+    assert report.endings == []
+    assert report.bundles_unreadable == ["bob"]
+    bob.refresh_from_db()
+    assert bob.is_active
+
+
 def test_a_member_ucp_has_no_account_of_keeps_their_delegations_until_the_directory_disables_them(
     delegated, ucp, ldap_tree, notary_cli, nginx, run_jobs, django_capture_on_commit_callbacks
 ):

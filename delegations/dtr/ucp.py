@@ -47,10 +47,11 @@ class UcpClient:
             pool=pool,
         )
 
-    def bundle_keys(self, account: str) -> list[bytes]:
+    def bundle_keys(self, account: str, *, complete: bool = False) -> list[bytes]:
         """The SubjectPublicKeyInfo (DER) of every public key UCP lists for `account`: the
         keys of the client bundles the user made, every page read. DtrNotFound when UCP knows
-        no such account."""
+        no such account. An entry that is not a PEM public key is skipped, or with `complete`
+        (for a caller that acts on a key's absence) fails the read with DtrRejected."""
         path = f"/accounts/{quote(account, safe='')}/publicKeys"
         action = f"reading the client bundle keys of {account} in UCP"
         keys: list[bytes] = []
@@ -63,7 +64,12 @@ class UcpClient:
             entries = page.get("accountPublicKeys") or []
             if not isinstance(entries, list):
                 raise DtrRejected(f"{action}: UCP's answer is not in the documented shape")
-            keys.extend(key for entry in entries if (key := _spki(entry, account)) is not None)
+            for entry in entries:
+                key = _spki(entry, account)
+                if key is not None:
+                    keys.append(key)
+                elif complete:
+                    raise DtrRejected(f"{action}: UCP lists a key that is not a PEM public key")
             following = page.get("nextPageStart") or ""
             if not isinstance(following, str) or not following or following == start:
                 return keys

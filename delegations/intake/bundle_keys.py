@@ -110,7 +110,8 @@ def bundle_keys_read(usernames: Iterable[str]) -> BundleKeyReading:
     members = list(usernames)
     for position, username in enumerate(members):
         try:
-            reading.listed[username] = frozenset(client.bundle_keys(username))
+            # complete: a key UCP lists but the portal cannot read might be the member's.
+            reading.listed[username] = frozenset(client.bundle_keys(username, complete=True))
         except dtr.DtrNotFound as error:
             logger.warning("UCP has no account %s: %s", username, error)
             reading.unknown.append(username)
