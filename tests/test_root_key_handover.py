@@ -270,6 +270,8 @@ def test_the_repository_page_walks_an_owner_through_the_handover(repository, peo
     owner = people["alice"]
     client = owner_client(owner)
     page = reverse("delegations:repository_detail", args=[repository.pk])
+    listing = reverse("delegations:repository_list")
+    assert "root key still in the portal" in client.get(listing).content.decode()
     assert "Take the root key offline" in client.get(page).content.decode()
 
     response = client.post(
@@ -296,3 +298,4 @@ def test_the_repository_page_walks_an_owner_through_the_handover(repository, peo
     body = response.content.decode()
     assert "no longer holds the root key" in body
     assert "Take the root key offline" not in body
+    assert "root key still in the portal" not in client.get(listing).content.decode()

@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
 from ..exceptions import InvalidInput
-from ..models import OPEN_HANDOVER_STATUSES, KeyRole, Repository, RootKeyHandover
+from ..models import (
+    OPEN_HANDOVER_STATUSES,
+    KeyRole,
+    Repository,
+    RepositoryKey,
+    RootKeyHandover,
+)
 from ..trust import certificate_key
 from .people import group_names_of, repositories_owned_by
 
@@ -44,8 +50,14 @@ def is_registrar(user: User, *, groups: frozenset[str] | None = None) -> bool:
 
 
 def repositories_managed_by(user: User) -> QuerySet[Repository]:
-    """The repositories whose page `user` sees: those they own (every one, for a superuser)."""
-    return Repository.objects.all() if user.is_superuser else repositories_owned_by(user)
+    """The repositories whose page `user` sees: those they own (every one, for a superuser),
+    each with `root_key_held`: whether the portal still holds its root key."""
+    repositories = Repository.objects.all() if user.is_superuser else repositories_owned_by(user)
+    return repositories.annotate(
+        root_key_held=Exists(
+            RepositoryKey.objects.filter(repository=OuterRef("pk"), role=KeyRole.ROOT)
+        )
+    )
 
 
 def repository_managed_by(user: User, repository_id: int) -> Repository:
