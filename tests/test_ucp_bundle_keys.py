@@ -116,3 +116,13 @@ def test_with_ucp_down_nothing_is_saved_and_the_member_is_told_to_try_again(
     with pytest.raises(ServiceUnavailable, match="try again in a minute"):
         submit_request(repository, people["bob"])
     assert not DelegationRequest.objects.exists()
+
+
+@pytest.mark.django_db
+def test_with_the_portals_ucp_account_refused_the_member_is_not_told_to_retry(
+    ucp_configured, repository, people, settings
+):
+    settings.PORTAL_UCP_PASSWORD = "not-" + SERVICE_PASSWORD
+    with pytest.raises(ServiceUnavailable, match="until the portal's administrators fix it"):
+        submit_request(repository, people["bob"])
+    assert not DelegationRequest.objects.exists()

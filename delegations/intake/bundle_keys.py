@@ -40,9 +40,15 @@ def bundle_key_check(certificate: x509.Certificate, user: User) -> None:
         ) from None
     except dtr.DtrError as error:
         logger.warning("could not read %s's client bundle keys from UCP: %s", username, error)
+        # An outage passes; a refusal (the portal's UCP account, TLS) needs its administrators.
+        then = (
+            "try again in a minute"
+            if isinstance(error, dtr.TransientDtrError)
+            else "trying again will not help until the portal's administrators fix it"
+        )
         raise ServiceUnavailable(
             "The portal could not ask UCP whether this certificate is one of your client "
-            f"bundles ({error.message}). Nothing was saved; try again in a minute.",
+            f"bundles ({error.message}). Nothing was saved; {then}.",
             field=CERTIFICATE_FIELD,
         ) from None
     if public_key_of(certificate) not in listed:
