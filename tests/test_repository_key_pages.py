@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
+from django.views.debug import SafeExceptionReporterFilter
 
 from delegations import trust
 from delegations.models import AuditEvent, KeyRole, Repository, RepositoryKey
@@ -67,6 +68,20 @@ def test_an_owner_imports_the_targets_key_from_the_page(client, from_cli, owner,
     event = AuditEvent.objects.get(action="repository.key_imported")
     assert event.actor == owner
     assert "Import the targets key" not in response.text  # done: the section is gone
+
+
+def test_error_reports_of_the_import_leave_out_the_passphrase(client, from_cli, owner):
+    client.force_login(owner)
+    posted = client.post(
+        reverse("delegations:key_import", args=[from_cli.repository.pk]),
+        {
+            "role": KeyRole.TARGETS,
+            "key_file": SimpleUploadedFile("targets.key", b"not a key"),
+            "passphrase": NOTARY_PASSPHRASE,
+        },
+    )
+    reported = SafeExceptionReporterFilter().get_post_parameters(posted.wsgi_request)
+    assert reported["passphrase"] != NOTARY_PASSPHRASE
 
 
 def test_a_wrong_passphrase_or_another_repositorys_key_is_refused(
