@@ -21,6 +21,7 @@ from . import queueing, services
 from .exceptions import PortalError
 from .forms import RepositoryAdminForm, RepositoryKeyImportForm
 from .models import (
+    ApiToken,
     AuditChainHead,
     AuditEvent,
     Decision,
@@ -280,6 +281,24 @@ class TeamAccessGrantAdmin(ReadOnlyAdmin):
 
     list_display = ["repository", "team", "status", "level", "attempts", "retry_at", "updated_at"]
     list_filter = ["status"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """People's API tokens (they make and revoke them on their API tokens page). Only a hash
+    of each secret is stored, and it is not shown here."""
+
+    list_display = [
+        "user",
+        "name",
+        "prefix",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["revoked_at"]
+    fields = ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
 
 
 @admin.register(RootKeyHandover)

@@ -1,4 +1,5 @@
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .views import (
     approvals,
@@ -8,7 +9,13 @@ from .views import (
     repositories,
     repository_keys,
     requests,
+    tokens,
 )
+from .views.api import audit as api_audit
+from .views.api import members as api_members
+from .views.api import owners as api_owners
+
+API = "api/v1/"
 
 app_name = "delegations"
 
@@ -68,6 +75,62 @@ urlpatterns = [
             ("root-key/cancel", repository_keys.root_key_cancel, "root_key_cancel"),
             ("keys/import", repository_keys.key_import, "key_import"),
             ("root/pin", repository_keys.root_pin, "root_pin"),
+        )
+    ],
+    path("tokens/", tokens.token_list, name="token_list"),
+    path("tokens/<int:token_id>/revoke/", tokens.token_revoke, name="token_revoke"),
+    # The JSON API, its schema and its reference page (assets served from the sidecar package).
+    path(f"{API}schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path(
+        f"{API}docs/",
+        SpectacularSwaggerView.as_view(url_name="delegations:api_schema"),
+        name="api_docs",
+    ),
+    *[
+        path(f"{API}{route}", view, name=f"api_{name}")
+        for route, view, name in (
+            ("repositories/", api_members.repository_list, "repository_list"),
+            (
+                "repositories/<int:repository_id>/delegations/",
+                api_owners.repository_delegations,
+                "repository_delegations",
+            ),
+            ("challenges/", api_members.challenge_create, "challenge_create"),
+            ("requests/", api_members.request_list, "request_list"),
+            ("requests/<int:request_id>/", api_members.request_detail, "request_detail"),
+            (
+                "requests/<int:request_id>/withdraw/",
+                api_members.request_withdraw,
+                "request_withdraw",
+            ),
+            ("requests/<int:request_id>/dry-run/", api_owners.request_dry_run, "request_dry_run"),
+            ("requests/<int:request_id>/approve/", api_owners.request_approve, "request_approve"),
+            ("requests/<int:request_id>/reject/", api_owners.request_reject, "request_reject"),
+            ("queue/", api_owners.queue, "queue"),
+            ("queue/decide/", api_owners.requests_decide, "requests_decide"),
+            (
+                "delegations/<int:delegation_id>/revocation-preview/",
+                api_owners.revocation_preview,
+                "revocation_preview",
+            ),
+            (
+                "delegations/<int:delegation_id>/revoke/",
+                api_owners.delegation_revoke,
+                "delegation_revoke",
+            ),
+            (
+                "delegations/<int:delegation_id>/give-up/",
+                api_members.delegation_give_up,
+                "delegation_give_up",
+            ),
+            (
+                "delegations/<int:delegation_id>/renew/",
+                api_members.delegation_renew,
+                "delegation_renew",
+            ),
+            ("audit/", api_audit.audit_events, "audit_events"),
+            ("audit/export.csv", api_audit.audit_export_csv, "audit_export_csv"),
+            ("audit/export.json", api_audit.audit_export_json, "audit_export_json"),
         )
     ],
     path("audit/", audit.audit_log_page, name="audit_log"),

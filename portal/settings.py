@@ -68,6 +68,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_rq",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "delegations",
 ]
 
@@ -212,6 +215,49 @@ PORTAL_NOTIFICATION_MAX_ATTEMPTS = env_int("PORTAL_NOTIFICATION_MAX_ATTEMPTS", 2
 PORTAL_CERTIFICATE_REMINDER_DAYS = env_int_list("PORTAL_CERTIFICATE_REMINDER_DAYS", "30,7")
 # A requester is reminded this many hours before their undecided request expires.
 PORTAL_REQUEST_EXPIRY_REMINDER_HOURS = env_int("PORTAL_REQUEST_EXPIRY_REMINDER_HOURS", 24)
+
+# Shared by every process: the API's per-token rate limits are counted here.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "portal",
+    }
+}
+
+# --- API (Django REST framework) -----------------------------------------------------------------
+
+# Calls per token (or, from a browser session, per person): "<count>/<second|minute|hour|day>".
+PORTAL_API_RATE = env_str("PORTAL_API_RATE", "300/minute")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "delegations.views.api.auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["delegations.views.api.auth.PerTokenThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api": PORTAL_API_RATE},
+    # JSON in and out, errors included: never an HTML page.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "delegations.views.api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "delegations.views.api.paging.Paging",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Delegation portal API",
+    "DESCRIPTION": "Ask for, decide on and end image-signing delegations. Authenticate with "
+    "`Authorization: Bearer <token>`; make a token on the portal's API tokens page.",
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    # The reference page's assets come from the drf-spectacular-sidecar package, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 # --- Mail ----------------------------------------------------------------------------------------
 

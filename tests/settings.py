@@ -61,3 +61,6 @@ if not os.environ.get("PORTAL_SMTP_URL"):
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 # Hashing demo passwords fast keeps login-heavy tests quick; production keeps PBKDF2.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# In-process tests count API calls in memory; tests/api/test_rate_limits.py counts them in the
+# real Redis, as production does.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -137,6 +137,7 @@ def selector_calls(world) -> dict[str, Callable[[], object]]:
         "root_key_id": lambda: selectors.root_key_id(repository),
         "root_key_handover_open": lambda: selectors.root_key_handover_open(repository),
         "teams_of": lambda: selectors.teams_of(bob),
+        "api_tokens_of": lambda: list(selectors.api_tokens_of(bob)),
         "team_access_of": lambda: selectors.team_access_of(repository_id=repository.pk, team="qa"),
         "team_access_due_ids": lambda: selectors.team_access_due_ids(now=later, quiet_for=quiet),
         "unsent_notification_ids": lambda: selectors.unsent_notification_ids(

@@ -2,6 +2,7 @@
 `services`; everything else imports the models from here."""
 
 from .accounts import DirectoryAccount
+from .api_tokens import ApiToken
 from .audit import AuditAction, AuditChainHead, AuditEvent
 from .delegations import DIRECTORY_END_REASONS, Delegation, DelegationQuerySet, EndReason
 from .drift import DriftAction, DriftFinding, DriftKind, DriftResolution
@@ -32,6 +33,7 @@ __all__ = [
     "MAX_COMMENT_CHARACTERS",
     "OPEN_HANDOVER_STATUSES",
     "OPEN_STATUSES",
+    "ApiToken",
     "AuditAction",
     "AuditChainHead",
     "AuditEvent",

@@ -13,6 +13,7 @@ from .delegations import (
 )
 from .drift import Disagreement, drift_between, drift_finding_owned_by, drift_open_for
 from .people import (
+    api_tokens_of,
     directory_account_of,
     group_names_of,
     is_owner,
@@ -57,6 +58,7 @@ __all__ = [
     "QueueFilters",
     "RevocationPreview",
     "active_delegations_owned_by",
+    "api_tokens_of",
     "approval_queue_for",
     "approval_queue_narrowed",
     "approvals_missing",

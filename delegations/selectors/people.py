@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
 from .. import directory
-from ..models import DirectoryAccount, Repository
+from ..models import ApiToken, DirectoryAccount, Repository
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -97,3 +97,8 @@ def repositories_owned_by(
     return Repository.objects.filter(
         owners_group__in=group_names_of(user) if groups is None else groups
     )
+
+
+def api_tokens_of(user: User) -> QuerySet[ApiToken]:
+    """The user's API tokens, newest first, revoked ones included (their page shows them)."""
+    return ApiToken.objects.filter(user=user).order_by("-created_at")

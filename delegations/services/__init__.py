@@ -8,6 +8,7 @@ from .accounts import (
     directory_login_record,
     repository_owners_provision,
 )
+from .api_tokens import api_token_create, api_token_revoke, api_token_use
 from .decisions import request_approve, request_reject, requests_decide
 from .delegation_endings import (
     delegation_end_fail,
@@ -49,6 +50,9 @@ from .trust_anchors import repository_root_pin, repository_trust_forget
 
 __all__ = [
     "TRANSITIONS",
+    "api_token_create",
+    "api_token_revoke",
+    "api_token_use",
     "delegation_end",
     "delegation_end_fail",
     "delegation_end_for_directory",

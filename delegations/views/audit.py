@@ -87,6 +87,11 @@ def audit_export_csv(request: SignedInRequest) -> HttpResponseBase:
     form, events = _filtered(request)
     if events is None:
         return HttpResponseBadRequest(_errors_text(form), content_type="text/plain")
+    return csv_export(events)
+
+
+def csv_export(events: QuerySet[AuditEvent]) -> StreamingHttpResponse:
+    """`events` as a streamed CSV download (the page's export and the API's)."""
     writer = csv.writer(_Echo())
 
     def rows() -> Iterator[str]:
@@ -111,6 +116,11 @@ def audit_export_json(request: SignedInRequest) -> HttpResponseBase:
     form, events = _filtered(request)
     if events is None:
         return HttpResponseBadRequest(_errors_text(form), content_type="text/plain")
+    return json_export(events)
+
+
+def json_export(events: QuerySet[AuditEvent]) -> StreamingHttpResponse:
+    """`events` as a streamed JSON download with the chain head (the page's and the API's)."""
 
     def chunks() -> Iterator[str]:
         head = chain_head()
