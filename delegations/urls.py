@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .views import (
@@ -12,6 +12,7 @@ from .views import (
     tokens,
 )
 from .views.api import audit as api_audit
+from .views.api import errors as api_errors
 from .views.api import members as api_members
 from .views.api import owners as api_owners
 
@@ -133,6 +134,7 @@ urlpatterns = [
             ("audit/export.json", api_audit.audit_export_json, "audit_export_json"),
         )
     ],
+    re_path(r"^api/(?P<path>.*)$", api_errors.api_not_found),
     path("audit/", audit.audit_log_page, name="audit_log"),
     path("audit/export.csv", audit.audit_export_csv, name="audit_export_csv"),
     path("audit/export.json", audit.audit_export_json, name="audit_export_json"),

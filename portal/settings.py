@@ -236,7 +236,6 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["delegations.views.api.auth.PerTokenThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api": PORTAL_API_RATE},
     # JSON in and out, errors included: never an HTML page.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

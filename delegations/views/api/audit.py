@@ -19,7 +19,7 @@ from ...models import AuditEvent
 from ..audit import csv_export, json_export
 from .auth import user_of
 from .members import ERRORS
-from .paging import Paging
+from .paging import Paging, paginated
 from .serializers import AuditEventSerializer
 
 _FILTERS = [
@@ -46,10 +46,11 @@ def _events(request: Request) -> QuerySet[AuditEvent]:
 
 
 @extend_schema(
+    operation_id="audit_events",
     tags=["audit"],
     summary="Audit events, newest first, with the hashes that chain them",
     parameters=_FILTERS,
-    responses={200: AuditEventSerializer(many=True), **ERRORS},
+    responses={200: paginated(AuditEventSerializer), **ERRORS},
 )
 @api_view(["GET"])
 def audit_events(request: Request) -> Response:
@@ -65,6 +66,7 @@ def audit_events(request: Request) -> Response:
 
 
 @extend_schema(
+    operation_id="audit_export_csv",
     tags=["audit"],
     summary="The filtered audit log as CSV (for spreadsheets)",
     parameters=_FILTERS,
@@ -76,6 +78,7 @@ def audit_export_csv(request: Request) -> StreamingHttpResponse:
 
 
 @extend_schema(
+    operation_id="audit_export_json",
     tags=["audit"],
     summary="The filtered audit log as JSON with the chain head (for audit_verify offline)",
     parameters=_FILTERS,

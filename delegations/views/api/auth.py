@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, User
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from redis.exceptions import RedisError
@@ -48,6 +49,10 @@ class PerTokenThrottle(throttling.SimpleRateThrottle):
     unauthenticated per address."""
 
     scope = "api"
+
+    def get_rate(self) -> str:
+        # Read at each call rather than once at import, so a changed setting takes effect.
+        return str(settings.PORTAL_API_RATE)
 
     def get_cache_key(self, request: Request, view: Any) -> str:
         if isinstance(request.auth, ApiToken):

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -86,3 +87,13 @@ def _first_problem(detail: Any, field: str | None = None) -> tuple[str | None, s
     if isinstance(detail, list) and detail:
         return _first_problem(detail[0], field)
     return field, str(detail)
+
+
+@csrf_exempt  # it changes nothing, and a CSRF refusal would be an HTML page
+def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Any /api/ path no operation matches (a negative id, a typo): JSON, like every other
+    answer of the API, never the site's HTML page."""
+    return JsonResponse(
+        {"code": "not_found", "message": "No API operation has this path.", "field": None},
+        status=status.HTTP_404_NOT_FOUND,
+    )

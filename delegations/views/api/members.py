@@ -23,7 +23,7 @@ from ...intake.possession import PossessionProof, challenge_issue, openssl_comma
 from ...models import Delegation, DelegationRequest, Repository
 from .auth import user_of
 from .errors import ErrorSerializer
-from .paging import Paging
+from .paging import Paging, paginated
 from .serializers import (
     ChallengeSerializer,
     CommentSerializer,
@@ -40,6 +40,7 @@ ERRORS = {
     403: ErrorSerializer,
     404: ErrorSerializer,
     409: ErrorSerializer,
+    429: ErrorSerializer,
     503: ErrorSerializer,
 }
 
@@ -52,9 +53,10 @@ def paged(request: Request, items: QuerySet[Any], serializer: type, **context: o
 
 
 @extend_schema(
+    operation_id="repository_list",
     tags=["repositories"],
     summary="Repositories you may ask for delegations on, or own",
-    responses={200: RepositorySerializer(many=True), **ERRORS},
+    responses={200: paginated(RepositorySerializer), **ERRORS},
 )
 @api_view(["GET"])
 def repository_list(request: Request) -> Response:
@@ -65,6 +67,7 @@ def repository_list(request: Request) -> Response:
 
 
 @extend_schema(
+    operation_id="challenge_create",
     tags=["requests"],
     summary="A one-time challenge to sign with your certificate's key",
     request=None,
@@ -83,12 +86,14 @@ def challenge_create(request: Request) -> Response:
 
 @extend_schema(
     methods=["GET"],
+    operation_id="request_list",
     tags=["requests"],
     summary="Your requests, newest first",
-    responses={200: RequestSerializer(many=True), **ERRORS},
+    responses={200: paginated(RequestSerializer), **ERRORS},
 )
 @extend_schema(
     methods=["POST"],
+    operation_id="request_submit",
     tags=["requests"],
     summary="Ask for a delegation",
     request=SubmissionSerializer,
@@ -117,7 +122,10 @@ def request_list(request: Request) -> Response:
 
 
 @extend_schema(
-    tags=["requests"], summary="One request", responses={200: RequestSerializer, **ERRORS}
+    operation_id="request_detail",
+    tags=["requests"],
+    summary="One request",
+    responses={200: RequestSerializer, **ERRORS},
 )
 @api_view(["GET"])
 def request_detail(request: Request, request_id: int) -> Response:
@@ -127,6 +135,7 @@ def request_detail(request: Request, request_id: int) -> Response:
 
 
 @extend_schema(
+    operation_id="request_withdraw",
     tags=["requests"],
     summary="Withdraw your pending request",
     request=None,
@@ -140,6 +149,7 @@ def request_withdraw(request: Request, request_id: int) -> Response:
 
 
 @extend_schema(
+    operation_id="delegation_give_up",
     tags=["delegations"],
     summary="Give up your own delegation",
     request=CommentSerializer,
@@ -158,6 +168,7 @@ def delegation_give_up(request: Request, delegation_id: int) -> Response:
 
 
 @extend_schema(
+    operation_id="delegation_renew",
     tags=["delegations"],
     summary="Renew your delegation with a reissued certificate (a new request)",
     request=RenewalSerializer,

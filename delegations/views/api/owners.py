@@ -19,6 +19,7 @@ from ...exceptions import NotAnOwner
 from ...models import DelegationRequest, Verdict
 from .auth import user_of
 from .members import ERRORS, paged
+from .paging import paginated
 from .serializers import (
     BulkDecisionSerializer,
     BulkOutcomeSerializer,
@@ -42,10 +43,11 @@ def _require_owner(request: Request) -> None:
 
 
 @extend_schema(
+    operation_id="queue",
     tags=["owners"],
     summary="Pending requests of the repositories you own, oldest first",
     parameters=_QUEUE_FILTERS,
-    responses={200: RequestSerializer(many=True), **ERRORS},
+    responses={200: paginated(RequestSerializer), **ERRORS},
 )
 @api_view(["GET"])
 def queue(request: Request) -> Response:
@@ -80,6 +82,7 @@ def _owned_request(request: Request, request_id: int) -> DelegationRequest:
 
 
 @extend_schema(
+    operation_id="request_dry_run",
     tags=["owners"],
     summary="What approving would change in targets.json, read from the live server",
     responses={200: DryRunSerializer, **ERRORS},
@@ -104,6 +107,7 @@ def request_dry_run(request: Request, request_id: int) -> Response:
 
 
 @extend_schema(
+    operation_id="request_approve",
     tags=["owners"],
     summary="Approve a request (counted toward the repository's threshold)",
     request=CommentSerializer,
@@ -116,6 +120,7 @@ def request_approve(request: Request, request_id: int) -> Response:
 
 
 @extend_schema(
+    operation_id="request_reject",
     tags=["owners"],
     summary="Reject a request, saying why",
     request=CommentSerializer,
@@ -143,6 +148,7 @@ def _decide(request: Request, request_id: int, verdict: str) -> Response:
 
 
 @extend_schema(
+    operation_id="requests_decide",
     tags=["owners"],
     summary="Decide several requests alike; each is its own decision",
     request=BulkDecisionSerializer,
@@ -171,9 +177,10 @@ def requests_decide(request: Request) -> Response:
 
 
 @extend_schema(
+    operation_id="repository_delegations",
     tags=["owners"],
     summary="The active delegations of a repository you own",
-    responses={200: DelegationSerializer(many=True), **ERRORS},
+    responses={200: paginated(DelegationSerializer), **ERRORS},
 )
 @api_view(["GET"])
 def repository_delegations(request: Request, repository_id: int) -> Response:
@@ -185,6 +192,7 @@ def repository_delegations(request: Request, repository_id: int) -> Response:
 
 
 @extend_schema(
+    operation_id="revocation_preview",
     tags=["owners"],
     summary="What revoking a delegation would do to the signed tags, read from the live server",
     responses={200: RevocationPreviewSerializer, **ERRORS},
@@ -218,6 +226,7 @@ def revocation_preview(request: Request, delegation_id: int) -> Response:
 
 
 @extend_schema(
+    operation_id="delegation_revoke",
     tags=["owners"],
     summary="Revoke a delegation: its key leaves both roles in one publish",
     request=CommentSerializer,
