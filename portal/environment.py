@@ -4,6 +4,7 @@ malformed one, and the database and key-encryption keys checked at start-up."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -56,6 +57,13 @@ def env_int_list(name: str, default: str) -> list[int]:
         return [int(item) for item in env_list(name, default)]
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be whole numbers separated by commas") from None
+
+
+def env_networks(name: str, value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [ipaddress.ip_network(item.strip()) for item in value.split(",") if item.strip()]
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be networks such as 10.0.0.0/8: {error}") from None
 
 
 def key_encryption_keys(encoded: list[str]) -> list[str]:

@@ -21,6 +21,7 @@ from .environment import (
     env_int,
     env_int_list,
     env_list,
+    env_networks,
     env_str,
     key_encryption_keys,
     new_unsealing_key,
@@ -257,6 +258,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# --- Operations ----------------------------------------------------------------------------------
+
+# /readyz also asks each Notary server of the registered repositories for its health.
+PORTAL_READYZ_NOTARY = env_bool("PORTAL_READYZ_NOTARY", False)
+# /metrics answers a scraper that sends this bearer token, or one at an address in these networks.
+PORTAL_METRICS_TOKEN = env_str("PORTAL_METRICS_TOKEN", "")
+PORTAL_METRICS_NETWORKS = env_networks(
+    "PORTAL_METRICS_NETWORKS", env_str("PORTAL_METRICS_NETWORKS", "127.0.0.0/8,::1/128")
+)
 
 # --- Mail ----------------------------------------------------------------------------------------
 

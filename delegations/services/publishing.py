@@ -26,6 +26,7 @@ What can stop a run, and what happens then:
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -34,6 +35,7 @@ from .. import clock, trust
 from ..audit.chain import audit_record
 from ..exceptions import TrustSetupError
 from ..models import AuditAction, Delegation, DelegationRequest, Repository
+from ..monitoring import metrics
 from ..notary import (
     Batch,
     PermanentNotaryError,
@@ -147,17 +149,21 @@ def _publish(
             works_mark_sent(works, now=now)
             sent = True
 
+    started = time.monotonic()
     try:
         result = trust.publish(repository, batch, now=now, before_sending=before_sending)
     except VersionConflict:
         raise
     except PublishOutcomeUnknown as error:
+        metrics.publish_failed(error)
         works_retry_later(works, error.message, run, now=now, outcome_unknown=True)
         return
     except TransientNotaryError as error:
+        metrics.publish_failed(error)
         works_retry_later(works, error.message, run, now=now, outcome_unknown=False)
         return
     except (PermanentNotaryError, TrustSetupError) as error:
+        metrics.publish_failed(error)
         # Refused before anything was stored. A change an earlier run may have put on the
         # server waits instead: only a read that succeeds can say it is not there.
         maybe_live = [work for work in works if work.row.publish_sent_at is not None]
@@ -169,6 +175,7 @@ def _publish(
         return
     if result.changed:
         run.publishes += 1
+        metrics.publish_observed(time.monotonic() - started)
     refused = [works[index] for index in batch.refused]
     for index, work in enumerate(works):
         if index in batch.refused:
