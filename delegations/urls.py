@@ -1,7 +1,8 @@
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from .views import (
+    account,
     approvals,
     audit,
     delegations,
@@ -9,7 +10,6 @@ from .views import (
     repositories,
     repository_keys,
     requests,
-    tokens,
 )
 from .views.api import audit as api_audit
 from .views.api import errors as api_errors
@@ -78,13 +78,15 @@ urlpatterns = [
             ("root/pin", repository_keys.root_pin, "root_pin"),
         )
     ],
-    path("tokens/", tokens.token_list, name="token_list"),
-    path("tokens/<int:token_id>/revoke/", tokens.token_revoke, name="token_revoke"),
+    path("tokens/", account.token_list, name="token_list"),
+    path("tokens/<int:token_id>/revoke/", account.token_revoke, name="token_revoke"),
+    path("sessions/end-all/", account.logout_everywhere, name="logout_everywhere"),
     # The JSON API, its schema and its reference page (assets served from the sidecar package).
     path(f"{API}schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path(
         f"{API}docs/",
-        SpectacularSwaggerView.as_view(url_name="delegations:api_schema"),
+        # The split view serves its start-up script as a file: no inline script for the CSP.
+        SpectacularSwaggerSplitView.as_view(url_name="delegations:api_schema"),
         name="api_docs",
     ),
     *[

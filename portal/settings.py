@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from .environment import (
@@ -69,6 +71,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_rq",
+    "axes",
+    "csp",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -85,6 +89,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "delegations.directory.middleware.DirectoryUnavailableMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -179,17 +186,56 @@ if PORTAL_LDAP_URI:
         "delegations.directory.login.LocalAccountBackend",
     ]
 
+# Failed logins are counted (django-axes) per account and per address, each on its own: a
+# password guesser is stopped whether it tries one account from many places or many accounts
+# from one. The lock-out is audited and lifts by itself after PORTAL_LOGIN_LOCKOUT_MINUTES.
+AUTHENTICATION_BACKENDS = ["delegations.directory.login.LoginThrottle", *AUTHENTICATION_BACKENDS]
+AXES_FAILURE_LIMIT = env_int("PORTAL_LOGIN_FAILURE_LIMIT", 20)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("PORTAL_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "delegations.directory.login.client_address"
+AXES_VERBOSE = False
+
+# Sessions end PORTAL_SESSION_HOURS after sign-in, whatever happens in between; people can also
+# end all of theirs at once ("Log out everywhere").
+SESSION_COOKIE_AGE = env_int("PORTAL_SESSION_HOURS", 8) * 3600
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+PORTAL_BEHIND_TLS_PROXY = env_bool("PORTAL_BEHIND_TLS_PROXY", False)
 # Behind a TLS-terminating proxy, trust its X-Forwarded-Proto header to know a request is https.
-if env_bool("PORTAL_BEHIND_TLS_PROXY", False):
+if PORTAL_BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 _served_over_https = PORTAL_BASE_URL.startswith("https://")
 SESSION_COOKIE_SECURE = env_bool("PORTAL_SECURE_COOKIES", _served_over_https)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_SSL_REDIRECT = env_bool("PORTAL_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("PORTAL_HSTS_SECONDS", 0)
+# Both bind every subdomain of the portal's domain (and, preloaded, for good): the operator's
+# call, not the portal's, so they are off unless set.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PORTAL_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("PORTAL_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+# The pages' scripts and styles are the portal's own files: no inline script or style, nothing
+# from elsewhere (django-csp). The API's reference page is the one exception, for the inline
+# styles Swagger UI sets (views/api/docs.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
 
 # --- Queue (django-rq) ---------------------------------------------------------------------------
 

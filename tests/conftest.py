@@ -28,7 +28,7 @@ import django_rq
 import pytest
 from aiosmtpd.controller import Controller
 from django.db import connection
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, sync_playwright
 from rq import SimpleWorker
 
 from delegations import directory, services
@@ -356,7 +356,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def chromium() -> Iterator[Browser]:
     # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
     # meanwhile are still synchronous ones.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -367,6 +367,41 @@ def browser() -> Iterator[Browser]:
             browser.close()
     finally:
         del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+class CspWatchingBrowser:
+    """The browser as tests use it (`new_context`), noting every Content-Security-Policy
+    violation Chromium reports on the console of any page of any context."""
+
+    def __init__(self, browser: Browser) -> None:
+        self._browser = browser
+        self.violations: list[str] = []
+        self._contexts: list[BrowserContext] = []
+
+    def new_context(self, **options) -> BrowserContext:
+        context = self._browser.new_context(**options)
+        context.on("console", self._note)
+        self._contexts.append(context)
+        return context
+
+    def _note(self, message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            self.violations.append(message.text)
+
+    def close_contexts(self) -> None:
+        for context in self._contexts:
+            context.close()
+
+
+@pytest.fixture
+def browser(chromium: Browser) -> Iterator[CspWatchingBrowser]:
+    """Every browser test runs under the portal's CSP and fails on any violation of it."""
+    watching = CspWatchingBrowser(chromium)
+    try:
+        yield watching
+    finally:
+        watching.close_contexts()
+    assert watching.violations == [], "the page broke its Content-Security-Policy"
 
 
 # -- directory (slapd) ----------------------------------------------------------------------------

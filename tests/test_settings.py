@@ -117,7 +117,9 @@ LDAP_ENV = {
 
 def test_without_a_directory_only_local_accounts_log_in(tmp_path):
     result = load_settings(tmp_path, "AUTHENTICATION_BACKENDS", PORTAL_DEBUG="1")
-    assert result.stdout.strip() == "['django.contrib.auth.backends.ModelBackend']"
+    assert result.stdout.strip() == (
+        "['delegations.directory.login.LoginThrottle', 'django.contrib.auth.backends.ModelBackend']"
+    )
 
 
 def test_the_directory_is_configured_from_the_environment(tmp_path):
@@ -139,6 +141,7 @@ def test_the_directory_is_configured_from_the_environment(tmp_path):
     printed = result.stdout.removeprefix("portal.settings ")
     backends, user_filter, start_tls, options, flags = ast.literal_eval(printed)
     assert backends == [
+        "delegations.directory.login.LoginThrottle",
         "delegations.directory.login.DirectoryBackend",
         "delegations.directory.login.LocalAccountBackend",
     ]

@@ -29,6 +29,8 @@ SYSTEM_ACTOR = "portal-worker"
 DIRECTORY_SYNC_ACTOR = "directory-sync"
 # The actor of a portal user made for a directory member the portal had to tell something.
 DIRECTORY_ACTOR = "directory"
+# The throttle on failed logins (django-axes), when it locks an account or an address out.
+LOGIN_THROTTLE_ACTOR = "login-throttle"
 
 
 def utc_timestamp(moment: datetime) -> str:

@@ -1,4 +1,5 @@
-"""Logging in with a directory account: django-auth-ldap, made to fit the portal.
+"""Logging in: a directory account through django-auth-ldap, made to fit the portal, and the
+throttle on failed logins (django-axes) in front of every backend.
 
 - The user it logs in is recorded as a DirectoryAccount, so the portal reads their teams and
   ownerships from the directory from then on, and local groups no longer count for them.
@@ -10,6 +11,9 @@
 
 from __future__ import annotations
 
+from axes.backends import AxesStandaloneBackend
+from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
@@ -56,3 +60,30 @@ def remember_directory_failure(sender, context, request=None, exception=None, **
     # Any step of a login can meet it: looking the user up, binding, reading their groups.
     if request is not None:
         request.directory_failure = exception
+
+
+class LoginThrottle(AxesStandaloneBackend):
+    """django-axes's check of the login form: refuses an account or address over the failure
+    limit. It needs the web request; an authentication without one (a command, the test
+    client) is not a login from the form, so it is left to the other backends."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+def client_address(request) -> str:
+    """The address failed logins are counted against: the peer, or behind the portal's TLS
+    proxy the address that proxy saw (the last hop it appended to X-Forwarded-For; earlier
+    entries are the client's to write)."""
+    if settings.PORTAL_BEHIND_TLS_PROXY:
+        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        if hops and hops[-1]:
+            return hops[-1]
+    return request.META.get("REMOTE_ADDR", "")
+
+
+@receiver(user_locked_out)
+def record_lockout(sender, request, username=None, ip_address=None, **kwargs) -> None:
+    services.login_lockout_record(username=username or "", address=ip_address or "")

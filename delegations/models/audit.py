@@ -70,6 +70,8 @@ class AuditAction(models.TextChoices):
     ACCOUNT_DISABLED = "account.disabled"
     ACCOUNT_ENABLED = "account.enabled"
     DIRECTORY_SYNC_HELD = "directory.sync_held"
+    ACCOUNT_LOCKED_OUT = "account.locked_out"
+    ACCOUNT_SESSIONS_ENDED = "account.sessions_ended"
     API_TOKEN_CREATED = "api_token.created"  # noqa: S105 - an action name
     API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 - an action name
 

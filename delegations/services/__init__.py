@@ -6,7 +6,9 @@ from .accounts import (
     directory_account_provision,
     directory_account_set_active,
     directory_login_record,
+    login_lockout_record,
     repository_owners_provision,
+    sessions_end_all,
 )
 from .api_tokens import api_token_create, api_token_revoke, api_token_use
 from .decisions import request_approve, request_reject, requests_decide
@@ -64,6 +66,7 @@ __all__ = [
     "directory_sync",
     "drift_action_request",
     "drift_adopt",
+    "login_lockout_record",
     "notification_send",
     "notifications_create",
     "reminders_send",
@@ -93,6 +96,7 @@ __all__ = [
     "root_key_handover_prepare",
     "root_key_handover_request",
     "root_key_handovers_sweep",
+    "sessions_end_all",
     "team_access_grant",
     "team_access_remove",
     "team_access_resume",

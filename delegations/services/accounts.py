@@ -15,11 +15,18 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.sessions.models import Session
 from django.db import IntegrityError, transaction
 
 from .. import clock, directory, selectors
-from ..audit.chain import DIRECTORY_ACTOR, DIRECTORY_SYNC_ACTOR, audit_record
+from ..audit.chain import (
+    DIRECTORY_ACTOR,
+    DIRECTORY_SYNC_ACTOR,
+    LOGIN_THROTTLE_ACTOR,
+    audit_record,
+)
 from ..models import AuditAction, DirectoryAccount, Repository
 
 if TYPE_CHECKING:
@@ -166,3 +173,39 @@ def directory_account_set_active(
             system_actor=DIRECTORY_SYNC_ACTOR,
         )
     return True
+
+
+def login_lockout_record(*, username: str, address: str, now: datetime | None = None) -> None:
+    """Audit a lock-out after too many failed logins (the account, the address, or both)."""
+    now = now or clock.now()
+    with transaction.atomic():
+        audit_record(
+            action=AuditAction.ACCOUNT_LOCKED_OUT,
+            actor=None,
+            now=now,
+            details={
+                "username": username[:150],
+                "address": address[:64],
+                "failures": settings.AXES_FAILURE_LIMIT,
+                "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+            },
+            system_actor=LOGIN_THROTTLE_ACTOR,
+        )
+
+
+def sessions_end_all(*, user: User, now: datetime | None = None) -> int:
+    """End every session of `user`, on every device ("Log out everywhere"). Returns how many."""
+    now = now or clock.now()
+    ended = 0
+    with transaction.atomic():
+        for session in Session.objects.select_for_update().filter(expire_date__gt=now):
+            if str(session.get_decoded().get(SESSION_KEY)) == str(user.pk):
+                session.delete()
+                ended += 1
+        audit_record(
+            action=AuditAction.ACCOUNT_SESSIONS_ENDED,
+            actor=user,
+            now=now,
+            details={"sessions": ended},
+        )
+    return ended

@@ -1,8 +1,10 @@
-"""Each person's API tokens: made with a name and an expiry, shown once, revoked at will."""
+"""What each person controls of their own access: their API tokens (made with a name and an
+expiry, shown once, revoked at will) and their sessions (ended everywhere at once)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -49,3 +51,12 @@ def token_revoke(request: SignedInRequest, token_id: int) -> HttpResponse:
     else:
         messages.success(request, f"Token {token.name} revoked: calls with it are refused.")
     return redirect("delegations:token_list")
+
+
+@login_required
+@require_POST
+def logout_everywhere(request: SignedInRequest) -> HttpResponse:
+    """End every session of this person (a lost laptop, a shared machine), this one too."""
+    services.sessions_end_all(user=request.user)
+    logout(request)
+    return redirect("login")
