@@ -23,6 +23,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
+from .monitoring.logs import current_request_id
+
 QUEUE = "default"
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ def enqueue_repository_publish(repository_id: int) -> bool:
         job_id=f"publish-repository-{repository_id}-{uuid.uuid4().hex[:12]}",
         # Ahead of the emails the same decisions queued: signing rights first, mail after.
         at_front=True,
+        meta=_meta(),
     )
     target.connection.set(marker, job.id, ex=_MARKER_SECONDS)
     return True
@@ -100,6 +103,7 @@ def enqueue_new_notifications_send(notification_ids: list[int]) -> None:
                     (notification_id,),
                     job_id=notification_send_job_id(notification_id),
                     retry=_retry(),
+                    meta=_meta(),
                 )
                 for notification_id in notification_ids
             ],
@@ -130,7 +134,9 @@ def enqueue_root_key_handover(handover_id: int) -> bool:
 
 def enqueue_repository_initialise_trust(repository_id: int, acting_user_id: int | None) -> Job:
     """Queue trust set-up: the worker is where repository keys are generated and unsealed."""
-    return queue().enqueue(REPOSITORY_INITIALISE_TRUST_JOB, repository_id, acting_user_id)
+    return queue().enqueue(
+        REPOSITORY_INITIALISE_TRUST_JOB, repository_id, acting_user_id, meta=_meta()
+    )
 
 
 @contextmanager
@@ -189,6 +195,13 @@ def _retry() -> Retry:
     return Retry(max=len(intervals), interval=intervals)
 
 
+def _meta() -> dict[str, str]:
+    """What a job carries from where it was queued: the web request's ID, which the worker logs
+    under (`monitoring.logs`), so a decision and the work it started are found together."""
+    request_id = current_request_id()
+    return {"request_id": request_id} if request_id else {}
+
+
 def _enqueue_once(job: str, argument: int, *, job_id: str) -> bool:
     """Queue `job(argument)` unless its job is queued, running or waiting to retry."""
     target = queue()
@@ -199,7 +212,7 @@ def _enqueue_once(job: str, argument: int, *, job_id: str) -> bool:
             return False
     except NoSuchJobError:
         pass
-    target.enqueue(job, argument, retry=_retry(), job_id=job_id)
+    target.enqueue(job, argument, retry=_retry(), job_id=job_id, meta=_meta())
     return True
 
 

@@ -11,10 +11,12 @@ import logging
 from django.contrib.auth import get_user_model
 
 from . import directory, services
+from .monitoring.logs import under_queued_request_id
 
 logger = logging.getLogger(__name__)
 
 
+@under_queued_request_id
 def repository_publish_job(repository_id: int) -> str:
     """Publish the repository's waiting changes (`services.publishing`). Errors the run does
     not handle itself are raised for RQ to keep among the failed jobs; the changes wait their
@@ -22,22 +24,26 @@ def repository_publish_job(repository_id: int) -> str:
     return services.repository_publish(repository_id=repository_id).summary()
 
 
+@under_queued_request_id
 def request_apply_job(request_id: int) -> str:
     """A job queued before publishes were batched per repository: publish the request's
     repository."""
     return services.request_apply(request_id=request_id).status
 
 
+@under_queued_request_id
 def delegation_end_job(delegation_id: int) -> str:
     """A job queued before publishes were batched per repository: publish the delegation's
     repository."""
     return str(services.delegation_end(delegation_id=delegation_id).ended_at)
 
 
+@under_queued_request_id
 def notification_send_job(notification_id: int) -> None:
     services.notification_send(notification_id=notification_id)
 
 
+@under_queued_request_id
 def repository_initialise_trust_job(repository_id: int, acting_user_id: int | None) -> None:
     acting_user = (
         get_user_model().objects.filter(pk=acting_user_id).first() if acting_user_id else None
@@ -45,12 +51,14 @@ def repository_initialise_trust_job(repository_id: int, acting_user_id: int | No
     services.repository_initialise_trust(repository_id=repository_id, acting_user=acting_user)
 
 
+@under_queued_request_id
 def team_access_grant_job(grant_id: int) -> str:
     """Give a delegated member's team push access in DTR (`services.team_access`)."""
     grant = services.team_access_grant(grant_id=grant_id)
     return grant.status if grant is not None else "removed"
 
 
+@under_queued_request_id
 def root_key_handover_prepare_job(handover_id: int) -> str:
     """Write a repository's root key into a key file for its owners (`services.root_keys`)."""
     handover = services.root_key_handover_prepare(handover_id=handover_id)
@@ -60,39 +68,47 @@ def root_key_handover_prepare_job(handover_id: int) -> str:
 # -- periodic (see `cron`) ------------------------------------------------------------------------
 
 
+@under_queued_request_id
 def waiting_publishes_resume_job() -> list[int]:
     """Queue a publish for each repository with changes due and nobody publishing them."""
     return services.waiting_publishes_resume()
 
 
+@under_queued_request_id
 def team_access_resume_job() -> list[int]:
     """Queue the DTR grants whose back-off is over or whose job was lost."""
     return services.team_access_resume()
 
 
+@under_queued_request_id
 def root_key_handovers_sweep_job() -> list[int]:
     return services.root_key_handovers_sweep()
 
 
+@under_queued_request_id
 def unsent_notifications_resend_job() -> list[int]:
     return services.unsent_notifications_resend()
 
 
+@under_queued_request_id
 def requests_expire_job() -> list[int]:
     """End requests left pending too long (PORTAL_REQUEST_EXPIRY_DAYS), telling requesters."""
     return services.requests_expire()
 
 
+@under_queued_request_id
 def reminders_send_job() -> list[int]:
     """Owe the reminders due now: certificates about to expire, requests about to expire."""
     return services.reminders_send()
 
 
+@under_queued_request_id
 def repositories_reconcile_job() -> list[str]:
     """Compare every repository's trust data with the portal's delegations (the drift report)."""
     return [report.summary() for report in services.repositories_reconcile()]
 
 
+@under_queued_request_id
 def directory_sync_job() -> str:
     """End the delegations of members who left a team or were disabled in the directory."""
     try:

@@ -11,11 +11,14 @@
 from __future__ import annotations
 
 import email
+import logging
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from email import policy
@@ -35,7 +38,7 @@ from delegations import directory, services
 from stack.processes import LOOPBACK, free_port, notary_service, redis_service
 from tests.directory_server import DirectoryServer
 from tests.directory_settings import configure_directory
-from tests.factories import make_user
+from tests.factories import PASSWORD, make_user
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 NOTARY_PASSPHRASE = "test-passphrase"
@@ -57,6 +60,56 @@ def wait_for(predicate: Callable[[], object], *, what: str, timeout: float = WAI
 @pytest.fixture(scope="session")
 def service_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("services")
+
+
+# -- secrets never logged -------------------------------------------------------------------------
+
+
+class LeakWatch(logging.Handler):
+    """Every log record of the session, in this process and in the processes the tests start
+    (their log files), is checked for what must never be logged: private key PEM, the tests'
+    passwords, API token secrets, session cookies, bearer tokens. Each test fails that let
+    one through (see `no_secret_logged`)."""
+
+    PATTERNS = (
+        re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"),
+        re.compile(r"\bdpt_[A-Za-z0-9_-]{20,}"),
+        re.compile(r"sessionid=[a-z0-9]{20,}"),
+        re.compile(r"Bearer [A-Za-z0-9._~+/=-]{16,}"),
+    )
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.NOTSET)
+        self.found: list[str] = []
+        self.secrets = [PASSWORD, NOTARY_PASSPHRASE]
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:
+            text = str(record.msg)
+        if record.exc_info and record.exc_info[1] is not None:
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        self.scan(text, where=f"a {record.levelname} record of {record.name}")
+
+    def scan(self, text: str, *, where: str) -> None:
+        for secret in self.secrets:
+            if secret in text:
+                self.found.append(f"{where} holds the test secret {secret!r}")
+        for pattern in self.PATTERNS:
+            if match := pattern.search(text):
+                self.found.append(f"{where} holds {match.group(0)[:40]!r}…")
+
+
+LEAKS = LeakWatch()
+logging.getLogger().addHandler(LEAKS)
+
+
+@pytest.fixture(autouse=True)
+def no_secret_logged() -> Iterator[None]:
+    yield
+    found, LEAKS.found = LEAKS.found, []
+    assert found == [], "secrets reached the logs: " + "; ".join(found)
 
 
 # -- redis and the queue --------------------------------------------------------------------------
@@ -311,7 +364,9 @@ def stop_process(process: subprocess.Popen, log_path: Path) -> None:
         process.wait(15)
     except subprocess.TimeoutExpired:
         process.kill()
-    print(log_path.read_text(errors="replace")[-4000:])  # shown when a test fails
+    text = log_path.read_text(errors="replace")
+    LEAKS.scan(text, where=f"the log of {log_path.name}")
+    print(text[-4000:])  # shown when a test fails
 
 
 @pytest.fixture

@@ -176,6 +176,14 @@ def _publish(
     if result.changed:
         run.publishes += 1
         metrics.publish_observed(time.monotonic() - started)
+        logger.info(
+            "published %d changes to %s (targets version %s to %s) in %.0f ms",
+            len(batch.effective),
+            repository.gun,
+            result.version_before,
+            result.version_after,
+            (time.monotonic() - started) * 1000,
+        )
     refused = [works[index] for index in batch.refused]
     for index, work in enumerate(works):
         if index in batch.refused:
