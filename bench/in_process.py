@@ -52,6 +52,7 @@ def portal_environment(work: Path, *, redis_url: str) -> Iterator[ClientCA]:
             "DJANGO_SETTINGS_MODULE": "portal.settings",
             "PORTAL_DEBUG": "0",
             "PORTAL_SECRET_KEY": secrets.token_urlsafe(50),
+            "PORTAL_AUDIT_KEY": secrets.token_urlsafe(32),
             "PORTAL_KEY_UNSEALING_KEYS": base64.b64encode(secrets.token_bytes(32)).decode(),
             "PORTAL_DATA_DIR": str(data_dir),
             "PORTAL_DATABASE_URL": f"sqlite:///{data_dir / 'portal.sqlite3'}",

@@ -7,3 +7,4 @@ class DelegationsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the start-up checks
+        from .audit import admin_changes  # noqa: F401 - records admin changes to accounts

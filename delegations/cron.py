@@ -19,6 +19,12 @@ cron.register(
     tasks.root_key_handovers_sweep_job, QUEUE, interval=300, name="sweep-root-key-handovers"
 )
 cron.register(
+    tasks.audit_checkpoint_job,
+    QUEUE,
+    interval=settings.PORTAL_AUDIT_CHECKPOINT_HOURS * 3600,
+    name="audit-checkpoint",
+)
+cron.register(
     tasks.unsent_notifications_resend_job, QUEUE, interval=60, name="resend-unsent-notifications"
 )
 cron.register(

@@ -86,6 +86,11 @@ def root_key_handovers_sweep_job() -> list[int]:
 
 
 @under_queued_request_id
+def audit_checkpoint_job() -> int:
+    return int(services.audit_checkpoint_issue()["events"])
+
+
+@under_queued_request_id
 def unsent_notifications_resend_job() -> list[int]:
     return services.unsent_notifications_resend()
 

@@ -88,6 +88,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "delegations.audit.admin_changes.AdminActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "delegations.directory.middleware.DirectoryUnavailableMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -306,6 +307,20 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# --- Audit ---------------------------------------------------------------------------------------
+
+# The key of the audit chain's HMAC and of its checkpoints (delegations.audit): kept out of the
+# database, so someone who can write to it cannot recompute the chain after an edit.
+PORTAL_AUDIT_KEY = env_secret(
+    "PORTAL_AUDIT_KEY", local_file="audit-key", generate=lambda: secrets.token_urlsafe(32)
+)
+if len(PORTAL_AUDIT_KEY) < 32:
+    raise ImproperlyConfigured("PORTAL_AUDIT_KEY must be at least 32 random characters")
+# Signed checkpoints of the chain (head hash, count, time) go to the log stream and to this
+# address, every PORTAL_AUDIT_CHECKPOINT_HOURS; empty: the log stream only.
+PORTAL_AUDIT_EMAIL = env_str("PORTAL_AUDIT_EMAIL", "")
+PORTAL_AUDIT_CHECKPOINT_HOURS = env_int("PORTAL_AUDIT_CHECKPOINT_HOURS", 24)
 
 # --- Operations ----------------------------------------------------------------------------------
 

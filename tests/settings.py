@@ -21,6 +21,7 @@ from tests.postgres import start_cluster
 
 os.environ.setdefault("PORTAL_DEBUG", "0")
 os.environ.setdefault("PORTAL_SECRET_KEY", secrets.token_urlsafe(50))
+os.environ.setdefault("PORTAL_AUDIT_KEY", secrets.token_urlsafe(32))
 # The suite plays web and worker in one process, so it holds the unsealing key (and seals to
 # its public half); tests/test_web_holds_no_unsealing_key.py starts a web process without it.
 os.environ.setdefault(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import io
 import json
 import secrets
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, ManagementUtility, call_command
 from django.db import connection, transaction
@@ -458,8 +460,8 @@ def export(client, kind: str, filters: dict) -> str:
 
 
 def offline_hash(record: dict) -> str:
-    """The chain's hash as an auditor recomputes it from an exported record, without the
-    portal's code."""
+    """The chain's hash as an auditor who holds the audit key recomputes it from an exported
+    record, without the portal's code."""
     content = {
         "previous_hash": record["previous_hash"],
         "created_at": record["created_at"],
@@ -470,7 +472,8 @@ def offline_hash(record: dict) -> str:
         "details": record["details"],
     }
     encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+    key = django_settings.PORTAL_AUDIT_KEY.encode("utf-8")
+    return hmac.new(key, encoded.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def assert_chain_holds(records: list[dict], head: str) -> None:

@@ -59,6 +59,7 @@ def test_every_portal_variable_in_compose_is_read_by_the_settings(compose):
     ("service", "secret"),
     [
         ("web", "PORTAL_SECRET_KEY"),
+        ("web", "PORTAL_AUDIT_KEY"),
         ("web", "PORTAL_KEY_SEALING_KEY"),
         ("worker", "PORTAL_KEY_SEALING_KEY"),
         ("worker", "PORTAL_KEY_UNSEALING_KEYS"),

@@ -101,6 +101,7 @@ def test_check_deploy_with_production_settings_warns_only_about_the_operators_ch
         "PORTAL_DATA_DIR": str(tmp_path),
         "PORTAL_SECRET_KEY": secrets.token_urlsafe(50),
         "PORTAL_KEY_SEALING_KEY": "A" * 43 + "=",
+        "PORTAL_AUDIT_KEY": secrets.token_urlsafe(32),
         "PORTAL_BASE_URL": "https://portal.example.org",
         "PORTAL_ALLOWED_HOSTS": "portal.example.org",
         "PORTAL_BEHIND_TLS_PROXY": "1",

@@ -34,7 +34,8 @@ def load_settings(tmp_path, expression: str = "DEBUG", **env: str):
     ("env", "missing"),
     [
         ({}, "PORTAL_SECRET_KEY"),
-        ({"PORTAL_SECRET_KEY": "x" * 50}, "PORTAL_KEY_SEALING_KEY"),
+        ({"PORTAL_SECRET_KEY": "x" * 50}, "PORTAL_AUDIT_KEY"),
+        ({"PORTAL_SECRET_KEY": "x" * 50, "PORTAL_AUDIT_KEY": "a" * 32}, "PORTAL_KEY_SEALING_KEY"),
     ],
 )
 def test_outside_debug_a_missing_secret_stops_start_up_naming_it(tmp_path, env, missing):
@@ -48,7 +49,7 @@ def test_outside_debug_a_missing_secret_stops_start_up_naming_it(tmp_path, env, 
 def test_debug_mode_generates_local_secrets_readable_only_by_the_owner(tmp_path):
     first = load_settings(tmp_path, "SECRET_KEY", PORTAL_DEBUG="1")
     assert first.returncode == 0, first.stderr
-    for name in ("secret-key", "key-unsealing-key"):
+    for name in ("secret-key", "key-unsealing-key", "audit-key"):
         mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
         assert mode == 0o600, f"{name} has mode {oct(mode)}"
     again = load_settings(tmp_path, "SECRET_KEY", PORTAL_DEBUG="1")
@@ -73,6 +74,7 @@ def test_production_values_come_from_the_environment(tmp_path):
         "DATABASES['default'], settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS",
         PORTAL_SECRET_KEY="s" * 50,
         PORTAL_KEY_SEALING_KEY="A" * 43 + "=",
+        PORTAL_AUDIT_KEY="a" * 32,
         PORTAL_DATABASE_URL="postgres://portal:p%40ss@db.internal:5432/portal",
         PORTAL_SMTP_URL="smtp://relay.internal:587?starttls=1",
     )
@@ -89,11 +91,16 @@ def test_production_values_come_from_the_environment(tmp_path):
         ("PORTAL_JOB_RETRY_INTERVALS", "10,later", "PORTAL_JOB_RETRY_INTERVALS must be whole"),
         ("PORTAL_KEY_ENCRYPTION_KEYS", "c2hvcnQ=", "PORTAL_KEY_ENCRYPTION_KEYS must hold base64"),
         ("PORTAL_KEY_SEALING_KEY", "c2hvcnQ=", "PORTAL_KEY_SEALING_KEY must hold base64"),
+        ("PORTAL_AUDIT_KEY", "short", "PORTAL_AUDIT_KEY must be at least 32"),
         ("PORTAL_KEY_UNSEALING_KEYS", "c2hvcnQ=", "PORTAL_KEY_UNSEALING_KEYS must hold base64"),
     ],
 )
 def test_a_malformed_value_stops_start_up_naming_its_variable(tmp_path, variable, value, message):
-    valid = {"PORTAL_SECRET_KEY": "s" * 50, "PORTAL_KEY_SEALING_KEY": "A" * 43 + "="}
+    valid = {
+        "PORTAL_SECRET_KEY": "s" * 50,
+        "PORTAL_KEY_SEALING_KEY": "A" * 43 + "=",
+        "PORTAL_AUDIT_KEY": "a" * 32,
+    }
     result = load_settings(tmp_path, **{**valid, variable: value})
     assert result.returncode != 0
     assert message in result.stderr

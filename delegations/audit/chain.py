@@ -5,17 +5,25 @@ Each event's hash covers its content and the previous event's hash; the chain he
 the newest hash. So an edited event no longer matches its hash, a deleted one leaves the next
 event chained to a hash nobody has, and deleting the newest events leaves the head pointing
 past the end.
+
+The hash is an HMAC keyed with PORTAL_AUDIT_KEY, which the database never holds: someone who
+can write to the database but does not have the key cannot recompute the hashes after an edit.
+Cutting off the newest events together with the head is caught by the signed checkpoints kept
+outside the database (`audit.checkpoints`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
+
+from django.conf import settings
 
 from ..models import AuditChainHead, AuditEvent, DelegationRequest, Repository
 
@@ -38,8 +46,13 @@ def utc_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+def audit_key() -> bytes:
+    return str(settings.PORTAL_AUDIT_KEY).encode("utf-8")
+
+
 def hash_content(
     *,
+    key: bytes | None,
     previous_hash: str,
     created_at: str,
     actor: str,
@@ -48,9 +61,10 @@ def hash_content(
     repository: int | None,
     details: object,
 ) -> str:
-    """SHA-256 of the canonical JSON of an event's content (`created_at` from `utc_timestamp`).
+    """HMAC-SHA256 with `key` of the canonical JSON of an event's content (`created_at` from
+    `utc_timestamp`); plain SHA-256 without a key, as events were chained before the key.
 
-    This is the whole recipe an auditor needs to re-verify an exported log offline.
+    This is the whole recipe an auditor needs (with the key) to re-verify an exported log.
     """
     content = {
         "previous_hash": previous_hash,
@@ -62,12 +76,15 @@ def hash_content(
         "details": details,
     }
     encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+    if key is None:
+        return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+    return hmac.new(key, encoded.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def hash_of(event: AuditEvent) -> str:
     """The hash of an event's content chained to the previous event's hash."""
     return hash_content(
+        key=audit_key(),
         previous_hash=event.previous_hash,
         created_at=utc_timestamp(event.created_at),
         actor=event.actor_name,
@@ -252,6 +269,7 @@ def _broken_link(row: tuple, *, previous_id: int, previous_hash: str) -> BrokenL
     event_id, created_at, actor, action, request, repository, details, chained_to, stored = row
     summary = _summary(created_at, actor, action)
     recomputed = hash_content(
+        key=audit_key(),
         previous_hash=chained_to,
         created_at=utc_timestamp(created_at),
         actor=actor,
@@ -263,7 +281,8 @@ def _broken_link(row: tuple, *, previous_id: int, previous_hash: str) -> BrokenL
     if stored != recomputed:
         return BrokenLink(
             Breakage.CONTENT_CHANGED,
-            "its content was changed after it was written (it no longer matches its hash)",
+            "its content was changed after it was written (it no longer matches its hash "
+            "under the audit key)",
             event_id,
             summary,
         )

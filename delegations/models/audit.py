@@ -71,6 +71,12 @@ class AuditAction(models.TextChoices):
     ACCOUNT_ENABLED = "account.enabled"
     DIRECTORY_SYNC_HELD = "directory.sync_held"
     ACCOUNT_LOCKED_OUT = "account.locked_out"
+    ADMIN_USER_SAVED = "admin.user_saved"
+    ADMIN_USER_DELETED = "admin.user_deleted"
+    ADMIN_GROUP_SAVED = "admin.group_saved"
+    ADMIN_GROUP_DELETED = "admin.group_deleted"
+    ADMIN_MEMBERSHIP_CHANGED = "admin.membership_changed"
+    AUDIT_CHAIN_KEYED = "audit.chain_keyed"
     ACCOUNT_SESSIONS_ENDED = "account.sessions_ended"
     API_TOKEN_CREATED = "api_token.created"  # noqa: S105 - an action name
     API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 - an action name

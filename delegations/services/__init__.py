@@ -3,6 +3,7 @@ event, and its side effects (jobs, emails) are enqueued only once the transactio
 What a change needs from the directory is read before its transaction begins."""
 
 from .accounts import (
+    admin_change_record,
     directory_account_provision,
     directory_account_set_active,
     directory_login_record,
@@ -11,6 +12,7 @@ from .accounts import (
     sessions_end_all,
 )
 from .api_tokens import api_token_create, api_token_revoke, api_token_use
+from .audit_checkpoints import audit_checkpoint_issue
 from .decisions import request_approve, request_reject, requests_decide
 from .delegation_endings import (
     delegation_end_fail,
@@ -52,9 +54,11 @@ from .trust_anchors import repository_root_pin, repository_trust_forget
 
 __all__ = [
     "TRANSITIONS",
+    "admin_change_record",
     "api_token_create",
     "api_token_revoke",
     "api_token_use",
+    "audit_checkpoint_issue",
     "delegation_end",
     "delegation_end_fail",
     "delegation_end_for_directory",

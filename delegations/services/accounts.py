@@ -209,3 +209,11 @@ def sessions_end_all(*, user: User, now: datetime | None = None) -> int:
             details={"sessions": ended},
         )
     return ended
+
+
+def admin_change_record(
+    *, action: str, actor: User, details: dict[str, object], now: datetime | None = None
+) -> None:
+    """Audit a change an administrator made in the admin to a local user or group."""
+    with transaction.atomic():
+        audit_record(action=action, actor=actor, now=now or clock.now(), details=details)
