@@ -99,6 +99,8 @@ class RepositoryAdmin(admin.ModelAdmin):
             services.repository_update(
                 repository_id=obj.pk,
                 acting_user=_administrator(request),
+                # The form had the move confirmed (RepositoryAdminForm.clean).
+                confirm_notary_move=True,
                 notary_url=obj.notary_url,
                 owners_group=obj.owners_group,
                 approvals_required=obj.approvals_required,
@@ -143,7 +145,9 @@ class RepositoryAdmin(admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
         return super().changelist_view(request, extra_context)
 
-    @admin.action(description="Initialise trust (new root and targets keys)")
+    @admin.action(
+        description="Initialise trust (new root and targets keys)", permissions=["change"]
+    )
     def initialise_trust(self, request: HttpRequest, queryset: QuerySet) -> None:
         pending = queryset.filter(trust_initialised_at__isnull=True)
         for repository in pending:

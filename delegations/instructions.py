@@ -1,9 +1,13 @@
-"""What a delegated member runs to start signing, shown on the request page and in the email."""
+"""What a delegated member runs to start signing, shown on the request page and in the email.
+
+Every value placed in a command is shell-quoted: a name from the directory or a server URL
+could hold a character the shell would act on, and these lines are copied into terminals."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from shlex import quote
 
 from .models import DelegationRequest, Repository
 from .notary import RELEASES
@@ -18,31 +22,32 @@ class Step:
 def notary_cli(repository: Repository) -> str:
     """The notary CLI aimed at the repository's server, sharing Docker's trust directory (where
     `docker trust key load` put the key)."""
-    return f"notary -s {repository.notary_url} -d ~/.docker/trust"
+    return f"notary -s {quote(repository.notary_url)} -d ~/.docker/trust"
 
 
 def witness_command(repository: Repository, role_names: Iterable[str]) -> str:
     """What a remaining signer runs to re-sign role files as they stand, vouching for their tags
     again: after a key leaves, files it alone signed stop verifying."""
-    return f"{notary_cli(repository)} witness -p {repository.gun} {' '.join(role_names)}"
+    roles = " ".join(quote(role) for role in role_names)
+    return f"{notary_cli(repository)} witness -p {quote(repository.gun)} {roles}"
 
 
 def signing_steps(request: DelegationRequest) -> list[Step]:
     repository = request.repository
-    gun = repository.gun
+    gun = quote(repository.gun)
     notary = notary_cli(repository)
-    roles = " ".join(f"--roles {role}" for role in request.role_names)
+    roles = " ".join(f"--roles {quote(role)}" for role in request.role_names)
     # Docker finds a registry's Notary at https://<registry host>, which is where DTR serves it;
     # any other server has to be named.
     docker_server = (
         ""
         if repository.notary_url.rstrip("/") == f"https://{repository.dtr_host}"
-        else f"DOCKER_CONTENT_TRUST_SERVER={repository.notary_url} "
+        else f"DOCKER_CONTENT_TRUST_SERVER={quote(repository.notary_url)} "
     )
     steps = [
         Step(
             "Load the private key of your client bundle (key.pem) into Docker's trust store:",
-            f"docker trust key load key.pem --name {request.requester.get_username()}",
+            f"docker trust key load key.pem --name {quote(request.requester.get_username())}",
         ),
         Step(
             f"Sign a tag; Docker signs into {RELEASES} and targets/{request.team} for you:",

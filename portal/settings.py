@@ -82,6 +82,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every log line of a request carries its ID.
     "delegations.monitoring.logs.RequestIdMiddleware",
+    "delegations.intake.nul_bytes.RefuseNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -170,6 +171,8 @@ PORTAL_LDAP_GROUP_MEMBER_ATTRIBUTE = env_str("PORTAL_LDAP_GROUP_MEMBER_ATTRIBUTE
 PORTAL_LDAP_ADMIN_GROUP = env_str("PORTAL_LDAP_ADMIN_GROUP", "")
 # How long a read of the directory (someone's groups, a group's members) is reused.
 PORTAL_DIRECTORY_CACHE_SECONDS = env_int("PORTAL_DIRECTORY_CACHE_SECONDS", 60)
+# Through a directory outage, its last answers are used up to this old, then the outage shows.
+PORTAL_DIRECTORY_STALE_SECONDS = env_int("PORTAL_DIRECTORY_STALE_SECONDS", 900)
 # How often the sync looks for members who left a team or were disabled.
 PORTAL_DIRECTORY_SYNC_SECONDS = env_int("PORTAL_DIRECTORY_SYNC_SECONDS", 900)
 # A sync that would end more delegations than this ends none and says so: a directory that

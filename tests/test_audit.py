@@ -398,6 +398,7 @@ def test_pages_keep_the_filters(client, repository, people):
             notary_url=f"http://notary-{number}.test",
             owners_group=repository.owners_group,
             acting_user=people["alice"],
+            confirm_notary_move=True,
         )
     client.force_login(people["alice"])
 
@@ -416,6 +417,7 @@ def add_events(repository, actor, count: int) -> None:
             notary_url=f"http://notary-{number}.test",
             owners_group=repository.owners_group,
             acting_user=actor,
+            confirm_notary_move=True,
         )
 
 

@@ -1,6 +1,7 @@
 """Answers of the directory kept for PORTAL_DIRECTORY_CACHE_SECONDS, per process: every page
-asks who the user is. Through a short outage, pages and emails carry on with the last answer; a
-caller that acts on the answer (the sync) asks for a fresh one and never gets an old one."""
+asks who the user is. Through a short outage, pages and emails carry on with the last answer,
+up to PORTAL_DIRECTORY_STALE_SECONDS old; a caller that acts on the answer (the sync) asks for
+a fresh one and never gets an old one."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ def cached(key: tuple[str, ...], read: Callable[[], T], fresh: bool) -> T:
         # Pages and emails carry on with the last answer through a directory restart; the sync
         # (fresh) never acts on an old one.
         if fresh or hit is None:
+            raise
+        if now - hit[0] > settings.PORTAL_DIRECTORY_STALE_SECONDS:
+            # Past this age an answer may grant rights the directory has since taken away.
             raise
         logger.warning("directory unavailable, using an answer %.0f s old: %s", now - hit[0], error)
         return cast(T, hit[1])

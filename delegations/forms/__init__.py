@@ -30,6 +30,8 @@ from ..models import (
     Verdict,
 )
 from ..notary import InvalidRoleName, team_role_name
+from ..services.repositories import notary_move_needs_confirming
+from .private_keys import RefusesPrivateKeys
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -155,7 +157,7 @@ def _without_private_key(text: str) -> str:
     return text
 
 
-class DecisionForm(forms.Form):
+class DecisionForm(RefusesPrivateKeys, forms.Form):
     comment = forms.CharField(
         label="Comment",
         required=False,
@@ -183,7 +185,7 @@ class BulkDecisionForm(DecisionForm):
         return numbers
 
 
-class QueueFilterForm(forms.Form):
+class QueueFilterForm(RefusesPrivateKeys, forms.Form):
     """The approval queue's filters; the choices come from what waits for this owner."""
 
     repository = forms.ModelChoiceField(
@@ -217,7 +219,7 @@ class QueueFilterForm(forms.Form):
         }
 
 
-class RevokeForm(forms.Form):
+class RevokeForm(RefusesPrivateKeys, forms.Form):
     comment = forms.CharField(
         label="Comment",
         max_length=MAX_COMMENT_CHARACTERS,
@@ -227,7 +229,7 @@ class RevokeForm(forms.Form):
     )
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(RefusesPrivateKeys, forms.Form):
     """The audit log's filters; the choices come from what `user` may read."""
 
     repository = forms.ModelChoiceField(
@@ -314,12 +316,19 @@ class RepositoryKeyImportForm(forms.Form):
         return upload.read()
 
 
-class RepositoryAdminForm(forms.ModelForm):
+class RepositoryAdminForm(RefusesPrivateKeys, forms.ModelForm):
     """The admin's repository form: a configured root certificate must be this repository's."""
 
     # A Notary URL typed without a scheme is meant as https, as DTR serves it.
     notary_url = forms.URLField(
         assume_scheme="https", help_text=Repository._meta.get_field("notary_url").help_text
+    )
+
+    confirm_notary_move = forms.BooleanField(
+        required=False,
+        label="Confirm the Notary server's move",
+        help_text="Needed to point the repository at another host, or at plain http: the "
+        "portal's service account and its password go wherever this points.",
     )
 
     class Meta:
@@ -336,6 +345,18 @@ class RepositoryAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        moved_to = cleaned.get("notary_url")
+        if (
+            self.instance.pk
+            and moved_to
+            and not cleaned.get("confirm_notary_move")
+            and notary_move_needs_confirming(self.instance.notary_url, moved_to)
+        ):
+            self.add_error(
+                "notary_url",
+                f"Moving the Notary server from {self.instance.notary_url} to {moved_to} sends the "
+                "portal's service account and its password there: tick the confirmation.",
+            )
         pem = (cleaned.get("root_certificate_pem") or "").strip()
         if pem and "root_certificate_pem" in self.changed_data:
             instance = self.instance

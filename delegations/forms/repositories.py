@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django import forms
 
+from .private_keys import RefusesPrivateKeys
 
-class RepositoryRegisterForm(forms.Form):
+
+class RepositoryRegisterForm(RefusesPrivateKeys, forms.Form):
     dtr_host = forms.CharField(label="DTR host", max_length=253, initial="dtr.example.org")
     namespace = forms.CharField(
         max_length=255, help_text="The organisation that owns it in DTR, e.g. dev"
@@ -33,7 +35,7 @@ class RepositoryRegisterForm(forms.Form):
     )
 
 
-class RepositorySettingsForm(forms.Form):
+class RepositorySettingsForm(RefusesPrivateKeys, forms.Form):
     owners_group = forms.CharField(label="Owners group", max_length=150)
     approvals_required = forms.IntegerField(label="Approvals required", min_value=1, max_value=10)
 
@@ -54,7 +56,7 @@ class RootKeyHandoverForm(forms.Form):
     )
 
 
-class RootPinForm(forms.Form):
+class RootPinForm(RefusesPrivateKeys, forms.Form):
     root_certificate_pem = forms.CharField(
         label="Root certificate",
         widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),

@@ -1,9 +1,10 @@
 from django import forms
 
 from ..services.api_tokens import MAX_EXPIRY_DAYS
+from .private_keys import RefusesPrivateKeys
 
 
-class TokenForm(forms.Form):
+class TokenForm(RefusesPrivateKeys, forms.Form):
     name = forms.CharField(
         max_length=100, help_text="What will use it, e.g. release pipeline of dev/nginx"
     )

@@ -3,6 +3,7 @@ pending one expires."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
@@ -22,7 +23,7 @@ from ..models import (
     pending_lifetime,
 )
 from ..notary import DelegationChange
-from .people import repositories_owned_by
+from .people import owners_of, repositories_owned_by
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -119,10 +120,19 @@ def conflicting_request(
 # -- decisions ------------------------------------------------------------------------------------
 
 
-def approvals_of(request: DelegationRequest) -> list[Decision]:
-    """The approvals counted toward the repository's threshold, in the order they were given."""
+def approvals_of(
+    request: DelegationRequest, *, owner_ids: Collection[int] | None = None
+) -> list[Decision]:
+    """The approvals counted toward the repository's threshold, in the order they were given:
+    only those of people who still own the repository (`owner_ids`, read by the caller before
+    it locks anything; read here when not given). Someone who left the owners group since
+    approving no longer vouches for the request."""
+    if owner_ids is None:
+        owner_ids = set(owners_of(request.repository).values_list("pk", flat=True))
     return list(
-        request.decisions.filter(verdict=Verdict.APPROVE).select_related("owner").order_by("id")
+        request.decisions.filter(verdict=Verdict.APPROVE, owner_id__in=owner_ids)
+        .select_related("owner")
+        .order_by("id")
     )
 
 

@@ -133,6 +133,11 @@ def _decide(
         or asking_for_themselves
         or unlocked.team in selectors.teams_of(unlocked.requester)
     )
+    owner_ids = (
+        set(selectors.owners_of(unlocked.repository).values_list("pk", flat=True))
+        if verdict == Verdict.APPROVE and owns
+        else set()
+    )
     with transaction.atomic():
         request = (
             DelegationRequest.objects.select_for_update(of=("self",))
@@ -152,7 +157,10 @@ def _decide(
         )
         if verdict == Verdict.REJECT:
             return _conclude(request, RequestStatus.REJECTED, acting_user, comment, now=now)
-        approvals = [decision.owner.get_username() for decision in selectors.approvals_of(request)]
+        approvals = [
+            decision.owner.get_username()
+            for decision in selectors.approvals_of(request, owner_ids=owner_ids | {acting_user.pk})
+        ]
         required = request.repository.approvals_required
         if len(approvals) >= required:
             return _conclude(

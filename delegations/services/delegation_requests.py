@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
+# DelegationRequest.team's column (and Delegation's, TeamAccessGrant's).
+MAX_TEAM_CHARACTERS = 64
+
+
 def request_submit(
     *,
     requester: User,
@@ -59,6 +63,12 @@ def request_submit(
     if repository.trust_initialised_at is None:
         raise InvalidInput(
             f"{repository.gun} is not ready for delegations yet.", field="repository"
+        )
+    if len(team) > MAX_TEAM_CHARACTERS:
+        raise InvalidInput(
+            f"Team {team[:24]}… has a name longer than {MAX_TEAM_CHARACTERS} characters, which "
+            "the portal cannot store; ask an administrator to shorten it.",
+            field="team",
         )
     try:
         team_role_name(team)

@@ -6,6 +6,7 @@ import base64
 import re
 from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from django.db import transaction
 
@@ -159,12 +160,16 @@ def repository_update(
     owners_group: str,
     approvals_required: int | None = None,
     dtr_url: str | None = None,
+    confirm_notary_move: bool = False,
     acting_user: User | None = None,
     now: datetime | None = None,
 ) -> Repository:
     """Change where a repository's Notary server and DTR API are, which group owns it and how
     many of its owners must approve a request (None: unchanged). A new threshold applies to
-    requests still pending."""
+    requests still pending.
+
+    Moving the Notary server to another host, or to plain http, needs `confirm_notary_move`:
+    the service account's password is sent to wherever it points."""
     now = now or clock.now()
     if acting_user is not None:
         selectors.repository_managed_by(acting_user, repository_id)  # 404 for anyone else
@@ -172,6 +177,14 @@ def repository_update(
         raise InvalidInput("Name the group that owns the repository.", field="owners_group")
     with transaction.atomic():
         repository = Repository.objects.select_for_update().get(pk=repository_id)
+        if not confirm_notary_move and notary_move_needs_confirming(
+            repository.notary_url, notary_url
+        ):
+            raise InvalidInput(
+                f"Moving the Notary server from {repository.notary_url} to {notary_url} sends the "
+                "portal's service account and its password there: confirm the move to do it.",
+                field="notary_url",
+            )
         wanted: dict[str, object] = {"notary_url": notary_url, "owners_group": owners_group}
         if dtr_url is not None:
             wanted["dtr_url"] = dtr_url
@@ -299,3 +312,11 @@ def repository_initialise_trust(
         )
     repository.refresh_from_db()
     return repository
+
+
+def notary_move_needs_confirming(old_url: str, new_url: str) -> bool:
+    """Whether a new Notary URL points at another host, or gives up https."""
+    old, new = urlsplit(old_url), urlsplit(new_url)
+    return (old.hostname or "").lower() != (new.hostname or "").lower() or (
+        old.scheme == "https" and new.scheme != "https"
+    )

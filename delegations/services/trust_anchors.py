@@ -13,6 +13,8 @@ from django.db.models import F
 from .. import clock, trust
 from ..audit.chain import audit_record
 from ..exceptions import InvalidInput
+from ..intake.certificates import PRIVATE_KEY_MESSAGE
+from ..intake.private_keys import holds_private_key
 from ..models import AuditAction, KeyRole, Repository, TrustFile
 from ..notary import (
     InvalidMetadata,
@@ -70,6 +72,8 @@ def repository_root_pin(
     What was remembered of the old root is dropped so the new pin governs the next read.
     """
     now = now or clock.now()
+    if holds_private_key(root_certificate_pem.encode("utf-8", "replace")):
+        raise InvalidInput(PRIVATE_KEY_MESSAGE, field="root_certificate_pem")
     with transaction.atomic():
         repository = Repository.objects.select_for_update().get(pk=repository_id)
         if repository.keys.filter(role=KeyRole.ROOT).exists():
