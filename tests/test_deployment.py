@@ -148,7 +148,7 @@ def test_openldap_is_seeded_with_the_demo_tree_from_the_repository(compose):
 def test_mailpit_takes_the_mail_and_shows_it(compose):
     mailpit = compose["services"]["mailpit"]
     assert mailpit["image"].startswith("axllent/mailpit:")
-    assert "8025:8025" in mailpit["ports"]
+    assert mailpit["ports"] == ["127.0.0.1:8025:8025"]  # its UI on this host only
 
 
 @pytest.mark.parametrize("name", PORTAL_SERVICES)
@@ -163,3 +163,59 @@ def test_portal_services_use_the_demo_directory_and_mailpit(compose, name):
         assert environment[variable] == value, variable
     assert service["depends_on"]["openldap"]["condition"] == "service_healthy"
     assert "mailpit" in service["depends_on"]
+
+
+def test_the_portal_is_served_over_tls_by_the_proxy_only(compose):
+    services = compose["services"]
+    assert "ports" not in services["web"]
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("caddy:")
+    assert "443:443" in proxy["ports"]
+    caddyfile = (BASE_DIR / "deploy" / "caddy" / "Caddyfile").read_text()
+    assert "reverse_proxy web:8000" in caddyfile
+    assert "tls {$PORTAL_TLS}" in caddyfile
+    assert compose_default(proxy["environment"]["PORTAL_TLS"]) == "internal"
+    web = {k: compose_default(v) for k, v in services["web"]["environment"].items()}
+    assert web["PORTAL_BASE_URL"].startswith("https://")
+    assert web["PORTAL_BEHIND_TLS_PROXY"] == "1"
+
+
+def test_redis_needs_a_password_and_the_portal_sends_it(compose):
+    redis = compose["services"]["redis"]
+    assert "--requirepass" in redis["command"]
+    password = redis["command"][redis["command"].index("--requirepass") + 1]
+    assert compose_default(password) is None  # required, never defaulted
+    url = compose["services"]["worker"]["environment"]["PORTAL_REDIS_URL"]
+    assert url.startswith("redis://:${REDIS_PASSWORD:?")
+
+
+def test_the_directory_is_reached_over_starttls_checked_against_the_demo_ca(compose):
+    openldap = compose["services"]["openldap"]["environment"]
+    assert (openldap["LDAP_ENABLE_TLS"], openldap["LDAP_REQUIRE_TLS"]) == ("yes", "yes")
+    for name in PORTAL_SERVICES:
+        environment = compose["services"][name]["environment"]
+        assert compose_default(environment["PORTAL_LDAP_START_TLS"]) == "1"
+        assert compose_default(environment["PORTAL_LDAP_CA_FILE"]) == openldap["LDAP_TLS_CA_FILE"]
+        assert "demo-certs:/certs:ro" in compose["services"][name]["volumes"]
+    certs = compose["services"]["certs"]["command"]
+    assert certs[2:4] == ["demo_certs", "/certs"]
+    assert certs[certs.index("--name") + 1] == "openldap"  # the host name the portal dials
+
+
+def test_demo_certificates_make_a_chain_for_the_directorys_name(tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from django.utils import timezone
+
+    from delegations.demo.tls import demo_server_certificates
+
+    assert demo_server_certificates(tmp_path, names=["openldap"], now=timezone.now())
+    assert not demo_server_certificates(tmp_path, names=["openldap"], now=timezone.now())
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.pem").read_bytes())
+    server = x509.load_pem_x509_certificate((tmp_path / "server.pem").read_bytes())
+    ca.public_key().verify(
+        server.signature, server.tbs_certificate_bytes, ec.ECDSA(server.signature_hash_algorithm)
+    )
+    names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["openldap"]
+    assert b"PRIVATE KEY" in (tmp_path / "server-key.pem").read_bytes()
