@@ -13,7 +13,13 @@ from django.utils import timezone
 from delegations import services, trust
 from delegations.exceptions import InvalidInput
 from delegations.models import AuditEvent, Repository
-from delegations.notary import InvalidMetadata, RollbackDetected, SigningKey
+from delegations.notary import (
+    InvalidMetadata,
+    RepositoryNotInitialised,
+    RollbackDetected,
+    SigningKey,
+)
+from stack.processes import LOOPBACK, free_port, notary_service
 from tests.factories import make_bundle
 from tests.notary.repos import Repo, key_of, now
 from tests.notary.tampering import TamperingProxy
@@ -214,3 +220,20 @@ def test_the_verified_snapshot_and_targets_are_remembered_so_the_next_publish_sk
 
     services.repository_trust_forget(repository_id=repository.pk)
     assert not repository.trust_files.exists()
+
+
+def test_a_server_that_lost_the_trust_data_is_initialised_again(repository, tmp_path):
+    """A memory-backed notary-server restarted (as `make run`'s is after a stop): the portal
+    remembers a root, the server has nothing. That is 'not initialised', and initialising
+    publishes the same trust data again with the keys the portal holds."""
+    trust.fetch(repository, now=now())  # the root is remembered now
+    assert repository.trusted_root
+    port = free_port()
+    with notary_service(port=port, data_dir=tmp_path / "notary"):
+        Repository.objects.filter(pk=repository.pk).update(notary_url=f"http://{LOOPBACK}:{port}")
+        repository.refresh_from_db()
+        with pytest.raises(RepositoryNotInitialised):
+            trust.fetch(repository, now=now())
+        services.repository_initialise_trust(repository_id=repository.pk)
+        repository.refresh_from_db()
+        assert trust.fetch(repository, now=now()).root.signed.version == 1

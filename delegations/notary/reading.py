@@ -164,7 +164,9 @@ class TrustReader:
             timestamp, snapshot_bytes, snapshot = self.read_snapshot(root.signed, now=now)
         except (RollbackDetected, RootCertificatesExpired):
             raise
-        except InvalidMetadata:
+        except (InvalidMetadata, MetadataNotFound):
+            # No timestamp: the server lost or reset the trust data (a memory-backed server
+            # restarted). The full read says which: root.json gone is "not initialised".
             return None
         recorded_root = (snapshot.signed.meta or {}).get(ROOT)
         if recorded_root is None or not recorded_root.describes(root_bytes):

@@ -18,7 +18,7 @@ from ..notary import (
     RepositoryNotInitialised,
 )
 from . import team_access
-from .trust_anchors import notary_check
+from .trust_anchors import notary_check, repository_trust_forget
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -276,6 +276,15 @@ def repository_initialise_trust(
         state = trust.fetch(repository, now=now)
         published = False
     except RepositoryNotInitialised:
+        if (repository.trusted_root or repository.seen_versions) and repository.keys.filter(
+            role=KeyRole.ROOT
+        ).exists():
+            # The server lost what the portal remembers of it (a memory-backed server that
+            # restarted): publishing again starts a new history, which the old memory would
+            # refuse as a replay.
+            repository = repository_trust_forget(
+                repository_id=repository.pk, acting_user=acting_user, now=now
+            )
         state = trust.initialise(repository, now=now)
         published = True
     # No targets key when only a snapshot key was imported: the trust data is someone else's.
