@@ -14,6 +14,7 @@ import email
 import logging
 import os
 import re
+import secrets
 import subprocess
 import sys
 import threading
@@ -35,6 +36,7 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, sync_pl
 from rq import SimpleWorker
 
 from delegations import directory, services
+from stack.dtr_standin import DtrStandIn, dtr_standin_service
 from stack.processes import LOOPBACK, free_port, notary_service, redis_service
 from tests.directory_server import DirectoryServer
 from tests.directory_settings import configure_directory
@@ -395,6 +397,25 @@ def start_rq_cron(worker_env, tmp_path) -> Iterator[Callable[[], None]]:
     finally:
         for process in started:
             stop_process(process, log_path)
+
+
+# -- DTR (the stand-in) ---------------------------------------------------------------------------
+
+DTR_SERVICE_ACCOUNT = "svc-portal"
+DTR_SERVICE_TOKEN = secrets.token_urlsafe(16)  # made at run time
+
+
+@pytest.fixture
+def dtr(settings) -> Iterator[DtrStandIn]:
+    """The DTR stand-in with organisation dev (teams qa and dev), administered by the portal's
+    service account, which the settings name."""
+    registry = DtrStandIn()
+    registry.account_add(DTR_SERVICE_ACCOUNT, DTR_SERVICE_TOKEN)
+    registry.organisation_add("dev", teams=("qa", "dev"), admins=(DTR_SERVICE_ACCOUNT,))
+    with dtr_standin_service(registry) as running:
+        settings.PORTAL_DTR_USERNAME = DTR_SERVICE_ACCOUNT
+        settings.PORTAL_DTR_TOKEN = DTR_SERVICE_TOKEN
+        yield running
 
 
 # -- browser --------------------------------------------------------------------------------------

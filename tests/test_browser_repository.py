@@ -7,41 +7,31 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from delegations import services
 from delegations.models import KeyRole, Repository
-from stack.dtr_standin import DtrStandIn, dtr_standin_service
+from tests.conftest import DTR_SERVICE_ACCOUNT, DTR_SERVICE_TOKEN
 from tests.factories import make_bundle, make_user
 from tests.test_browser import log_in, nav
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
-SERVICE = "svc-portal"
-TOKEN = secrets.token_urlsafe(16)  # made at run time
 PASSPHRASE = "offline root key passphrase"
-
-
-@pytest.fixture
-def dtr(settings) -> Iterator[DtrStandIn]:
-    registry = DtrStandIn()
-    registry.account_add(SERVICE, TOKEN)
-    registry.organisation_add("dev", teams=("qa", "dev"), admins=(SERVICE,))
-    with dtr_standin_service(registry) as running:
-        settings.PORTAL_DTR_USERNAME, settings.PORTAL_DTR_TOKEN = SERVICE, TOKEN
-        yield running
 
 
 @pytest.fixture
 def worker_env(worker_env, dtr):
     """The worker grants DTR access as the service account."""
-    return {**worker_env, "PORTAL_DTR_USERNAME": SERVICE, "PORTAL_DTR_TOKEN": TOKEN}
+    return {
+        **worker_env,
+        "PORTAL_DTR_USERNAME": DTR_SERVICE_ACCOUNT,
+        "PORTAL_DTR_TOKEN": DTR_SERVICE_TOKEN,
+    }
 
 
 def reload_until(page: Page, text: str | re.Pattern[str], *, timeout: float = 30) -> None:

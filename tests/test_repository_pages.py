@@ -3,32 +3,18 @@ owners run theirs (initialise trust, settings, teams' DTR access), and nobody se
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from django.urls import reverse
 
 from delegations import services
 from delegations.models import AuditEvent, Repository, TeamAccessGrant
-from stack.dtr_standin import DtrStandIn, dtr_standin_service
+from stack.dtr_standin import DtrStandIn
+from tests.conftest import DTR_SERVICE_ACCOUNT as SERVICE
 from tests.factories import make_user, submit_request
 
 pytestmark = pytest.mark.django_db
-
-SERVICE = "svc-portal"
-TOKEN = secrets.token_urlsafe(16)  # made at run time
-
-
-@pytest.fixture
-def dtr(settings) -> Iterator[DtrStandIn]:
-    registry = DtrStandIn()
-    registry.account_add(SERVICE, TOKEN)
-    registry.organisation_add("dev", teams=("qa", "dev"), admins=(SERVICE,))
-    with dtr_standin_service(registry) as running:
-        settings.PORTAL_DTR_USERNAME, settings.PORTAL_DTR_TOKEN = SERVICE, TOKEN
-        yield running
 
 
 @pytest.fixture

@@ -45,14 +45,10 @@ class CommentField(serializers.CharField):
 # -- inputs ---------------------------------------------------------------------------------------
 
 
-class SubmissionSerializer(serializers.Serializer):
-    """A request as a program sends it: the certificate (cert.pem's text) and the signature of
-    a challenge from `POST /api/v1/challenges/` made with the certificate's key."""
+class RenewalSerializer(serializers.Serializer):
+    """A reissued certificate (cert.pem's text) and the signature of a challenge from
+    `POST /api/v1/challenges/` made with its key."""
 
-    repository = serializers.CharField(
-        max_length=800, help_text="The repository's GUN, e.g. dtr.example.org/dev/nginx"
-    )
-    team = serializers.CharField(max_length=64)
     certificate = serializers.CharField(
         max_length=settings.PORTAL_CERTIFICATE_MAX_BYTES,
         trim_whitespace=False,
@@ -72,20 +68,13 @@ class SubmissionSerializer(serializers.Serializer):
         return _without_private_key(value)
 
 
-class RenewalSerializer(serializers.Serializer):
-    certificate = serializers.CharField(
-        max_length=settings.PORTAL_CERTIFICATE_MAX_BYTES,
-        trim_whitespace=False,
-        help_text="cert.pem of the reissued UCP client bundle (PEM)",
-    )
-    reason = CommentField(allow_blank=False)
-    challenge = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    signature = serializers.CharField(
-        max_length=MAX_SIGNATURE_CHARACTERS, required=False, allow_blank=True
-    )
+class SubmissionSerializer(RenewalSerializer):
+    """A request as a program sends it: the repository and team, and what a renewal sends."""
 
-    def validate_signature(self, value: str) -> str:
-        return _without_private_key(value)
+    repository = serializers.CharField(
+        max_length=800, help_text="The repository's GUN, e.g. dtr.example.org/dev/nginx"
+    )
+    team = serializers.CharField(max_length=64)
 
 
 class CommentSerializer(serializers.Serializer):
