@@ -21,6 +21,7 @@ from delegations.audit.chain import DIRECTORY_SYNC_ACTOR
 from delegations.models import AuditEvent, Delegation, EndReason, RequestStatus
 from delegations.notary import RELEASES
 from stack.dtr_standin import DtrStandIn, dtr_standin_service
+from tests.directory.test_directory import keys_in, sync_and_apply
 from tests.directory_settings import DEMO_OWNERS, directory_user
 from tests.factories import Bundle, make_bundle, submit_request
 
@@ -47,10 +48,6 @@ def bundle_delete(ucp: DtrStandIn, username: str, bundle: Bundle) -> None:
 
 def keys_asked(ucp: DtrStandIn, username: str) -> int:
     return sum(1 for call in ucp.recorded if call.path == KEYS_PATH.format(username))
-
-
-def keys_in(notary_cli, gun: str) -> dict[str, set[str]]:
-    return {role: set(row["keys"]) for role, row in notary_cli.delegations(gun).items()}
 
 
 @pytest.fixture
@@ -97,16 +94,6 @@ def delegated(use_directory, ucp, nginx, run_jobs, django_capture_on_commit_call
         return Delegation.objects.get(request=request), bundle
 
     return delegate
-
-
-def sync_and_apply(run_jobs, capture, **options):
-    """Run the sync, the worker's ends it queues, and the emails those queue."""
-    with capture(execute=True):
-        report = services.directory_sync(**options)
-    with capture(execute=True):
-        run_jobs()
-    run_jobs()
-    return report
 
 
 def test_a_deleted_bundle_ends_its_delegation_in_both_roles_and_a_listed_one_stays(
