@@ -9,7 +9,6 @@ import contextlib
 from datetime import timedelta
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from django.apps import apps
 from django.conf import settings as django_settings
 from django.db import connection
@@ -30,6 +29,7 @@ from delegations.models import (
     RootKeyHandover,
 )
 from delegations.notary import InvalidKey, load_key_file
+from portal.environment import sealing_key
 from tests.factories import PASSWORD, submit_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.services]
@@ -107,14 +107,9 @@ def traces_of(private_der: bytes, repository, *, passphrase: str) -> list[str]:
 def settings_key_ids() -> list[str]:
     """The sealing key IDs whose private halves the worker holds."""
     return [
-        keystore.sealing_key_id_of(_public_of(unsealing))
+        keystore.sealing_key_id_of(sealing_key("", unsealing=[unsealing]))
         for unsealing in django_settings.PORTAL_KEY_UNSEALING_KEYS
     ]
-
-
-def _public_of(unsealing: str) -> str:
-    private = X25519PrivateKey.from_private_bytes(base64.b64decode(unsealing))
-    return base64.b64encode(private.public_key().public_bytes_raw()).decode()
 
 
 def test_the_root_key_file_imports_with_the_cli_and_signs_a_root_rotation(
@@ -225,7 +220,7 @@ def test_the_web_process_seals_the_passphrase_for_the_worker_and_cannot_open_it(
     repository, people, settings
 ):
     worker_keys = settings.PORTAL_KEY_UNSEALING_KEYS
-    settings.PORTAL_KEY_SEALING_KEY = _public_of(worker_keys[0])
+    settings.PORTAL_KEY_SEALING_KEY = sealing_key("", unsealing=worker_keys[:1])
     settings.PORTAL_KEY_UNSEALING_KEYS = []  # as the web process runs
     handover = services.root_key_handover_request(
         repository_id=repository.pk,

@@ -15,9 +15,7 @@ from .. import clock, selectors, trust
 from ..audit import log as audit_log
 from ..exceptions import InvalidInput
 from ..intake.certificates import (
-    PRIVATE_KEY_MESSAGE,
     CertificateInfo,
-    holds_private_key,
     inspect_certificate,
 )
 from ..intake.possession import MAX_SIGNATURE_CHARACTERS, PossessionProof
@@ -37,7 +35,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
-class DelegationRequestForm(forms.Form):
+class DelegationRequestForm(RefusesPrivateKeys, forms.Form):
     repository = forms.ModelChoiceField(
         label="Repository",
         queryset=selectors.repositories_open_for_requests(),
@@ -102,12 +100,6 @@ class DelegationRequestForm(forms.Form):
             raise ValueError("the form has not checked a certificate yet")
         return self.certificate_info
 
-    def clean_reason(self) -> str:
-        return _without_private_key(self.cleaned_data["reason"])
-
-    def clean_possession_signature(self) -> str:
-        return _without_private_key(self.cleaned_data["possession_signature"])
-
     def clean_team(self) -> str:
         team = self.cleaned_data["team"]
         try:
@@ -127,15 +119,12 @@ class DelegationRequestForm(forms.Form):
         )
 
     def show_challenge(self, challenge: str, *, keep_signature: bool) -> None:
-        """Render the form again with `challenge`, dropping a signature that no longer fits and
-        never echoing a private key pasted into a text field."""
+        """Render the form again with `challenge`, dropping a signature that no longer fits (a
+        private key pasted into a text field is gone already: RefusesPrivateKeys)."""
         data = cast(QueryDict, self.data).copy()
         data["challenge"] = challenge
         if not keep_signature:
             data["possession_signature"] = ""
-        for name in ("possession_signature", "reason"):
-            if holds_private_key(data.get(name, "").encode("utf-8", "replace")):
-                data[name] = ""
         self.data = data
 
     def clean_certificate(self):
@@ -149,12 +138,6 @@ class DelegationRequestForm(forms.Form):
             )
         self.certificate_info = inspect_certificate(upload.read(), now=clock.now())
         return upload
-
-
-def _without_private_key(text: str) -> str:
-    if holds_private_key(text.encode("utf-8", "replace")):
-        raise forms.ValidationError(PRIVATE_KEY_MESSAGE, code="private_key")
-    return text
 
 
 class DecisionForm(RefusesPrivateKeys, forms.Form):

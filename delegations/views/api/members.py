@@ -114,9 +114,7 @@ def request_list(request: Request) -> Response:
         team=data["team"],
         certificate=_certificate(data["certificate"]),
         reason=data["reason"],
-        proof=PossessionProof(
-            challenge=data.get("challenge", ""), signature=data.get("signature", "")
-        ),
+        proof=_proof(data),
     )
     return _created(created)
 
@@ -187,9 +185,7 @@ def delegation_renew(request: Request, delegation_id: int) -> Response:
         team=renewing.team,
         certificate=_certificate(data["certificate"]),
         reason=data["reason"],
-        proof=PossessionProof(
-            challenge=data.get("challenge", ""), signature=data.get("signature", "")
-        ),
+        proof=_proof(data),
         renews=renewing,
     )
     return _created(created)
@@ -203,6 +199,10 @@ def _open_repository(gun: str) -> Repository:
     if repository is None:
         raise InvalidInput(f"No repository {gun} is registered in the portal.", field="repository")
     return repository
+
+
+def _proof(data: dict[str, Any]) -> PossessionProof:
+    return PossessionProof(challenge=data.get("challenge", ""), signature=data.get("signature", ""))
 
 
 def _certificate(pem: str) -> CertificateInfo:
