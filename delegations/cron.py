@@ -1,4 +1,5 @@
-"""Periodic jobs, run by `manage.py rqcron delegations.cron` (RQ's cron scheduler)."""
+"""Periodic jobs, run by `manage.py rqcron delegations.cron` (RQ's cron scheduler, which writes
+them as JSON: `job_format`)."""
 
 from django.conf import settings
 from rq import cron

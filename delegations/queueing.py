@@ -49,10 +49,6 @@ def notification_send_job_id(notification_id: int) -> str:
     return f"send-notification-{notification_id}"
 
 
-def delegation_end_job_id(delegation_id: int) -> str:
-    return f"end-delegation-{delegation_id}"
-
-
 def enqueue_repository_publish(repository_id: int) -> bool:
     """Queue a publish of the repository's waiting changes, unless one is queued and not started
     yet: that one will find this change too, as it was committed before this was called.
@@ -68,7 +64,7 @@ def enqueue_repository_publish(repository_id: int) -> bool:
     if queued is not None:
         try:
             job_id = queued.decode() if isinstance(queued, bytes) else queued
-            job = Job.fetch(job_id, connection=target.connection)
+            job = Job.fetch(job_id, connection=target.connection, serializer=target.serializer)
             if job.get_status() in {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}:
                 return False
         except NoSuchJobError:
@@ -206,7 +202,7 @@ def _enqueue_once(job: str, argument: int, *, job_id: str) -> bool:
     """Queue `job(argument)` unless its job is queued, running or waiting to retry."""
     target = queue()
     try:
-        existing = Job.fetch(job_id, connection=target.connection)
+        existing = Job.fetch(job_id, connection=target.connection, serializer=target.serializer)
         status = existing.get_status()
         if status in _LIVE and (status != JobStatus.STARTED or _worker_alive(existing)):
             return False

@@ -25,20 +25,6 @@ def repository_publish_job(repository_id: int) -> str:
 
 
 @under_queued_request_id
-def request_apply_job(request_id: int) -> str:
-    """A job queued before publishes were batched per repository: publish the request's
-    repository."""
-    return services.request_apply(request_id=request_id).status
-
-
-@under_queued_request_id
-def delegation_end_job(delegation_id: int) -> str:
-    """A job queued before publishes were batched per repository: publish the delegation's
-    repository."""
-    return str(services.delegation_end(delegation_id=delegation_id).ended_at)
-
-
-@under_queued_request_id
 def notification_send_job(notification_id: int) -> None:
     services.notification_send(notification_id=notification_id)
 

@@ -70,13 +70,14 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Before django_rq: the portal's `rqworker` and `rqcron` replace django-rq's (`job_format`).
+    "delegations",
     "django_rq",
     "axes",
     "csp",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "delegations",
 ]
 
 MIDDLEWARE = [
@@ -246,7 +247,14 @@ CONTENT_SECURITY_POLICY = {
 # --- Queue (django-rq) ---------------------------------------------------------------------------
 
 REDIS_URL = env_str("PORTAL_REDIS_URL", "redis://127.0.0.1:6379/0")
-RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300}}
+# Jobs are JSON, never pickle (`delegations.job_format` says why).
+RQ_QUEUES = {
+    "default": {
+        "URL": REDIS_URL,
+        "DEFAULT_TIMEOUT": 300,
+        "SERIALIZER": "rq.serializers.JSONSerializer",
+    }
+}
 # Enqueue means enqueue now: services already wait for their transaction to commit
 # (transaction.on_commit) before they queue a job, so the job never runs before its rows exist.
 RQ = {"COMMIT_MODE": "auto"}

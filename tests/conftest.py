@@ -126,7 +126,7 @@ def redis_url(service_dir: Path) -> Iterator[str]:
 
 @pytest.fixture
 def rq_queue(redis_url: str, settings):
-    settings.RQ_QUEUES = {"default": {"URL": redis_url, "DEFAULT_TIMEOUT": 300}}
+    settings.RQ_QUEUES = {"default": {**settings.RQ_QUEUES["default"], "URL": redis_url}}
     queue = django_rq.get_queue("default")
     queue.connection.flushdb()
     yield queue
@@ -138,7 +138,9 @@ def run_jobs(rq_queue) -> Callable[[], None]:
     """Run the queued jobs in this process (a real RQ worker, without forking)."""
 
     def run() -> None:
-        SimpleWorker([rq_queue], connection=rq_queue.connection).work(burst=True)
+        SimpleWorker(
+            [rq_queue], connection=rq_queue.connection, serializer=rq_queue.serializer
+        ).work(burst=True)
 
     return run
 

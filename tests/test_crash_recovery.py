@@ -247,7 +247,7 @@ def test_a_redis_restarted_mid_burst_loses_nothing(
     redis = redis_service(port=port, data_dir=tmp_path / "redis", durable=True).start()
     try:
         url = f"redis://127.0.0.1:{port}/0"
-        settings.RQ_QUEUES = {"default": {"URL": url, "DEFAULT_TIMEOUT": 300}}
+        settings.RQ_QUEUES = {"default": {**settings.RQ_QUEUES["default"], "URL": url}}
         env = {**crash_env, "PORTAL_REDIS_URL": url}
         processes("rqworker", "default", env=env, name="worker")
         cron = processes("rqcron", "delegations.cron", env=env, name="cron")

@@ -33,7 +33,7 @@ def own_redis(tmp_path, settings, rq_queue):
     port = free_port()
     service = redis_service(port=port, data_dir=tmp_path / "redis", durable=True)
     url = f"redis://{LOOPBACK}:{port}/0"
-    settings.RQ_QUEUES = {"default": {"URL": url, "DEFAULT_TIMEOUT": 300}}
+    settings.RQ_QUEUES = {"default": {**settings.RQ_QUEUES["default"], "URL": url}}
     service.start()
     try:
         yield service, url

@@ -85,7 +85,9 @@ def test_an_smtp_outage_is_retried_by_the_job_and_the_mail_goes_out_later(
     expected_error = "451" if outage.startswith("451") else "refused"
     assert expected_error in notification.last_error.lower()
     job = Job.fetch(
-        queueing.notification_send_job_id(notification.pk), connection=rq_queue.connection
+        queueing.notification_send_job_id(notification.pk),
+        connection=rq_queue.connection,
+        serializer=rq_queue.serializer,
     )
     assert job.get_status() == JobStatus.SCHEDULED  # RQ retries it
 
@@ -94,9 +96,9 @@ def test_an_smtp_outage_is_retried_by_the_job_and_the_mail_goes_out_later(
 
     def retried() -> bool:
         # The worker's scheduler queues the retry once its interval (1 s in the tests) is over.
-        SimpleWorker([rq_queue], connection=rq_queue.connection).work(
-            burst=True, with_scheduler=True
-        )
+        SimpleWorker(
+            [rq_queue], connection=rq_queue.connection, serializer=rq_queue.serializer
+        ).work(burst=True, with_scheduler=True)
         return Notification.objects.get(pk=notification.pk).sent_at is not None
 
     wait_for(retried, what="the retried job to send the mail", timeout=15)

@@ -157,7 +157,9 @@ def test_an_approval_made_while_redis_was_down_is_applied_by_the_cron_sweep(
     request = request_delegation(log_in("bob"), repository, bundle, "qa")
 
     queues = settings.RQ_QUEUES
-    settings.RQ_QUEUES = {"default": {"URL": f"redis://127.0.0.1:{free_port()}/0"}}
+    settings.RQ_QUEUES = {
+        "default": {**queues["default"], "URL": f"redis://127.0.0.1:{free_port()}/0"}
+    }
     approve(log_in("alice"), request)  # the decision stands although its job was not queued
     request.refresh_from_db()
     assert request.status == RequestStatus.APPROVED
