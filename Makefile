@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # tests' and `PORTAL_DEMO_DIRECTORY=ldap make run`'s directory (stack/slapd.py, never the system's
 # instance), ldap-utils its ldapsearch for looking inside.
 DEBIAN_PACKAGES := notary redis-server openssl build-essential python3-dev python3-venv \
-	libldap2-dev libsasl2-dev chromium postgresql slapd ldap-utils
+	libldap2-dev libsasl2-dev chromium postgresql slapd ldap-utils caddy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test deps system-packages lint format clean

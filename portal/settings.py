@@ -218,6 +218,9 @@ _served_over_https = PORTAL_BASE_URL.startswith("https://")
 SESSION_COOKIE_SECURE = env_bool("PORTAL_SECURE_COOKIES", _served_over_https)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_SSL_REDIRECT = env_bool("PORTAL_SSL_REDIRECT", False)
+# Probes talk to the process itself over plain http (compose's healthcheck, a load balancer,
+# Prometheus): they are answered, never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("PORTAL_HSTS_SECONDS", 0)
 # Both bind every subdomain of the portal's domain (and, preloaded, for good): the operator's
 # call, not the portal's, so they are off unless set.

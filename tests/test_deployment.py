@@ -7,7 +7,9 @@ not read, a secret with a default, a service that depends on one that does not e
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 
 import pytest
 import yaml
@@ -171,10 +173,24 @@ def test_the_portal_is_served_over_tls_by_the_proxy_only(compose):
     proxy = services["proxy"]
     assert proxy["image"].startswith("caddy:")
     assert "443:443" in proxy["ports"]
-    caddyfile = (BASE_DIR / "deploy" / "caddy" / "Caddyfile").read_text()
-    assert "reverse_proxy web:8000" in caddyfile
-    assert "tls {$PORTAL_TLS}" in caddyfile
     assert compose_default(proxy["environment"]["PORTAL_TLS"]) == "internal"
+    # The Caddyfile as the proxy container reads it: compose's environment and nothing else.
+    adapted = subprocess.run(
+        ["caddy", "adapt", "--config", "deploy/caddy/Caddyfile", "--adapter", "caddyfile"],
+        cwd=BASE_DIR,
+        env={
+            "PATH": os.environ["PATH"],
+            **{name: compose_default(value) for name, value in proxy["environment"].items()},
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    config = json.loads(adapted.stdout)
+    (server,) = config["apps"]["http"]["servers"].values()
+    assert server["listen"] == ["0.0.0.0:443"]
+    assert '"dial":"web:8000"' in json.dumps(server, separators=(",", ":"))
+    assert config["apps"]["tls"]["automation"]["policies"][0]["issuers"] == [{"module": "internal"}]
     web = {k: compose_default(v) for k, v in services["web"]["environment"].items()}
     assert web["PORTAL_BASE_URL"].startswith("https://")
     assert web["PORTAL_BEHIND_TLS_PROXY"] == "1"
