@@ -35,6 +35,8 @@ cron.register(
     name="reconcile-repositories",
 )
 cron.register(tasks.requests_expire_job, QUEUE, interval=3600, name="expire-pending-requests")
+# A delegation ends within a minute of its last day or its certificate.
+cron.register(tasks.delegations_expire_job, QUEUE, interval=60, name="expire-delegations")
 cron.register(tasks.reminders_send_job, QUEUE, interval=3600, name="send-reminders")
 if settings.PORTAL_LDAP_URI:
     cron.register(

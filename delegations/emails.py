@@ -28,6 +28,7 @@ from .instructions import signing_steps, witness_command
 from .models import (
     DIRECTORY_END_REASONS,
     DelegationRequest,
+    EndReason,
     Notification,
     NotificationKind,
     Verdict,
@@ -180,9 +181,17 @@ def _end_failed(notification: Notification) -> dict[str, object]:
     delegation = _about(notification).delegation
     return {
         "delegation": delegation,
-        # The directory sync asks once (`Delegation.directory_end_failed_at`): after a failure
-        # an owner revokes by hand, and the email says so.
+        # The directory sync asks once (`Delegation.directory_end_failed_at`), and so does the
+        # expiry sweep: after a failure an owner revokes by hand, and the email says so.
         "asked_by_directory": delegation.failed_ending in DIRECTORY_END_REASONS,
+        "asked_by_expiry": delegation.failed_ending == EndReason.EXPIRED,
+    }
+
+
+def _delegation_expired(notification: Notification) -> dict[str, object]:
+    return {
+        **_delegation_with_witness(notification),
+        "new_request_url": _url("request_create"),
     }
 
 
@@ -190,6 +199,18 @@ def _team_access(notification: Notification) -> dict[str, object]:
     request = _about(notification)
     return {
         "grant": selectors.team_access_of(repository_id=request.repository_id, team=request.team)
+    }
+
+
+def _delegation_ending(notification: Notification) -> dict[str, object]:
+    delegation = _about(notification).delegation
+    left = delegation.expires_at - notification.created_at
+    return {
+        "delegation": delegation,
+        "is_member": notification.recipient_id == delegation.member_id,
+        "days_left": max(math.ceil(left / DAY), 0),
+        "new_request_url": _url("request_create"),
+        "delegations_url": _url("delegation_list"),
     }
 
 
@@ -262,6 +283,11 @@ KINDS: dict[str, Kind] = {
     NotificationKind.CERTIFICATE_EXPIRING: Kind(
         _member_unless_renewing_and_owners, _certificate_expiring, True
     ),
+    # Its last day is coming → the member and the owners.
+    NotificationKind.DELEGATION_ENDING: Kind(_requester_and_owners, _delegation_ending, True),
+    # Ended by itself (last day over, certificate expired) → the member, and the owners with
+    # what remaining signers run.
+    NotificationKind.DELEGATION_EXPIRED: Kind(_requester_and_owners, _delegation_expired, True),
 }
 
 

@@ -88,8 +88,15 @@ def requests_expire_job() -> list[int]:
 
 
 @under_queued_request_id
+def delegations_expire_job() -> list[int]:
+    """End the delegations whose last day is over or whose certificate expired."""
+    return services.delegations_expire()
+
+
+@under_queued_request_id
 def reminders_send_job() -> list[int]:
-    """Owe the reminders due now: certificates about to expire, requests about to expire."""
+    """Owe the reminders due now: certificates about to expire, delegations' last days coming,
+    requests about to expire."""
     return services.reminders_send()
 
 

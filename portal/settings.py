@@ -277,6 +277,8 @@ PORTAL_REQUEST_EXPIRY_DAYS = env_int("PORTAL_REQUEST_EXPIRY_DAYS", 7)
 PORTAL_NOTIFICATION_MAX_ATTEMPTS = env_int("PORTAL_NOTIFICATION_MAX_ATTEMPTS", 20)
 # Members and owners are reminded this many days before a delegation's certificate expires.
 PORTAL_CERTIFICATE_REMINDER_DAYS = env_int_list("PORTAL_CERTIFICATE_REMINDER_DAYS", "30,7")
+# ...and this many days before a delegation's last day, when it comes before the certificate's.
+PORTAL_END_REMINDER_DAYS = env_int_list("PORTAL_END_REMINDER_DAYS", "7,1")
 # A requester is reminded this many hours before their undecided request expires.
 PORTAL_REQUEST_EXPIRY_REMINDER_HOURS = env_int("PORTAL_REQUEST_EXPIRY_REMINDER_HOURS", 24)
 

@@ -109,9 +109,15 @@ logging.getLogger().addHandler(LEAKS)
 
 @pytest.fixture(autouse=True)
 def no_secret_logged() -> Iterator[None]:
+    root = logging.getLogger()
     yield
     found, LEAKS.found = LEAKS.found, []
     assert found == [], "secrets reached the logs: " + "; ".join(found)
+    if LEAKS not in root.handlers:
+        # Something reconfigured logging (a dictConfig replaces the root's handlers): watch on,
+        # and say which test it was, since the watch missed what it logged.
+        root.addHandler(LEAKS)
+        pytest.fail("this test took the secret watch off the root logger", pytrace=False)
 
 
 # -- redis and the queue --------------------------------------------------------------------------

@@ -81,7 +81,8 @@ def test_an_owner_sets_up_dev_redis_and_a_member_can_sign_and_push(
 
     # Initialise its trust: the worker makes the keys and publishes.
     rita.get_by_role("button", name="Initialise trust").click()
-    reload_until(rita, "Root key ID")
+    # The key ID shows once the keys are made; this section once their publish is recorded.
+    reload_until(rita, "Take the root key offline")
     repository = Repository.objects.get(dtr_host=dtr_host, namespace="dev", name="redis")
     root = repository.keys.get(role=KeyRole.ROOT)
     targets = repository.keys.get(role=KeyRole.TARGETS)

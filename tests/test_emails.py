@@ -293,7 +293,7 @@ def test_an_expiring_certificate_reminds_the_member_and_the_owners(flow, delegat
     assert renew_url in to_bob.body
     assert "bob's certificate for signing as team qa expires in 30 days" in to_alice.subject
     assert renew_url not in to_alice.body
-    assert "until an owner revokes it" in to_alice.body
+    assert "the portal takes this key out" in to_alice.body
     assert "http://portal.test/delegations/" in to_alice.body
 
 

@@ -105,6 +105,10 @@ def selector_calls(world) -> dict[str, Callable[[], object]]:
                 now=later, days_before=[30, 7], kind="certificate_expiring"
             )
         ),
+        "delegations_owing_end_reminder": lambda: selectors.delegations_owing_end_reminder(
+            now=later, days_before=[7, 1], kind="delegation_ending"
+        ),
+        "delegations_expired": lambda: list(selectors.delegations_expired(now=later)),
         "directory_account_of": lambda: selectors.directory_account_of(bob),
         "drift_between": lambda: selectors.drift_between(repository, server),
         "drift_finding_owned_by": lambda: selectors.drift_finding_owned_by(alice, 1),

@@ -35,8 +35,26 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
+class RepositoryChoiceField(forms.ModelChoiceField):
+    """Repositories by name, with how long their delegations may last."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        if obj.max_delegation_days:
+            return f"{obj} (delegations last at most {obj.max_delegation_days} days)"
+        return str(obj)
+
+
+def until_field(**kwargs: Any) -> forms.DateField:
+    return forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter a date as YYYY-MM-DD."},
+        **kwargs,
+    )
+
+
 class DelegationRequestForm(RefusesPrivateKeys, forms.Form):
-    repository = forms.ModelChoiceField(
+    repository = RepositoryChoiceField(
         label="Repository",
         queryset=selectors.repositories_open_for_requests(),
         empty_label="Choose a repository",
@@ -59,6 +77,11 @@ class DelegationRequestForm(RefusesPrivateKeys, forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         max_length=MAX_COMMENT_CHARACTERS,
         help_text="What will you sign, and why? The repository owners read this.",
+    )
+    until = until_field(
+        label="Until",
+        help_text="The last day you need to sign (the owners may shorten it). Empty: as long as "
+        "your certificate is valid, where the repository allows it.",
     )
     # The server's challenge and the requester's signature over it (see `possession`). Whether a
     # signature is required is the service's decision, so it is optional here.
@@ -91,6 +114,14 @@ class DelegationRequestForm(RefusesPrivateKeys, forms.Form):
             self.fields["repository"].initial = renewing.repository_id
             self.fields["team"].initial = renewing.team
             self.fields["repository"].disabled = self.fields["team"].disabled = True
+            # A renewal brings a new certificate, not more time.
+            self.fields["until"].initial = renewing.until
+            self.fields["until"].disabled = True
+            self.fields["until"].help_text = (
+                "A renewal keeps the delegation's last day."
+                if renewing.until
+                else "A renewal keeps the delegation: as long as the certificate is valid."
+            )
         self.certificate_info: CertificateInfo | None = None
 
     @property
@@ -146,6 +177,10 @@ class DecisionForm(RefusesPrivateKeys, forms.Form):
         required=False,
         max_length=MAX_COMMENT_CHARACTERS,
         widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    until = until_field(
+        label="Shorten to",
+        help_text="When approving: an earlier last day than the one asked for (optional).",
     )
 
 
@@ -323,6 +358,8 @@ class RepositoryAdminForm(RefusesPrivateKeys, forms.ModelForm):
             "notary_url",
             "owners_group",
             "approvals_required",
+            "max_delegation_days",
+            "default_delegation_days",
             "root_certificate_pem",
         ]
 

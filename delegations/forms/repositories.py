@@ -38,6 +38,28 @@ class RepositoryRegisterForm(RefusesPrivateKeys, forms.Form):
 class RepositorySettingsForm(RefusesPrivateKeys, forms.Form):
     owners_group = forms.CharField(label="Owners group", max_length=150)
     approvals_required = forms.IntegerField(label="Approvals required", min_value=1, max_value=10)
+    max_delegation_days = forms.IntegerField(
+        label="Longest delegation (days)",
+        required=False,
+        min_value=1,
+        max_value=36500,
+        help_text="Empty: as long as the member's certificate is valid.",
+    )
+    default_delegation_days = forms.IntegerField(
+        label="Default delegation (days)",
+        required=False,
+        min_value=1,
+        max_value=36500,
+        help_text="What the request form offers; empty offers the longest.",
+    )
+
+    @property
+    def lifetime_days(self) -> tuple[int | None, int | None]:
+        """The longest and default delegation, as `services.repository_update` takes them."""
+        return (
+            self.cleaned_data["max_delegation_days"],
+            self.cleaned_data["default_delegation_days"],
+        )
 
 
 class RootKeyHandoverForm(forms.Form):

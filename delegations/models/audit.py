@@ -31,6 +31,7 @@ class AuditAction(models.TextChoices):
     DELEGATION_LEFT_TEAM = "delegation.left_team"
     DELEGATION_ACCOUNT_DISABLED = "delegation.account_disabled"
     DELEGATION_BUNDLE_DELETED = "delegation.bundle_deleted"
+    DELEGATION_EXPIRED = "delegation.expired"
     DELEGATION_END_FAILED = "delegation.end_failed"
     # What the worker found or did on the Notary server.
     NOTARY_PUBLISHED = "notary.published"

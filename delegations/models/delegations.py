@@ -7,6 +7,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import models
 
+from .. import lifetimes
 from ..notary import short_key_id as short_form_of
 from .publishing import PublishedWork
 from .repositories import Repository
@@ -17,7 +18,8 @@ class EndReason(models.TextChoices):
     REVOKED = "revoked", "Revoked"
     REPLACED = "replaced", "Replaced by renewal"
     LEFT_TEAM = "left_team", "Left the team"
-    EXPIRED = "expired", "Certificate expired"
+    # Its last day passed, or its certificate expired (`lifetimes`).
+    EXPIRED = "expired", "Expired"
     GIVEN_UP = "given_up", "Given up"
     DISABLED = "disabled", "Account disabled"
     # UCP no longer lists the certificate's key among the member's client bundles.
@@ -60,6 +62,10 @@ class Delegation(PublishedWork):
     roles = models.JSONField()
     active_from = models.DateTimeField()
     certificate_expires_at = models.DateTimeField()
+    # The last day (`lifetimes`), and the moment it ends; empty for as long as the certificate
+    # is valid. The earlier of `ends_at` and `certificate_expires_at` ends the delegation.
+    until = models.DateField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
     # An end someone asked for, while the worker takes the key out of the trust data: set by
@@ -88,7 +94,12 @@ class Delegation(PublishedWork):
 
     class Meta:
         ordering = ["repository", "team", "active_from"]
-        indexes = [models.Index(fields=["repository", "ended_at"])]
+        indexes = [
+            models.Index(fields=["repository", "ended_at"]),
+            # The expiry sweep's two questions.
+            models.Index(fields=["ended_at", "ends_at"]),
+            models.Index(fields=["ended_at", "certificate_expires_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.member} in {self.repository} ({self.team})"
@@ -106,6 +117,8 @@ class Delegation(PublishedWork):
             roles=request.role_names,
             active_from=since,
             certificate_expires_at=request.not_after,
+            until=request.until,
+            ends_at=lifetimes.end_of(request.until) if request.until else None,
         )
 
     @property
@@ -120,3 +133,14 @@ class Delegation(PublishedWork):
     @property
     def short_key_id(self) -> str:
         return short_form_of(self.canonical_key_id)
+
+    @property
+    def expires_at(self) -> datetime:
+        """When it ends by itself: its last day over, or its certificate expired."""
+        if self.ends_at is not None and self.ends_at < self.certificate_expires_at:
+            return self.ends_at
+        return self.certificate_expires_at
+
+    @property
+    def ends_before_certificate(self) -> bool:
+        return self.ends_at is not None and self.ends_at < self.certificate_expires_at

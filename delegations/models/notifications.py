@@ -22,7 +22,9 @@ class NotificationKind(models.TextChoices):
     DELEGATION_GIVEN_UP = "delegation_given_up"
     DELEGATION_DIRECTORY_REVOKED = "delegation_directory_revoked"
     DELEGATION_END_FAILED = "delegation_end_failed"
+    DELEGATION_EXPIRED = "delegation_expired"
     CERTIFICATE_EXPIRING = "certificate_expiring"
+    DELEGATION_ENDING = "delegation_ending"
     DRIFT_FOUND = "drift_found"
     TEAM_ACCESS_FAILED = "team_access_failed"
 

@@ -30,6 +30,20 @@ class Repository(models.Model):
         validators=[MinValueValidator(1)],
         help_text="How many different owners must approve a request before it is applied",
     )
+    # How long delegations last (`lifetimes`): the longest an owner allows, and what the request
+    # form offers; empty for as long as the member's certificate is valid.
+    max_delegation_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="The longest a delegation may last, in days; empty for no limit",
+    )
+    default_delegation_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="What the request form offers, in days; empty offers the longest allowed",
+    )
     trust_initialised_at = models.DateTimeField(null=True, blank=True)
     # The Notary client's memory between runs (see delegations.notary.reading.TrustMemory).
     trusted_root = models.TextField(

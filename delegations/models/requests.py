@@ -65,6 +65,10 @@ class DelegationRequest(PublishedWork):
     # The nonce of the challenge the requester signed with the certificate's key; unique, so a
     # challenge proves possession once. Empty when proof of possession was not required.
     possession_nonce = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # The last day of the delegation (`lifetimes`), empty for as long as the certificate is
+    # valid: as the member asked it, and as it stands once owners shortened it when approving.
+    requested_until = models.DateField(null=True, blank=True)
+    until = models.DateField(null=True, blank=True)
     # The delegation this request renews with a new certificate: applying it replaces that
     # delegation's key with this one in the same publish.
     renews = models.ForeignKey(
@@ -149,6 +153,8 @@ class Decision(models.Model):
     )
     verdict = models.CharField(max_length=8, choices=Verdict.choices)
     comment = models.TextField(blank=True)
+    # The earlier last day this owner set when approving, if they shortened the request.
+    until = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

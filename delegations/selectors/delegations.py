@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from django.db.models import Case, CharField, Exists, OuterRef, QuerySet, Value, When
+from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.http import Http404
 
 from ..exceptions import NotAllowed
-from ..models import OPEN_STATUSES, Delegation, DelegationRequest, Notification, RequestStatus
+from ..models import (
+    OPEN_STATUSES,
+    Delegation,
+    DelegationRequest,
+    EndReason,
+    Notification,
+    RequestStatus,
+)
 from .people import repositories_owned_by
 
 if TYPE_CHECKING:
@@ -84,13 +91,43 @@ def delegations_owing_certificate_reminder(
 ) -> list[tuple[Delegation, str]]:
     """Active delegations whose certificate expires within the largest of `days_before`, each
     with the reminder it is owed now ("7d", "30d"): the smallest day count it is within. Those
-    whose reminder of that occasion was owed already are left out, in the same query."""
+    whose reminder of that occasion was owed already are left out, in the same query, and so
+    are those whose last day comes first (they are reminded of that instead)."""
+    ending_with_certificate = Delegation.objects.filter(
+        Q(ends_at__isnull=True) | Q(ends_at__gte=F("certificate_expires_at"))
+    )
+    return _owing_reminder(
+        ending_with_certificate,
+        "certificate_expires_at",
+        now=now,
+        days_before=days_before,
+        kind=kind,
+    )
+
+
+def delegations_owing_end_reminder(
+    *, now: datetime, days_before: list[int], kind: str
+) -> list[tuple[Delegation, str]]:
+    """As `delegations_owing_certificate_reminder`, for delegations whose last day (`until`)
+    comes before their certificate expires."""
+    ending_first = Delegation.objects.steady().filter(ends_at__lt=F("certificate_expires_at"))
+    return _owing_reminder(ending_first, "ends_at", now=now, days_before=days_before, kind=kind)
+
+
+def _owing_reminder(
+    steady: QuerySet[Delegation],
+    deadline: str,
+    *,
+    now: datetime,
+    days_before: list[int],
+    kind: str,
+) -> list[tuple[Delegation, str]]:
     windows = sorted(set(days_before))
     if not windows:
         return []
     occasion = Case(
         *(
-            When(certificate_expires_at__lte=now + timedelta(days=days), then=Value(f"{days}d"))
+            When(**{f"{deadline}__lte": now + timedelta(days=days)}, then=Value(f"{days}d"))
             for days in windows
         ),
         default=Value(""),
@@ -99,19 +136,26 @@ def delegations_owing_certificate_reminder(
     owed = Notification.objects.filter(
         request=OuterRef("request"), kind=kind, occasion=OuterRef("reminder_occasion")
     )
-    delegations = (
-        Delegation.objects.steady()
-        .filter(
-            certificate_expires_at__gt=now,
-            certificate_expires_at__lte=now + timedelta(days=windows[-1]),
+    due = (
+        steady.filter(
+            **{f"{deadline}__gt": now, f"{deadline}__lte": now + timedelta(days=windows[-1])}
         )
         .annotate(reminder_occasion=occasion)
         .exclude(Exists(owed))
         .select_related("repository", "request__repository", "request__requester", "member")
-        .order_by("certificate_expires_at", "id")
+        .order_by(deadline, "id")
     )
-    # reminder_occasion is the query's annotation, which the model's type does not know.
-    return [
-        (delegation, delegation.reminder_occasion)  # type: ignore[attr-defined]
-        for delegation in delegations
-    ]
+    # reminder_occasion is the query's annotation.
+    return [(delegation, delegation.reminder_occasion) for delegation in due]
+
+
+def delegations_expired(*, now: datetime) -> QuerySet[Delegation]:
+    """Steady delegations whose last day is over or whose certificate has expired, but not those
+    whose expiry the worker already gave up on (an owner revokes those by hand)."""
+    return (
+        Delegation.objects.steady()
+        .filter(Q(ends_at__lte=now) | Q(certificate_expires_at__lte=now))
+        .exclude(failed_ending=EndReason.EXPIRED)
+        .select_related("repository", "request__repository", "member")
+        .order_by("repository_id", "id")
+    )

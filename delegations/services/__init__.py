@@ -19,6 +19,7 @@ from .delegation_endings import (
     delegation_end_for_directory,
     delegation_give_up,
     delegation_revoke,
+    delegations_expire,
 )
 from .delegation_requests import request_fail, request_submit
 from .directory_sync import directory_sync
@@ -64,6 +65,7 @@ __all__ = [
     "delegation_end_for_directory",
     "delegation_give_up",
     "delegation_revoke",
+    "delegations_expire",
     "directory_account_provision",
     "directory_account_set_active",
     "directory_login_record",

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from .. import clock, queueing, selectors
+from .. import clock, lifetimes, queueing, selectors
 from ..audit.chain import audit_record
 from ..exceptions import IllegalTransition, InvalidInput, NotAnOwner, PortalError, SelfApproval
 from ..models import (
@@ -38,14 +38,17 @@ def request_approve(
     request_id: int,
     acting_user: User,
     comment: str = "",
+    until: date | None = None,
     now: datetime | None = None,
 ) -> DelegationRequest:
-    """Count `acting_user`'s approval; the request is approved once enough owners have."""
+    """Count `acting_user`'s approval; the request is approved once enough owners have. With
+    `until`, the owner shortens the delegation to that last day (never lengthens it)."""
     return _decide(
         request_id=request_id,
         acting_user=acting_user,
         verdict=Verdict.APPROVE,
         comment=checked_comment(comment),
+        until=until,
         now=now or clock.now(),
     )
 
@@ -118,7 +121,13 @@ def _decide_one(
 
 
 def _decide(
-    *, request_id: int, acting_user: User, verdict: str, comment: str, now: datetime
+    *,
+    request_id: int,
+    acting_user: User,
+    verdict: str,
+    comment: str,
+    now: datetime,
+    until: date | None = None,
 ) -> DelegationRequest:
     # What the directory says (who owns the repository, who is in the team) is read before the
     # request row is locked: a slow directory must not hold up other writers.
@@ -152,11 +161,15 @@ def _decide(
                 f"{request.requester.get_username()} is no longer in team {request.team}, so "
                 f"request #{request.pk} cannot be approved; reject it instead."
             )
+        shortened = _shortened(request, until, now=now)
         Decision.objects.create(
-            request=request, owner=acting_user, verdict=verdict, comment=comment
+            request=request, owner=acting_user, verdict=verdict, comment=comment, until=shortened
         )
         if verdict == Verdict.REJECT:
             return _conclude(request, RequestStatus.REJECTED, acting_user, comment, now=now)
+        if shortened is not None:
+            DelegationRequest.objects.filter(pk=request.pk).update(until=shortened)
+            request.until = shortened
         approvals = [
             decision.owner.get_username()
             for decision in selectors.approvals_of(request, owner_ids=owner_ids | {acting_user.pk})
@@ -164,7 +177,13 @@ def _decide(
         required = request.repository.approvals_required
         if len(approvals) >= required:
             return _conclude(
-                request, RequestStatus.APPROVED, acting_user, comment, now=now, approvals=approvals
+                request,
+                RequestStatus.APPROVED,
+                acting_user,
+                comment,
+                now=now,
+                approvals=approvals,
+                until=shortened,
             )
         audit_record(
             action=AuditAction.REQUEST_APPROVAL_COUNTED,
@@ -176,9 +195,24 @@ def _decide(
                 "comment": comment,
                 "approvals": approvals,
                 "required": required,
+                **({"until": shortened.isoformat()} if shortened else {}),
             },
         )
         return request
+
+
+def _shortened(request: DelegationRequest, until: date | None, *, now: datetime) -> date | None:
+    """The earlier last day an approving owner sets, checked; None when they set none (or the
+    same one). Inside the request's lock, so two owners shortening at once both count."""
+    if until is None or until == request.until:
+        return None
+    return lifetimes.shortened_until(
+        until,
+        asked=request.until,
+        limits=request.repository,
+        certificate_not_after=request.not_after,
+        now=now,
+    )
 
 
 # What concluding a pending request is called in the audit log.
@@ -196,10 +230,13 @@ def _conclude(
     *,
     now: datetime,
     approvals: list[str] | None = None,
+    until: date | None = None,
 ) -> DelegationRequest:
     details: dict[str, object] = {"comment": comment}
     if approvals is not None:
         details["approvals"] = approvals
+    if until is not None:
+        details["until"] = until.isoformat()
     request = transition(
         request.pk,
         source={RequestStatus.PENDING},

@@ -45,6 +45,7 @@ _ASKED = {
     EndReason.LEFT_TEAM: AuditAction.DELEGATION_LEFT_TEAM,
     EndReason.DISABLED: AuditAction.DELEGATION_ACCOUNT_DISABLED,
     EndReason.BUNDLE_DELETED: AuditAction.DELEGATION_BUNDLE_DELETED,
+    EndReason.EXPIRED: AuditAction.DELEGATION_EXPIRED,
 }
 _DONE = {
     EndReason.REVOKED: AuditAction.REQUEST_REVOKED,
@@ -52,6 +53,7 @@ _DONE = {
     EndReason.LEFT_TEAM: AuditAction.REQUEST_REVOKED,
     EndReason.DISABLED: AuditAction.REQUEST_REVOKED,
     EndReason.BUNDLE_DELETED: AuditAction.REQUEST_REVOKED,
+    EndReason.EXPIRED: AuditAction.REQUEST_REVOKED,
 }
 _TOLD = {
     EndReason.REVOKED: NotificationKind.DELEGATION_REVOKED,
@@ -59,6 +61,7 @@ _TOLD = {
     EndReason.LEFT_TEAM: NotificationKind.DELEGATION_DIRECTORY_REVOKED,
     EndReason.DISABLED: NotificationKind.DELEGATION_DIRECTORY_REVOKED,
     EndReason.BUNDLE_DELETED: NotificationKind.DELEGATION_DIRECTORY_REVOKED,
+    EndReason.EXPIRED: NotificationKind.DELEGATION_EXPIRED,
 }
 
 
@@ -116,6 +119,32 @@ def delegation_end_for_directory(
     if delegation is None:
         raise IllegalTransition(f"Delegation {delegation_id} does not exist.")
     return _ending_ask(delegation, reason=reason, acting_user=None, comment=comment, now=now)
+
+
+def delegations_expire(*, now: datetime | None = None) -> list[int]:
+    """End every delegation whose last day is over or whose certificate has expired, as a
+    revoke does (both roles, one publish per repository for all of them), with the portal as
+    the actor. Run every minute by the scheduler. An end the worker gave up on is not asked
+    again (the owners were told, and revoke by hand), so a failing one mails once. Returns the
+    ids of the delegations asked to end."""
+    now = now or clock.now()
+    asked: list[int] = []
+    with queueing.publishes_gathered():
+        for delegation in selectors.delegations_expired(now=now):
+            why = (
+                f"Its last day, {delegation.until.isoformat()}, is over."
+                if delegation.ends_before_certificate and delegation.until
+                else "Its certificate expired on "
+                f"{delegation.certificate_expires_at:%Y-%m-%d %H:%M %Z}."
+            )
+            try:
+                _ending_ask(
+                    delegation, reason=EndReason.EXPIRED, acting_user=None, comment=why, now=now
+                )
+            except IllegalTransition:
+                continue  # ended, or asked to end, since it was read
+            asked.append(delegation.pk)
+    return asked
 
 
 def _delegation(delegation_id: int) -> Delegation | None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from .. import clock, selectors
+from .. import clock, lifetimes, selectors
 from ..audit.chain import PendingEvent, audit_record, audit_record_many
 from ..exceptions import InvalidInput, NotAllowed
 from ..intake.bundle_keys import bundle_key_check
@@ -49,10 +49,13 @@ def request_submit(
     reason: str,
     proof: PossessionProof | None = None,
     renews: Delegation | None = None,
+    until: date | None = None,
     now: datetime | None = None,
 ) -> DelegationRequest:
     """Open a request, once the certificate is shown to be the requester's own. With `renews`,
-    the request replaces that active delegation's key with the new certificate's.
+    the request replaces that active delegation's key with the new certificate's, for the rest
+    of that delegation's time. `until` is the delegation's last day (`lifetimes`; None for as
+    long as the certificate is valid), within the repository's longest.
 
     The checks run in the order a requester can act on them: the form's choices, then whose
     certificate it is, then whether it would repeat a request, then the proof of possession.
@@ -78,6 +81,12 @@ def request_submit(
         raise InvalidInput("Say why you need to sign for this repository.", field="reason")
     if renews is not None:
         _require_renewable(renews, requester=requester, repository=repository, team=team)
+        # A new certificate, not more time: that is what an extension asks for.
+        until = renews.until
+    else:
+        until = lifetimes.until_check(
+            until, limits=repository, certificate_not_after=certificate.not_after, now=now
+        )
     identity_check(certificate.certificate, requester, now=now)
     bundle_key_check(certificate.certificate, requester)
     # Possession first: what other members' requests hold is nobody's business without the key.
@@ -101,6 +110,7 @@ def request_submit(
                     reason=reason.strip(),
                     nonce=nonce,
                     renews=renews,
+                    until=until,
                 )
         except IntegrityError:
             _refuse_race_loser(requester, repository, team, certificate, nonce, renews)
@@ -116,6 +126,7 @@ def request_submit(
                 "tuf_key_id": certificate.tuf_key_id,
                 "certificate_sha256": certificate.sha256,
                 "possession": "proven" if nonce else "not required",
+                "until": until.isoformat() if until else "certificate expiry",
                 **({"renews_delegation": renews.pk} if renews else {}),
             },
         )
@@ -134,6 +145,7 @@ def request_row_create(
     reason: str,
     nonce: str | None,
     renews: Delegation | None,
+    until: date | None = None,
     status: str = RequestStatus.PENDING,
 ) -> DelegationRequest:
     """The row of a new request (the caller audits it): pending, or approved for a key an owner
@@ -156,6 +168,8 @@ def request_row_create(
         not_after=certificate.not_after,
         key_description=certificate.key_description,
         possession_nonce=nonce,
+        requested_until=until,
+        until=until,
     )
 
 

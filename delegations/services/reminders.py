@@ -1,5 +1,5 @@
 """Reminders owed ahead of a deadline (product.md N1, O4): a delegation's certificate about to
-expire, a pending request about to expire undecided.
+expire, a delegation's last day coming, a pending request about to expire undecided.
 
 Run hourly by the scheduler (and by `manage.py send_reminders`). Each reminder is owed once per
 occasion, whatever the number of runs: the runs only look for what is due now and not owed yet,
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 
 CERTIFICATE_EXPIRING = NotificationKind.CERTIFICATE_EXPIRING
+DELEGATION_ENDING = NotificationKind.DELEGATION_ENDING
 REQUEST_EXPIRING = NotificationKind.REQUEST_EXPIRING
 # A pending request expires once, so it is reminded once.
 BEFORE_EXPIRY = "before-expiry"
@@ -36,7 +37,11 @@ BEFORE_EXPIRY = "before-expiry"
 def reminders_send(*, now: datetime | None = None) -> list[int]:
     """Owe every reminder due at `now`; returns the ids of the notifications owed."""
     now = now or clock.now()
-    return certificate_reminders_send(now=now) + request_expiry_reminders_send(now=now)
+    return (
+        certificate_reminders_send(now=now)
+        + end_reminders_send(now=now)
+        + request_expiry_reminders_send(now=now)
+    )
 
 
 def certificate_reminders_send(*, now: datetime | None = None) -> list[int]:
@@ -51,6 +56,23 @@ def certificate_reminders_send(*, now: datetime | None = None) -> list[int]:
     due = selectors.delegations_owing_certificate_reminder(
         now=now, days_before=settings.PORTAL_CERTIFICATE_REMINDER_DAYS, kind=CERTIFICATE_EXPIRING
     )
+    return _delegation_reminders_owe(CERTIFICATE_EXPIRING, due, now=now)
+
+
+def end_reminders_send(*, now: datetime | None = None) -> list[int]:
+    """Remind the member and the owners of each active delegation whose last day (`until`) is
+    within one of PORTAL_END_REMINDER_DAYS (7 and 1 by default), as for certificates: the
+    member may ask for an extension, the owners know who stops signing when."""
+    now = now or clock.now()
+    due = selectors.delegations_owing_end_reminder(
+        now=now, days_before=settings.PORTAL_END_REMINDER_DAYS, kind=DELEGATION_ENDING
+    )
+    return _delegation_reminders_owe(DELEGATION_ENDING, due, now=now)
+
+
+def _delegation_reminders_owe(
+    kind: NotificationKind, due: list[tuple[Delegation, str]], *, now: datetime
+) -> list[int]:
     owed: list[int] = []
     for delegation, occasion in due:
         owners = repository_owners_provision(repository=delegation.repository, now=now)
@@ -59,7 +81,7 @@ def certificate_reminders_send(*, now: datetime | None = None) -> list[int]:
             # either waits for this reminder or is seen here and no reminder is owed.
             if _locked(Delegation.objects.steady().filter(pk=delegation.pk)):
                 owed += _owe(
-                    CERTIFICATE_EXPIRING,
+                    kind,
                     delegation.request,
                     now=now,
                     occasion=occasion,

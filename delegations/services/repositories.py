@@ -148,6 +148,24 @@ def repository_in_dtr_ensure(dtr_url: str, namespace: str, name: str) -> bool:
     return True
 
 
+def _checked_lifetime(
+    max_days: int | None, default_days: int | None
+) -> tuple[int | None, int | None]:
+    for days, field in (
+        (max_days, "max_delegation_days"),
+        (default_days, "default_delegation_days"),
+    ):
+        if days is not None and days < 1:
+            raise InvalidInput("A delegation lasts at least a day.", field=field)
+    if max_days is not None and default_days is not None and default_days > max_days:
+        raise InvalidInput(
+            f"The default ({default_days} days) cannot be longer than the longest allowed "
+            f"({max_days} days).",
+            field="default_delegation_days",
+        )
+    return max_days, default_days
+
+
 def _require_approvals(approvals_required: int) -> None:
     if approvals_required < 1:
         raise InvalidInput("At least one owner must approve a request.")
@@ -160,13 +178,16 @@ def repository_update(
     owners_group: str,
     approvals_required: int | None = None,
     dtr_url: str | None = None,
+    lifetime_days: tuple[int | None, int | None] | None = None,
     confirm_notary_move: bool = False,
     acting_user: User | None = None,
     now: datetime | None = None,
 ) -> Repository:
-    """Change where a repository's Notary server and DTR API are, which group owns it and how
-    many of its owners must approve a request (None: unchanged). A new threshold applies to
-    requests still pending.
+    """Change where a repository's Notary server and DTR API are, which group owns it, how
+    many of its owners must approve a request and how long its delegations may last (the
+    longest and the form's default, in days, None for no limit; `lifetime_days` None leaves
+    both). A new threshold applies to requests still pending; a new longest to requests and
+    approvals from now on, not to delegations already granted.
 
     Moving the Notary server to another host, or to plain http, needs `confirm_notary_move`:
     the service account's password is sent to wherever it points."""
@@ -191,6 +212,10 @@ def repository_update(
         if approvals_required is not None:
             _require_approvals(approvals_required)
             wanted["approvals_required"] = approvals_required
+        if lifetime_days is not None:
+            wanted["max_delegation_days"], wanted["default_delegation_days"] = _checked_lifetime(
+                *lifetime_days
+            )
         changes = {
             field: {"from": getattr(repository, field), "to": value}
             for field, value in wanted.items()

@@ -97,12 +97,19 @@ def _decide(request: SignedInRequest, request_id: int, service: Decide) -> HttpR
     back = _back(request, reverse("delegations:request_detail", args=[request_id]))
     form = DecisionForm(request.POST)
     if not form.is_valid():
-        for error in form.errors.get("comment", []):
-            messages.error(request, f"Comment: {error}")
+        for field, errors in form.errors.items():
+            for error in errors:
+                messages.error(request, f"{form.fields[field].label}: {error}")
         return redirect(back)
+    shortening = (
+        {"until": form.cleaned_data["until"]} if service is services.request_approve else {}
+    )
     try:
         decided: DelegationRequest = service(
-            request_id=request_id, acting_user=request.user, comment=form.cleaned_data["comment"]
+            request_id=request_id,
+            acting_user=request.user,
+            comment=form.cleaned_data["comment"],
+            **shortening,
         )
     except (IllegalTransition, InvalidInput) as error:
         messages.error(request, error.message)

@@ -67,6 +67,8 @@ def repository_detail(request: SignedInRequest, repository_id: int) -> HttpRespo
         initial={
             "owners_group": repository.owners_group,
             "approvals_required": repository.approvals_required,
+            "max_delegation_days": repository.max_delegation_days,
+            "default_delegation_days": repository.default_delegation_days,
         },
     )
     if request.method == "POST" and settings_form.is_valid():
@@ -75,10 +77,13 @@ def repository_detail(request: SignedInRequest, repository_id: int) -> HttpRespo
                 repository_id=repository.pk,
                 notary_url=repository.notary_url,
                 acting_user=request.user,
-                **settings_form.cleaned_data,
+                owners_group=settings_form.cleaned_data["owners_group"],
+                approvals_required=settings_form.cleaned_data["approvals_required"],
+                lifetime_days=settings_form.lifetime_days,
             )
         except PortalError as error:
-            settings_form.add_error(None, error.message)
+            field = error.field if error.field in settings_form.fields else None
+            settings_form.add_error(field, error.message)
         else:
             messages.success(request, "Settings saved.")
             return redirect("delegations:repository_detail", repository.pk)

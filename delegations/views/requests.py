@@ -71,6 +71,7 @@ def _request_form_page(request: SignedInRequest, *, renewing: Delegation | None)
                 reason=form.cleaned_data["reason"],
                 proof=form.proof,
                 renews=renewing,
+                until=form.cleaned_data["until"],
             )
         except PortalError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)

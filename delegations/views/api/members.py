@@ -115,6 +115,7 @@ def request_list(request: Request) -> Response:
         certificate=_certificate(data["certificate"]),
         reason=data["reason"],
         proof=_proof(data),
+        until=data["until"],
     )
     return _created(created)
 

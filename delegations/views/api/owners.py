@@ -21,6 +21,7 @@ from .auth import user_of
 from .members import ERRORS, paged
 from .paging import paginated
 from .serializers import (
+    ApprovalSerializer,
     BulkDecisionSerializer,
     BulkOutcomeSerializer,
     CommentSerializer,
@@ -110,7 +111,7 @@ def request_dry_run(request: Request, request_id: int) -> Response:
     operation_id="request_approve",
     tags=["owners"],
     summary="Approve a request (counted toward the repository's threshold)",
-    request=CommentSerializer,
+    request=ApprovalSerializer,
     responses={200: RequestSerializer, **ERRORS},
 )
 @api_view(["POST"])
@@ -138,12 +139,23 @@ def _decide(request: Request, request_id: int, verdict: str) -> Response:
     except Http404:
         # As the pages: the same answer whether the request exists or not.
         raise NotAnOwner() from None
-    body = CommentSerializer(data=request.data)
-    body.is_valid(raise_exception=True)
-    service = services.request_approve if verdict == Verdict.APPROVE else services.request_reject
-    decided = service(
-        request_id=request_id, acting_user=user_of(request), comment=body.validated_data["comment"]
-    )
+    if verdict == Verdict.APPROVE:
+        approval = ApprovalSerializer(data=request.data)
+        approval.is_valid(raise_exception=True)
+        decided = services.request_approve(
+            request_id=request_id,
+            acting_user=user_of(request),
+            comment=approval.validated_data["comment"],
+            until=approval.validated_data["until"],
+        )
+    else:
+        body = CommentSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        decided = services.request_reject(
+            request_id=request_id,
+            acting_user=user_of(request),
+            comment=body.validated_data["comment"],
+        )
     return Response(RequestSerializer(decided).data)
 
 

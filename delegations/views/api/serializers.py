@@ -75,10 +75,26 @@ class SubmissionSerializer(RenewalSerializer):
         max_length=800, help_text="The repository's GUN, e.g. dtr.example.org/dev/nginx"
     )
     team = serializers.CharField(max_length=64)
+    until = serializers.DateField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The delegation's last day; null for as long as the certificate is valid, "
+        "where the repository allows it (max_delegation_days)",
+    )
 
 
 class CommentSerializer(serializers.Serializer):
     comment = CommentField(required=False, default="")
+
+
+class ApprovalSerializer(CommentSerializer):
+    until = serializers.DateField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="An earlier last day than the request's, to shorten it; never later",
+    )
 
 
 class BulkDecisionSerializer(serializers.Serializer):
@@ -109,6 +125,8 @@ class RepositorySerializer(serializers.Serializer):
     notary_url = serializers.CharField()
     owners_group = serializers.CharField()
     approvals_required = serializers.IntegerField()
+    max_delegation_days = serializers.IntegerField(allow_null=True)
+    default_delegation_days = serializers.IntegerField(allow_null=True)
     trust_initialised = serializers.SerializerMethodField()
     owned = serializers.SerializerMethodField()
 
@@ -123,6 +141,7 @@ class DecisionSerializer(serializers.Serializer):
     owner = serializers.CharField(source="owner.username")
     verdict = serializers.CharField()
     comment = serializers.CharField()
+    until = serializers.DateField(allow_null=True, help_text="The earlier last day it set")
     created_at = serializers.DateTimeField()
 
 
@@ -142,6 +161,10 @@ class DelegationSerializer(serializers.Serializer):
     roles = serializers.ListField(child=serializers.CharField())
     active_from = serializers.DateTimeField()
     certificate_expires_at = serializers.DateTimeField()
+    until = serializers.DateField(
+        allow_null=True, help_text="Its last day; null: the certificate's"
+    )
+    expires_at = serializers.DateTimeField(help_text="When it ends by itself")
     active = serializers.BooleanField(source="is_active")
     ending = serializers.CharField(help_text="Why it is being ended, while it is; else empty")
     ended_at = serializers.DateTimeField(allow_null=True)
@@ -163,6 +186,10 @@ class RequestSerializer(serializers.Serializer):
     certificate_issuer = serializers.CharField(source="issuer")
     certificate_not_after = serializers.DateTimeField(source="not_after")
     certificate_sha256 = serializers.CharField(source="certificate_fingerprint")
+    requested_until = serializers.DateField(allow_null=True, help_text="The last day asked for")
+    until = serializers.DateField(
+        allow_null=True, help_text="The last day, once owners shortened it; null: the certificate's"
+    )
     approvals_required = serializers.IntegerField(source="repository.approvals_required")
     decisions = DecisionSerializer(many=True)
     failure_reason = serializers.CharField()
