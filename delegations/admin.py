@@ -29,6 +29,8 @@ from .models import (
     DelegationRequest,
     DirectoryAccount,
     DriftFinding,
+    Extension,
+    ExtensionDecision,
     KeyRole,
     Notification,
     PublishLease,
@@ -223,6 +225,18 @@ class DelegationAdmin(ReadOnlyAdmin):
     list_display = ["member", "repository", "team", "canonical_key_id", "active_from", "ended_at"]
     list_filter = ["repository", "team", "end_reason"]
     search_fields = ["member__username", "canonical_key_id"]
+
+
+@admin.register(Extension)
+class ExtensionAdmin(ReadOnlyAdmin):
+    list_display = ["id", "delegation", "requested_by", "until", "status", "created_at"]
+    list_filter = ["status"]
+
+
+@admin.register(ExtensionDecision)
+class ExtensionDecisionAdmin(ReadOnlyAdmin):
+    list_display = ["extension", "owner", "verdict", "created_at"]
+    list_filter = ["verdict"]
 
 
 @admin.register(AuditEvent)

@@ -210,7 +210,22 @@ def _delegation_ending(notification: Notification) -> dict[str, object]:
         "is_member": notification.recipient_id == delegation.member_id,
         "days_left": max(math.ceil(left / DAY), 0),
         "new_request_url": _url("request_create"),
+        "extend_url": _url("delegation_extend", delegation.pk),
         "delegations_url": _url("delegation_list"),
+    }
+
+
+def _extension(notification: Notification) -> dict[str, object]:
+    extension = notification.extension
+    assert extension is not None  # an extension's notification names it
+    decisions = list(extension.decisions.select_related("owner"))
+    return {
+        "extension": extension,
+        "delegation": extension.delegation,
+        "decisions": decisions,
+        "decided_by": _listed([d.owner.get_username() for d in decisions]) if decisions else "",
+        "concluding": decisions[-1] if decisions else None,
+        "approvals_url": _url("approval_queue"),
     }
 
 
@@ -283,6 +298,9 @@ KINDS: dict[str, Kind] = {
     NotificationKind.CERTIFICATE_EXPIRING: Kind(
         _member_unless_renewing_and_owners, _certificate_expiring, True
     ),
+    # A member asks for more time → the owners; decided → the member.
+    NotificationKind.EXTENSION_REQUESTED: Kind(_owners_other_than_requester, _extension, True),
+    NotificationKind.EXTENSION_DECIDED: Kind(_requester, _extension),
     # Its last day is coming → the member and the owners.
     NotificationKind.DELEGATION_ENDING: Kind(_requester_and_owners, _delegation_ending, True),
     # Ended by itself (last day over, certificate expired) → the member, and the owners with

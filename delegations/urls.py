@@ -7,12 +7,14 @@ from .views import (
     audit,
     delegations,
     drift,
+    extensions,
     repositories,
     repository_keys,
     requests,
 )
 from .views.api import audit as api_audit
 from .views.api import errors as api_errors
+from .views.api import extensions as api_extensions
 from .views.api import members as api_members
 from .views.api import owners as api_owners
 
@@ -35,6 +37,21 @@ urlpatterns = [
         "delegations/<int:delegation_id>/renew/",
         requests.delegation_renew,
         name="delegation_renew",
+    ),
+    path(
+        "delegations/<int:delegation_id>/extend/",
+        extensions.delegation_extend,
+        name="delegation_extend",
+    ),
+    path(
+        "extensions/<int:extension_id>/approve/",
+        extensions.extension_approve,
+        name="extension_approve",
+    ),
+    path(
+        "extensions/<int:extension_id>/reject/",
+        extensions.extension_reject,
+        name="extension_reject",
     ),
     path(
         "delegations/<int:delegation_id>/revoke/",
@@ -130,6 +147,22 @@ urlpatterns = [
                 "delegations/<int:delegation_id>/renew/",
                 api_members.delegation_renew,
                 "delegation_renew",
+            ),
+            (
+                "delegations/<int:delegation_id>/extensions/",
+                api_extensions.delegation_extend,
+                "delegation_extend",
+            ),
+            ("extensions/", api_extensions.extension_queue, "extension_queue"),
+            (
+                "extensions/<int:extension_id>/approve/",
+                api_extensions.extension_approve,
+                "extension_approve",
+            ),
+            (
+                "extensions/<int:extension_id>/reject/",
+                api_extensions.extension_reject,
+                "extension_reject",
             ),
             ("audit/", api_audit.audit_events, "audit_events"),
             ("audit/export.csv", api_audit.audit_export_csv, "audit_export_csv"),

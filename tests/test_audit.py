@@ -87,8 +87,11 @@ def test_an_empty_log_is_intact():
     assert verify_command() == (True, f"Audit chain intact: 0 events, last hash {GENESIS_HASH}\n")
 
 
-def test_a_broken_chain_exits_with_status_1(chain, capsys):
+def test_a_broken_chain_exits_with_status_1(chain, capsys, monkeypatch):
     AuditEvent.objects.filter(pk=chain[1].pk).update(actor_name="mallory")
+    # The command line sets Django up again, which would configure logging anew and drop the
+    # suite's secret watch from the root logger: Django is set up already.
+    monkeypatch.setattr("django.utils.log.configure_logging", lambda *args: None)
 
     with pytest.raises(SystemExit) as exited:
         ManagementUtility(["manage.py", "audit_verify"]).execute()

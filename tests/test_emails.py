@@ -18,7 +18,14 @@ from django.utils import timezone
 
 from delegations import emails, services
 from delegations.emails import KINDS
-from delegations.models import Delegation, EndReason, Notification, NotificationKind, Repository
+from delegations.models import (
+    Delegation,
+    EndReason,
+    Extension,
+    Notification,
+    NotificationKind,
+    Repository,
+)
 from delegations.services.reminders import reminders_send
 from stack.processes import free_port
 from tests.factories import make_user, submission
@@ -343,10 +350,20 @@ def test_every_kind_renders_a_subject_line_plain_text_and_html_with_absolute_lin
     base = settings.PORTAL_BASE_URL
     request_url = f"{base}/requests/{request.pk}/"
 
+    extension = Extension.objects.create(
+        delegation=bob,
+        requested_by=people["bob"],
+        until=timezone.localdate() + timedelta(days=30),
+        previous_until=timezone.localdate() + timedelta(days=3),
+        reason="Q3 <releases>",
+        created_at=timezone.now(),
+    )
+
     for kind in KINDS:
         for recipient in (people["bob"], people["alice"]):
             notification = Notification(
                 request=request,
+                extension=extension if kind.startswith("extension_") else None,
                 kind=kind,
                 recipient=recipient,
                 created_at=bob.certificate_expires_at - timedelta(days=30),

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from delegations import selectors, services, trust
 from delegations.audit import log as audit_log
-from delegations.models import AuditEvent, Delegation, Repository
+from delegations.models import AuditEvent, Delegation, Extension, Repository
 from tests.directory_settings import DEMO_OWNERS, directory_user
 from tests.factories import submission, submit_request
 
@@ -53,6 +53,13 @@ def world(repository, people, run_jobs, django_capture_on_commit_callbacks):
         **submission(repository, people["bob"], team="qa"), renews=delegation
     )
     pending = submit_request(repository, people["dave"], team="dev")
+    extension = Extension.objects.create(
+        delegation=delegation,
+        requested_by=people["bob"],
+        until=timezone.localdate() + timedelta(days=30),
+        reason="Q3",
+        created_at=timezone.now(),
+    )
     # Forget what reads remembered of the trust data, so that a preview that remembered what it
     # read would have to write.
     Repository.objects.filter(pk=repository.pk).update(trusted_root="", seen_versions={})
@@ -64,6 +71,7 @@ def world(repository, people, run_jobs, django_capture_on_commit_callbacks):
         ),
         "renewal": renewal,
         "pending": pending,
+        "extension": extension,
         **people,
     }
 
@@ -98,6 +106,15 @@ def selector_calls(world) -> dict[str, Callable[[], object]]:
             canonical_key_id=delegation.canonical_key_id,
         ),
         "delegation_of_member": lambda: selectors.delegation_of_member(bob, delegation.pk),
+        "extension_approvals": lambda: selectors.extension_approvals(world["extension"]),
+        "extension_for_viewer": lambda: selectors.extension_for_viewer(
+            alice, world["extension"].pk
+        ),
+        "extensions_waiting_for": lambda: list(selectors.extensions_waiting_for(alice)),
+        "open_extension_of": lambda: selectors.open_extension_of(delegation),
+        "why_cannot_decide_extension": lambda: selectors.why_cannot_decide_extension(
+            alice, world["extension"], owns=True
+        ),
         "delegation_owned_by": lambda: selectors.delegation_owned_by(alice, delegation.pk),
         "delegation_renewed_by": lambda: selectors.delegation_renewed_by(renewal),
         "delegations_owing_certificate_reminder": lambda: (

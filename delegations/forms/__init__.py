@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
@@ -11,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import QueryDict
 from django.template.defaultfilters import filesizeformat
 
-from .. import clock, selectors, trust
+from .. import clock, lifetimes, selectors, trust
 from ..audit import log as audit_log
 from ..exceptions import InvalidInput
 from ..intake.certificates import (
@@ -169,6 +170,28 @@ class DelegationRequestForm(RefusesPrivateKeys, forms.Form):
             )
         self.certificate_info = inspect_certificate(upload.read(), now=clock.now())
         return upload
+
+
+class ExtensionForm(RefusesPrivateKeys, forms.Form):
+    until = forms.DateField(
+        label="Until",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter a date as YYYY-MM-DD."},
+        help_text="The new last day you need to sign.",
+    )
+    reason = forms.CharField(
+        label="Reason",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=MAX_COMMENT_CHARACTERS,
+        help_text="Why you need more time. The repository owners read this.",
+    )
+
+    def __init__(self, *args: Any, delegation: Delegation, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        widget = self.fields["until"].widget
+        if delegation.until is not None:
+            widget.attrs["min"] = (delegation.until + timedelta(days=1)).isoformat()
+        widget.attrs["max"] = lifetimes.last_day_of(delegation.certificate_expires_at).isoformat()
 
 
 class DecisionForm(RefusesPrivateKeys, forms.Form):

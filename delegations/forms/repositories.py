@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from ..models import MAX_DELEGATION_DAYS
 from .private_keys import RefusesPrivateKeys
 
 
@@ -42,14 +43,14 @@ class RepositorySettingsForm(RefusesPrivateKeys, forms.Form):
         label="Longest delegation (days)",
         required=False,
         min_value=1,
-        max_value=36500,
+        max_value=MAX_DELEGATION_DAYS,
         help_text="Empty: as long as the member's certificate is valid.",
     )
     default_delegation_days = forms.IntegerField(
         label="Default delegation (days)",
         required=False,
         min_value=1,
-        max_value=36500,
+        max_value=MAX_DELEGATION_DAYS,
         help_text="What the request form offers; empty offers the longest.",
     )
 

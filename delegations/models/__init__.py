@@ -6,9 +6,11 @@ from .api_tokens import ApiToken
 from .audit import AuditAction, AuditChainHead, AuditEvent
 from .delegations import DIRECTORY_END_REASONS, Delegation, DelegationQuerySet, EndReason
 from .drift import DriftAction, DriftFinding, DriftKind, DriftResolution
+from .extensions import Extension, ExtensionDecision, ExtensionStatus
 from .notifications import Notification, NotificationKind
 from .publishing import PublishLease
 from .repositories import (
+    MAX_DELEGATION_DAYS,
     OPEN_HANDOVER_STATUSES,
     HandoverStatus,
     KeyRole,
@@ -31,6 +33,7 @@ from .team_access import TeamAccessGrant, TeamAccessStatus
 __all__ = [
     "DIRECTORY_END_REASONS",
     "MAX_COMMENT_CHARACTERS",
+    "MAX_DELEGATION_DAYS",
     "OPEN_HANDOVER_STATUSES",
     "OPEN_STATUSES",
     "ApiToken",
@@ -47,6 +50,9 @@ __all__ = [
     "DriftKind",
     "DriftResolution",
     "EndReason",
+    "Extension",
+    "ExtensionDecision",
+    "ExtensionStatus",
     "HandoverStatus",
     "KeyRole",
     "Notification",

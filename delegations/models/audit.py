@@ -32,6 +32,12 @@ class AuditAction(models.TextChoices):
     DELEGATION_ACCOUNT_DISABLED = "delegation.account_disabled"
     DELEGATION_BUNDLE_DELETED = "delegation.bundle_deleted"
     DELEGATION_EXPIRED = "delegation.expired"
+    # Members' requests for more time, and the owners' decisions.
+    EXTENSION_REQUESTED = "extension.requested"
+    EXTENSION_APPROVAL_COUNTED = "extension.approval_counted"
+    EXTENSION_APPROVED = "extension.approved"
+    EXTENSION_REJECTED = "extension.rejected"
+    EXTENSION_WITHDRAWN = "extension.withdrawn"
     DELEGATION_END_FAILED = "delegation.end_failed"
     # What the worker found or did on the Notary server.
     NOTARY_PUBLISHED = "notary.published"

@@ -25,6 +25,8 @@ class NotificationKind(models.TextChoices):
     DELEGATION_EXPIRED = "delegation_expired"
     CERTIFICATE_EXPIRING = "certificate_expiring"
     DELEGATION_ENDING = "delegation_ending"
+    EXTENSION_REQUESTED = "extension_requested"
+    EXTENSION_DECIDED = "extension_decided"
     DRIFT_FOUND = "drift_found"
     TEAM_ACCESS_FAILED = "team_access_failed"
 
@@ -45,6 +47,14 @@ class Notification(models.Model):
     )
     finding = models.ForeignKey(
         "DriftFinding",
+        on_delete=models.PROTECT,
+        related_name="notifications",
+        null=True,
+        blank=True,
+    )
+    # The extension an extension's notification is about (its request is the delegation's).
+    extension = models.ForeignKey(
+        "Extension",
         on_delete=models.PROTECT,
         related_name="notifications",
         null=True,

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from ..notary import short_key_id as short_form_of
+
+# A century: longer than any certificate, and short enough for date arithmetic.
+MAX_DELEGATION_DAYS = 36500
 
 
 class Repository(models.Model):
@@ -35,13 +39,13 @@ class Repository(models.Model):
     max_delegation_days = models.PositiveIntegerField(
         null=True,
         blank=True,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DELEGATION_DAYS)],
         help_text="The longest a delegation may last, in days; empty for no limit",
     )
     default_delegation_days = models.PositiveIntegerField(
         null=True,
         blank=True,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DELEGATION_DAYS)],
         help_text="What the request form offers, in days; empty offers the longest allowed",
     )
     trust_initialised_at = models.DateTimeField(null=True, blank=True)
@@ -70,6 +74,16 @@ class Repository(models.Model):
 
     def __str__(self) -> str:
         return self.gun
+
+    def clean(self) -> None:
+        if (
+            self.max_delegation_days is not None
+            and self.default_delegation_days is not None
+            and self.default_delegation_days > self.max_delegation_days
+        ):
+            raise ValidationError(
+                {"default_delegation_days": "The default cannot be longer than the longest."}
+            )
 
     @property
     def gun(self) -> str:

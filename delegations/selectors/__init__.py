@@ -14,6 +14,13 @@ from .delegations import (
     renewable_delegation,
 )
 from .drift import Disagreement, drift_between, drift_finding_owned_by, drift_open_for
+from .extensions import (
+    extension_approvals,
+    extension_for_viewer,
+    extensions_waiting_for,
+    open_extension_of,
+    why_cannot_decide_extension,
+)
 from .people import (
     api_tokens_of,
     directory_account_of,
@@ -77,10 +84,14 @@ __all__ = [
     "drift_finding_owned_by",
     "drift_open_for",
     "expired_request_ids",
+    "extension_approvals",
+    "extension_for_viewer",
+    "extensions_waiting_for",
     "group_names_of",
     "is_owner",
     "is_registrar",
     "members_of",
+    "open_extension_of",
     "open_renewal_of",
     "other_delegations_of_key",
     "owners_of",
@@ -105,4 +116,5 @@ __all__ = [
     "unsent_notification_ids",
     "waiting_repository_ids",
     "why_cannot_decide",
+    "why_cannot_decide_extension",
 ]

@@ -29,6 +29,7 @@ from .drift import (
     repositories_reconcile,
     repository_reconcile,
 )
+from .extensions import extension_approve, extension_reject, extension_request
 from .notifications import notification_send, notifications_create
 from .publishing import delegation_end, repository_publish, request_apply
 from .reminders import reminders_send
@@ -72,6 +73,9 @@ __all__ = [
     "directory_sync",
     "drift_action_request",
     "drift_adopt",
+    "extension_approve",
+    "extension_reject",
+    "extension_request",
     "login_lockout_record",
     "notification_send",
     "notifications_create",

@@ -30,6 +30,7 @@ from ..models import (
 from ..notary import DelegationChange, PublishResult
 from .accounts import repository_owners_or_known
 from .comments import checked_comment
+from .extensions import extensions_withdraw_for_end
 from .notifications import notifications_create
 from .state import request_facts, transition
 
@@ -188,6 +189,7 @@ def _ending_ask(
             system_actor=_system_actor(reason),
         )
         _renewal_end(delegation, reason=reason, acting_user=acting_user, now=now)
+        extensions_withdraw_for_end(delegation, now=now)
         queueing.enqueue_after_commit(queueing.enqueue_repository_publish, delegation.repository_id)
     delegation.refresh_from_db()
     return delegation

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from .. import clock, emails, queueing
-from ..models import DelegationRequest, DriftFinding, Notification, NotificationKind
+from ..models import DelegationRequest, DriftFinding, Extension, Notification, NotificationKind
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -23,6 +23,7 @@ def notifications_create(
     now: datetime,
     owners: Sequence[User] | None = None,
     occasion: str = "",
+    extension: Extension | None = None,
 ) -> list[Notification]:
     """Owe an email to each person concerned. Call inside the change's transaction: the rows
     commit with the change, and the worker is asked to send them once it has committed.
@@ -41,7 +42,9 @@ def notifications_create(
         ]
     else:
         created = Notification.objects.bulk_create(
-            Notification(request=request, kind=kind, recipient=person, created_at=now)
+            Notification(
+                request=request, extension=extension, kind=kind, recipient=person, created_at=now
+            )
             for person in people
         )
     for notification in created:

@@ -13,7 +13,7 @@ from django.db import transaction
 from .. import clock, dtr, queueing, selectors, trust
 from ..audit.chain import audit_record
 from ..exceptions import InvalidInput, NotAllowed, ServiceUnavailable, TrustSetupError
-from ..models import AuditAction, KeyRole, Repository, RepositoryKey
+from ..models import MAX_DELEGATION_DAYS, AuditAction, KeyRole, Repository, RepositoryKey
 from ..notary import (
     RepositoryNotInitialised,
 )
@@ -157,6 +157,12 @@ def _checked_lifetime(
     ):
         if days is not None and days < 1:
             raise InvalidInput("A delegation lasts at least a day.", field=field)
+        if days is not None and days > MAX_DELEGATION_DAYS:
+            raise InvalidInput(
+                f"A delegation lasts at most {MAX_DELEGATION_DAYS} days: leave it empty for no "
+                "limit.",
+                field=field,
+            )
     if max_days is not None and default_days is not None and default_days > max_days:
         raise InvalidInput(
             f"The default ({default_days} days) cannot be longer than the longest allowed "

@@ -34,6 +34,7 @@ def approval_queue(request: SignedInRequest) -> HttpResponse:
     shown = selectors.approval_queue_narrowed(queue, **filters.selector_filters())
     context = {
         "page": page_of(request, shown),
+        "extensions": selectors.extensions_waiting_for(request.user),
         "filters": filters,
         "bulk": BulkDecisionForm(),
         # The pager keeps the filters.
@@ -46,7 +47,7 @@ def approval_queue(request: SignedInRequest) -> HttpResponse:
 @require_POST
 def requests_bulk_decide(request: SignedInRequest) -> HttpResponse:
     form = BulkDecisionForm(request.POST)
-    back = _back(request, reverse("delegations:approval_queue"))
+    back = back_to(request, reverse("delegations:approval_queue"))
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
@@ -94,7 +95,7 @@ def _decide(request: SignedInRequest, request_id: int, service: Decide) -> HttpR
     except Http404:
         # The same answer whether the request exists or not, so its number reveals nothing.
         raise NotAnOwner() from None
-    back = _back(request, reverse("delegations:request_detail", args=[request_id]))
+    back = back_to(request, reverse("delegations:request_detail", args=[request_id]))
     form = DecisionForm(request.POST)
     if not form.is_valid():
         for field, errors in form.errors.items():
@@ -138,7 +139,8 @@ def _summary(decided: list[DelegationRequest], verdict: str) -> str:
     return " ".join(parts)
 
 
-def _back(request: SignedInRequest, default: str) -> str:
+def back_to(request: SignedInRequest, default: str) -> str:
+    """Where a decision's form asked to go back to, when it is this site; else `default`."""
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()

@@ -141,6 +141,11 @@ def request_detail(request: SignedInRequest, request_id: int) -> HttpResponse:
         "dry_run": selectors.request_dry_run(delegation_request) if is_owner and pending else None,
         "renewable": selectors.renewable_delegation(request.user, delegation_request),
         "decisions": delegation_request.decisions.select_related("owner"),
+        "extensions": (
+            delegation.extensions.prefetch_related("decisions__owner")
+            if delegation is not None
+            else []
+        ),
         "history": delegation_request.audit_events.order_by("id"),
         "steps": signing_steps(delegation_request)
         if delegation_request.status == RequestStatus.DELEGATED

@@ -17,6 +17,7 @@ from ...models import (
     MAX_COMMENT_CHARACTERS,
     Delegation,
     DelegationRequest,
+    ExtensionStatus,
     RequestStatus,
     Verdict,
 )
@@ -86,6 +87,11 @@ class SubmissionSerializer(RenewalSerializer):
 
 class CommentSerializer(serializers.Serializer):
     comment = CommentField(required=False, default="")
+
+
+class ExtensionAskSerializer(serializers.Serializer):
+    until = serializers.DateField(help_text="The new last day, later than the delegation's")
+    reason = CommentField(allow_blank=False)
 
 
 class ApprovalSerializer(CommentSerializer):
@@ -169,6 +175,30 @@ class DelegationSerializer(serializers.Serializer):
     ending = serializers.CharField(help_text="Why it is being ended, while it is; else empty")
     ended_at = serializers.DateTimeField(allow_null=True)
     end_reason = serializers.CharField()
+
+
+class ExtensionDecisionSerializer(serializers.Serializer):
+    owner = serializers.CharField(source="owner.username")
+    verdict = serializers.CharField()
+    comment = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class ExtensionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    delegation_id = serializers.IntegerField()
+    request_id = serializers.IntegerField(source="delegation.request_id")
+    repository = serializers.CharField(source="delegation.repository.gun")
+    member = serializers.CharField(source="requested_by.username")
+    team = serializers.CharField(source="delegation.team")
+    until = serializers.DateField()
+    previous_until = serializers.DateField(allow_null=True)
+    reason = serializers.CharField()
+    status = serializers.ChoiceField(choices=ExtensionStatus.choices)
+    approvals_required = serializers.IntegerField(source="delegation.repository.approvals_required")
+    decisions = ExtensionDecisionSerializer(many=True)
+    created_at = serializers.DateTimeField()
+    decided_at = serializers.DateTimeField(allow_null=True)
 
 
 class RequestSerializer(serializers.Serializer):
