@@ -275,7 +275,7 @@ def staff():
 
 
 def shown_event_ids(response) -> set[int]:
-    return {event.pk for event, _ in response.context["rows"]}
+    return {event.pk for event, *_ in response.context["rows"]}
 
 
 def test_people_who_are_neither_owners_nor_staff_get_403(client, chain, people):
@@ -345,17 +345,20 @@ def test_the_page_lists_newest_first_with_readable_details(client, chain, people
     page = client.get(reverse("delegations:audit_log"))
     text = page.content.decode()
 
-    assert [event.pk for event, _ in page.context["rows"]] == [e.pk for e in reversed(chain)]
+    assert [event.pk for event, *_ in page.context["rows"]] == [e.pk for e in reversed(chain)]
     submitted = DelegationRequest.objects.get(requester=people["bob"])
-    lines = {
-        line.label: line.value
-        for event, lines in page.context["rows"]
+    (headline, rest) = next(
+        (headline, rest)
+        for event, headline, rest in page.context["rows"]
         if event.action == "request.submitted" and event.request_id == submitted.pk
-        for line in lines
-    }
+    )
+    # At once: what happened. On demand: the key and certificate, the same on every event.
+    assert {line.label: line.value for line in headline}["Team"] == submitted.team
+    lines = {line.label: line.value for line in rest}
     assert lines["Certificate fingerprint (SHA-256)"] == submitted.certificate_fingerprint
     assert lines["Key ID"] == submitted.canonical_key_id
     assert lines["Roles"] == f"targets/releases, targets/{submitted.team}"
+    assert "<summary>Details</summary>" in text
     assert "pending → approved" in text
     assert "not your repository" in text
     assert reverse("delegations:request_detail", args=[submitted.pk]) in text

@@ -17,6 +17,7 @@ from tests.factories import (
     PASSWORD,
     make_bundle,
     make_sha1_certificate,
+    make_user,
     signed_form_data,
     submit_request,
 )
@@ -78,9 +79,22 @@ def test_request_form_offers_only_the_members_teams(client, people, repository):
     for label in ("Repository", "Team", "Certificate", "Reason"):
         assert f">{label}</label>" in page
     assert ">Request delegation</button>" in page
-    assert '<option value="qa">qa</option>' in page
+    assert '<option value="qa" selected>qa</option>' in page  # bob's only team
     assert "dev" not in re.findall(r'<option value="([^"]*)"', page)
     assert repository.gun in page
+
+
+def test_with_one_repository_and_one_team_both_are_chosen_already(client, people, repository):
+    page = logged_in(client, people["bob"]).get(reverse("delegations:request_create"))
+    html = page.content.decode()
+    assert f'<option value="{repository.pk}" selected>' in html
+    assert '<option value="qa" selected>qa</option>' in html
+    # Someone in two teams chooses.
+    page = logged_in(client, make_user("tess", teams=("qa", "dev"))).get(
+        reverse("delegations:request_create")
+    )
+    assert "selected>qa" not in page.content.decode()
+    assert "selected>dev" not in page.content.decode()
 
 
 def test_submitting_a_certificate_opens_a_pending_request(client, people, repository):

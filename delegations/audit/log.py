@@ -140,6 +140,31 @@ def details_lines(action: str, details: object) -> list[DetailLine]:
     return lines
 
 
+# What an event's row shows at once: what happened. The identity of the key and certificate, the
+# same on every event of a request, waits behind "Details".
+_HEADLINE = {
+    "Status",
+    "Changed",
+    "Targets version",
+    "Comment",
+    "Reason",
+    "Approved by",
+    "Approvals required",
+    "End reason",
+    "Until",
+    "Previous until",
+    "Team",
+}
+
+
+def headline_and_rest(lines: list[DetailLine]) -> tuple[list[DetailLine], list[DetailLine]]:
+    """An event's detail lines split into what its row shows at once and what it shows on
+    demand, each in the order `details_lines` gives."""
+    headline = [line for line in lines if line.label in _HEADLINE and line.value != "—"]
+    rest = [line for line in lines if line not in headline]
+    return headline, rest
+
+
 def _plain(value: object) -> str:
     if value is None or value == "":
         return "—"

@@ -70,9 +70,13 @@ class DelegationRequestForm(RefusesPrivateKeys, forms.Form):
     )
     certificate = forms.FileField(
         label="Certificate",
+        required=False,
         help_text="cert.pem from your UCP client bundle. Never upload key.pem.",
         widget=forms.ClearableFileInput(attrs={"accept": ".pem,.crt,.cer,.der"}),
     )
+    # The certificate checked on an earlier try of this form, sent back when the form comes back
+    # with an error: a certificate is public, and the signature over the challenge is for it.
+    kept_certificate = forms.CharField(widget=forms.HiddenInput, required=False, strip=False)
     reason = forms.CharField(
         label="Reason",
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -110,6 +114,13 @@ class DelegationRequestForm(RefusesPrivateKeys, forms.Form):
         self.fields["team"].error_messages["invalid_choice"] = (
             "You are not a member of team %(value)s; choose one of your own teams."
         )
+        # With one choice, it is chosen already (and the repository's date offered).
+        if len(teams) == 1:
+            team_field.initial = teams[0]
+        repositories = list(selectors.repositories_open_for_requests()[:2])
+        if len(repositories) == 1:
+            self.fields["repository"].initial = repositories[0].pk
+            self.fields["until"].initial = lifetimes.default_until(repositories[0], now=clock.now())
         if renewing is not None:
             # A renewal keeps its repository and team; only the certificate is new.
             self.fields["repository"].initial = renewing.repository_id
@@ -151,16 +162,36 @@ class DelegationRequestForm(RefusesPrivateKeys, forms.Form):
         )
 
     def show_challenge(self, challenge: str, *, keep_signature: bool) -> None:
-        """Render the form again with `challenge`, dropping a signature that no longer fits (a
-        private key pasted into a text field is gone already: RefusesPrivateKeys)."""
+        """Render the form again with `challenge`, and the certificate checked this time kept
+        (the file input comes back empty). A signature goes with its certificate: it is dropped
+        when the certificate is not kept, or when it no longer fits the challenge (a private key
+        pasted into a text field is gone already: RefusesPrivateKeys)."""
         data = cast(QueryDict, self.data).copy()
         data["challenge"] = challenge
-        if not keep_signature:
+        refused = "certificate" in self.errors
+        kept = self.certificate_info.pem if self.certificate_info and not refused else ""
+        data["kept_certificate"] = kept
+        if not keep_signature or not kept:
             data["possession_signature"] = ""
         self.data = data
 
+    @property
+    def kept(self) -> CertificateInfo | None:
+        """The certificate the re-rendered form keeps, to show which it is."""
+        return self.certificate_info if self.data.get("kept_certificate") else None
+
     def clean_certificate(self):
         upload = self.cleaned_data["certificate"]
+        if not upload:
+            kept = self.data.get("kept_certificate", "")
+            if not kept:
+                raise forms.ValidationError("Choose your cert.pem.", code="required")
+            if len(kept) > settings.PORTAL_CERTIFICATE_MAX_BYTES:
+                raise forms.ValidationError("Choose your cert.pem again.", code="too_large")
+            self.certificate_info = inspect_certificate(
+                kept.encode("ascii", "replace"), now=clock.now()
+            )
+            return None
         if getattr(upload, "oversized", False):
             limit = filesizeformat(settings.PORTAL_CERTIFICATE_MAX_BYTES)
             raise forms.ValidationError(

@@ -49,7 +49,10 @@ def audit_log_page(request: SignedInRequest) -> HttpResponse:
         "form": form,
         "page": page,
         "rows": [
-            (event, audit_log.details_lines(event.action, event.details))
+            (
+                event,
+                *audit_log.headline_and_rest(audit_log.details_lines(event.action, event.details)),
+            )
             for event in page.object_list
         ],
         "filters": query_without_page(request),

@@ -130,6 +130,7 @@ class CertificateIntake {
   async take(fileList) {
     const files = Array.from(fileList); // a drop's FileList is only readable during the event
     const generation = ++this.generation;
+    this.forgetKept();
     this.reset();
     this.form.dataset.intake = "reading";
     const stale = () => generation !== this.generation;
@@ -248,6 +249,16 @@ class CertificateIntake {
   clearInput() {
     this.input.value = "";
     this.input.files = new DataTransfer().files;
+  }
+
+  // The certificate the page kept from an earlier try gives way to the new file, and so does
+  // the signature that was made for it.
+  forgetKept() {
+    const kept = this.form.querySelector('[name="kept_certificate"]');
+    if (!kept?.value) return;
+    kept.value = "";
+    this.form.querySelector(".kept-certificate")?.remove();
+    if (this.signature && !this.signature.dataset.filledBy) this.signature.value = "";
   }
 
   reset() {
