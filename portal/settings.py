@@ -143,6 +143,8 @@ AUTH_PASSWORD_VALIDATORS = [
 PORTAL_TEAM_GROUP_PREFIX = env_str("PORTAL_TEAM_GROUP_PREFIX", "team:")
 # The group (directory or local) whose members may register repositories, besides superusers.
 PORTAL_REGISTRAR_GROUP = env_str("PORTAL_REGISTRAR_GROUP", "registrars")
+# Auditors read every repository's delegations, requests and audit log, and change nothing.
+PORTAL_AUDITOR_GROUP = env_str("PORTAL_AUDITOR_GROUP", "auditors")
 
 # --- Directory (LDAP) ----------------------------------------------------------------------------
 # With PORTAL_LDAP_URI set, people log in with their directory account (django-auth-ldap), their

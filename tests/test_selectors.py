@@ -88,6 +88,10 @@ def selector_calls(world) -> dict[str, Callable[[], object]]:
         server = client.fetch(now=timezone.now()).targets.signed.delegations
     return {
         "active_delegations_owned_by": lambda: list(selectors.active_delegations_owned_by(alice)),
+        "active_delegations_visible_to": lambda: list(
+            selectors.active_delegations_visible_to(alice, everything=True)
+        ),
+        "is_auditor": lambda: selectors.is_auditor(alice),
         "approval_queue_for": lambda: list(selectors.approval_queue_for(alice)),
         "approval_queue_narrowed": lambda: list(
             selectors.approval_queue_narrowed(

@@ -20,13 +20,20 @@ if TYPE_CHECKING:
 
 
 def audit_access_allowed(user: User) -> bool:
-    """Administrators read the whole log; repository owners the events of their repositories."""
-    return user.is_staff or selectors.repositories_owned_by(user).exists()
+    """Administrators and auditors read the whole log; repository owners the events of their
+    repositories."""
+    return _reads_everything(user) or selectors.repositories_owned_by(user).exists()
 
 
 def audit_repositories_for(user: User) -> QuerySet:
     """The repositories whose events `user` may read."""
-    return Repository.objects.all() if user.is_staff else selectors.repositories_owned_by(user)
+    if _reads_everything(user):
+        return Repository.objects.all()
+    return selectors.repositories_owned_by(user)
+
+
+def _reads_everything(user: User) -> bool:
+    return user.is_staff or selectors.is_auditor(user)
 
 
 class AuditFilters(TypedDict, total=False):
@@ -45,7 +52,7 @@ def audit_events_for(user: User, **filters: Unpack[AuditFilters]) -> QuerySet[Au
     """The events `user` may read that match the filters, newest first. An event belongs to a
     repository through its own repository or its request's."""
     events = AuditEvent.objects.select_related("repository")
-    if not user.is_staff:
+    if not _reads_everything(user):
         owned = selectors.repositories_owned_by(user)
         events = events.filter(Q(repository__in=owned) | Q(request__repository__in=owned))
     if (repository := filters.get("repository")) is not None:

@@ -68,11 +68,17 @@ def open_renewal_of(delegation: Delegation) -> DelegationRequest | None:
 
 
 def active_delegations_owned_by(user: User) -> QuerySet[Delegation]:
-    return (
-        Delegation.objects.active()
-        .filter(repository__in=repositories_owned_by(user))
-        .select_related("repository", "member")
-        .order_by("repository__namespace", "repository__name", "team", "member__username")
+    return active_delegations_visible_to(user, everything=False)
+
+
+def active_delegations_visible_to(user: User, *, everything: bool) -> QuerySet[Delegation]:
+    """The active delegations of the repositories `user` owns, or of every repository for an
+    auditor (`everything`, from `is_auditor`)."""
+    delegations = Delegation.objects.active()
+    if not everything:
+        delegations = delegations.filter(repository__in=repositories_owned_by(user))
+    return delegations.select_related("repository", "member").order_by(
+        "repository__namespace", "repository__name", "team", "member__username"
     )
 
 

@@ -86,6 +86,12 @@ def owners_of(
     return members_of(repository.owners_group, directory_members=directory_members)
 
 
+def is_auditor(user: User, *, groups: frozenset[str] | None = None) -> bool:
+    """Whether `user` reads everything and changes nothing: a member of PORTAL_AUDITOR_GROUP
+    (`groups`: the user's group names, if read already)."""
+    return settings.PORTAL_AUDITOR_GROUP in (group_names_of(user) if groups is None else groups)
+
+
 def is_owner(user: User, repository: Repository) -> bool:
     return repository.owners_group in group_names_of(user)
 

@@ -23,7 +23,7 @@ from ..models import (
     pending_lifetime,
 )
 from ..notary import DelegationChange
-from .people import owners_of, repositories_owned_by
+from .people import is_auditor, owners_of, repositories_owned_by
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -67,13 +67,14 @@ def approval_queue_narrowed(
 
 
 def request_for_viewer(user: User, request_id: int) -> DelegationRequest:
-    """A request its requester, an owner of its repository, or staff may see; 404 otherwise.
+    """A request its requester, an owner of its repository, staff or an auditor may see; 404
+    otherwise.
 
     404 rather than 403, so that request numbers do not reveal what exists.
     """
     visible = Q(requester=user) | Q(repository__in=repositories_owned_by(user))
     queryset = DelegationRequest.objects.select_related("repository", "requester")
-    if not user.is_staff:
+    if not (user.is_staff or is_auditor(user)):
         queryset = queryset.filter(visible)
     request = queryset.filter(pk=request_id).first()
     if request is None:

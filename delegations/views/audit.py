@@ -32,8 +32,8 @@ def _filtered(request: SignedInRequest) -> tuple[AuditFilterForm, QuerySet[Audit
     """The filter form and the events it selects (None when the filters are invalid)."""
     if not audit_log.audit_access_allowed(request.user):
         raise PermissionDenied(
-            "The audit log is for repository owners (their repositories' events) and "
-            "administrators."
+            "The audit log is for repository owners (their repositories' events), "
+            "auditors and administrators."
         )
     form = AuditFilterForm(request.GET, user=request.user)
     if not form.is_valid():

@@ -20,10 +20,17 @@ from .signed_in import SignedInRequest
 
 @login_required
 def delegation_list(request: SignedInRequest) -> HttpResponse:
-    if not selectors.repositories_owned_by(request.user).exists():
+    owned = selectors.repositories_owned_by(request.user)
+    auditor = selectors.is_auditor(request.user)
+    if not auditor and not owned.exists():
         raise PermissionDenied("Only repository owners see the delegations of their repositories.")
-    delegations = selectors.active_delegations_owned_by(request.user)
-    return render(request, "delegations/delegation_list.html", {"delegations": delegations})
+    context = {
+        "delegations": selectors.active_delegations_visible_to(request.user, everything=auditor),
+        # Revoking stays with the owners: an auditor reads the other repositories' rows only.
+        "owned_ids": set(owned.values_list("pk", flat=True)),
+        "auditor": auditor,
+    }
+    return render(request, "delegations/delegation_list.html", context)
 
 
 @sensitive_post_parameters("comment")

@@ -18,6 +18,7 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         return {}  # the page says so itself (DirectoryUnavailableMiddleware)
     return {
         "nav_is_owner": owns_repositories,
+        "nav_is_auditor": selectors.is_auditor(user, groups=groups),
         "nav_is_registrar": selectors.is_registrar(user, groups=groups),
         "nav_pending_count": selectors.approval_queue_for(user).count() if owns_repositories else 0,
         "nav_drift_count": (

@@ -35,8 +35,8 @@ _FILTERS = [
 def _events(request: Request) -> QuerySet[AuditEvent]:
     if not audit_log.audit_access_allowed(user_of(request)):
         raise PermissionDenied(
-            "The audit log is for repository owners (their repositories' events) and "
-            "administrators."
+            "The audit log is for repository owners (their repositories' events), "
+            "auditors and administrators."
         )
     form = AuditFilterForm(request.query_params, user=user_of(request))
     if not form.is_valid():

@@ -191,14 +191,17 @@ def requests_decide(request: Request) -> Response:
 @extend_schema(
     operation_id="repository_delegations",
     tags=["owners"],
-    summary="The active delegations of a repository you own",
+    summary="The active delegations of a repository you own (any repository, for an auditor)",
     responses={200: paginated(DelegationSerializer), **ERRORS},
 )
 @api_view(["GET"])
 def repository_delegations(request: Request, repository_id: int) -> Response:
-    repository = selectors.repository_managed_by(user_of(request), repository_id)
-    delegations = selectors.active_delegations_owned_by(user_of(request)).filter(
-        repository=repository
+    user = user_of(request)
+    auditor = selectors.is_auditor(user)
+    if not auditor:
+        selectors.repository_managed_by(user, repository_id)  # 404 for anyone else
+    delegations = selectors.active_delegations_visible_to(user, everything=auditor).filter(
+        repository_id=repository_id
     )
     return paged(request, delegations, DelegationSerializer)
 
