@@ -21,6 +21,7 @@ from . import queueing, services
 from .exceptions import PortalError
 from .forms import RepositoryAdminForm, RepositoryKeyImportForm
 from .models import (
+    AccessReview,
     ApiToken,
     AuditChainHead,
     AuditEvent,
@@ -36,6 +37,7 @@ from .models import (
     PublishLease,
     Repository,
     RepositoryKey,
+    ReviewItem,
     RootKeyHandover,
     TeamAccessGrant,
     TrustFile,
@@ -237,6 +239,18 @@ class ExtensionAdmin(ReadOnlyAdmin):
 class ExtensionDecisionAdmin(ReadOnlyAdmin):
     list_display = ["extension", "owner", "verdict", "created_at"]
     list_filter = ["verdict"]
+
+
+@admin.register(AccessReview)
+class AccessReviewAdmin(ReadOnlyAdmin):
+    list_display = ["id", "repository", "opened_at", "deadline", "closed_at", "flagged"]
+    list_filter = ["flagged", "repository"]
+
+
+@admin.register(ReviewItem)
+class ReviewItemAdmin(ReadOnlyAdmin):
+    list_display = ["review", "delegation", "verdict", "decided_by", "outcome"]
+    list_filter = ["verdict", "outcome"]
 
 
 @admin.register(AuditEvent)

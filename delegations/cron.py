@@ -38,6 +38,7 @@ cron.register(tasks.requests_expire_job, QUEUE, interval=3600, name="expire-pend
 # A delegation ends within a minute of its last day or its certificate.
 cron.register(tasks.delegations_expire_job, QUEUE, interval=60, name="expire-delegations")
 cron.register(tasks.reminders_send_job, QUEUE, interval=3600, name="send-reminders")
+cron.register(tasks.reviews_run_job, QUEUE, interval=3600, name="run-access-reviews")
 if settings.PORTAL_LDAP_URI:
     cron.register(
         tasks.directory_sync_job,

@@ -303,8 +303,8 @@ KINDS: dict[str, Kind] = {
     NotificationKind.EXTENSION_DECIDED: Kind(_requester, _extension),
     # Its last day is coming → the member and the owners.
     NotificationKind.DELEGATION_ENDING: Kind(_requester_and_owners, _delegation_ending, True),
-    # Ended by itself (last day over, certificate expired) → the member, and the owners with
-    # what remaining signers run.
+    # Ended by the portal's rules (last day over, certificate expired, not re-certified by an
+    # access review) → the member, and the owners with what remaining signers run.
     NotificationKind.DELEGATION_EXPIRED: Kind(_requester_and_owners, _delegation_expired, True),
 }
 
@@ -338,7 +338,16 @@ def message(notification: Notification) -> EmailMultiAlternatives:
         "occasion": notification.occasion,
         "portal_url": settings.PORTAL_BASE_URL,
     }
-    if request is None:
+    if notification.review is not None:
+        # About an access review: its repository's owners are asked to finish it.
+        review = notification.review
+        context.update(
+            review=review,
+            review_url=_url("review_detail", review.pk),
+            items=review.items.count(),
+            undecided=review.items.filter(verdict="", outcome="").count(),
+        )
+    elif request is None:
         # About a drift finding, not a request: its owners are told what the server holds.
         context.update(finding=notification.finding, drift_url=_url("drift_list"))
     else:

@@ -94,6 +94,12 @@ def delegations_expire_job() -> list[int]:
 
 
 @under_queued_request_id
+def reviews_run_job() -> dict[str, list[int]]:
+    """Open the access reviews due, remind owners of deadlines, close those past them."""
+    return services.reviews_run()
+
+
+@under_queued_request_id
 def reminders_send_job() -> list[int]:
     """Owe the reminders due now: certificates about to expire, delegations' last days coming,
     requests about to expire."""

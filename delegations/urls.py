@@ -11,6 +11,7 @@ from .views import (
     repositories,
     repository_keys,
     requests,
+    reviews,
 )
 from .views.api import audit as api_audit
 from .views.api import errors as api_errors
@@ -62,6 +63,17 @@ urlpatterns = [
         "delegations/<int:delegation_id>/give-up/",
         delegations.delegation_give_up,
         name="delegation_give_up",
+    ),
+    path("reviews/", reviews.review_list, name="review_list"),
+    path("reviews/<int:review_id>/", reviews.review_detail, name="review_detail"),
+    path(
+        "reviews/<int:review_id>/items/<int:item_id>/decide/",
+        reviews.review_decide,
+        name="review_decide",
+    ),
+    path("reviews/<int:review_id>/record.csv", reviews.review_export_csv, name="review_export_csv"),
+    path(
+        "reviews/<int:review_id>/record.json", reviews.review_export_json, name="review_export_json"
     ),
     path("drift/", drift.drift_list, name="drift_list"),
     path("drift/<int:finding_id>/adopt/", drift.drift_adopt, name="drift_adopt"),

@@ -281,6 +281,8 @@ PORTAL_NOTIFICATION_MAX_ATTEMPTS = env_int("PORTAL_NOTIFICATION_MAX_ATTEMPTS", 2
 PORTAL_CERTIFICATE_REMINDER_DAYS = env_int_list("PORTAL_CERTIFICATE_REMINDER_DAYS", "30,7")
 # ...and this many days before a delegation's last day, when it comes before the certificate's.
 PORTAL_END_REMINDER_DAYS = env_int_list("PORTAL_END_REMINDER_DAYS", "7,1")
+# The owners are reminded of an unfinished access review this many days before its deadline.
+PORTAL_REVIEW_REMINDER_DAYS = env_int("PORTAL_REVIEW_REMINDER_DAYS", 3)
 # A requester is reminded this many hours before their undecided request expires.
 PORTAL_REQUEST_EXPIRY_REMINDER_HOURS = env_int("PORTAL_REQUEST_EXPIRY_REMINDER_HOURS", 24)
 

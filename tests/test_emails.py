@@ -335,7 +335,13 @@ HTML_TAG = re.compile(
 def test_every_kind_has_its_three_templates_and_no_template_is_left_over():
     folder = Path(settings.BASE_DIR) / "templates" / "delegations" / "emails"
     templates = {path.name for path in folder.iterdir()} - {"base.html"}
-    kinds = [*KINDS, NotificationKind.DRIFT_FOUND]  # drift's is about a finding, not a request
+    # Drift's is about a finding, a review's about a review, not a request.
+    kinds = [
+        *KINDS,
+        NotificationKind.DRIFT_FOUND,
+        NotificationKind.REVIEW_OPENED,
+        NotificationKind.REVIEW_DUE,
+    ]
     expected = {f"{kind}{suffix}" for kind in kinds for suffix in (".subject.txt", ".txt", ".html")}
     assert templates == expected
 

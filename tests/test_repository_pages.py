@@ -136,12 +136,33 @@ def test_an_owner_sees_and_changes_only_their_repositories(client, repository, p
     assert client.get(reverse("delegations:repository_detail", args=[other.pk])).status_code == 200
 
     client.force_login(people["alice"])
-    answer = client.post(detail, {"owners_group": repository.owners_group, "approvals_required": 2})
+    # The whole form, as the page posts it.
+    unchanged = {
+        "owners_group": repository.owners_group,
+        "approvals_required": 1,
+        "review_deadline_days": 14,
+        "review_unreviewed": "keep",
+    }
+    answer = client.post(detail, {**unchanged, "approvals_required": 2})
     assert answer.status_code == 302
     repository.refresh_from_db()
     assert repository.approvals_required == 2
     event = AuditEvent.objects.get(action="repository.updated")
     assert event.details == {"approvals_required": {"from": 1, "to": 2}}
+
+    # How long delegations last and how often they are reviewed, with what the page refuses.
+    lifetimes = {"max_delegation_days": 90, "default_delegation_days": 30}
+    reviews = {"review_interval_days": 90, "review_deadline_days": 10, "review_unreviewed": "end"}
+    refused = client.post(detail, {**unchanged, **lifetimes, "default_delegation_days": 91})
+    assert refused.status_code == 400
+    assert "cannot be longer than the longest" in refused.content.decode()
+    refused = client.post(detail, {**unchanged, **reviews, "review_deadline_days": 91})
+    assert refused.status_code == 400
+    assert "fewer days to finish it than between reviews" in refused.content.decode()
+    assert client.post(detail, {**unchanged, **lifetimes, **reviews}).status_code == 302
+    repository.refresh_from_db()
+    assert (repository.max_delegation_days, repository.default_delegation_days) == (90, 30)
+    assert (repository.review_interval_days, repository.review_unreviewed) == (90, "end")
 
 
 def test_removing_a_teams_access_asks_for_confirmation_while_members_sign(

@@ -18,7 +18,14 @@ from django.utils import timezone
 
 from delegations import selectors, services, trust
 from delegations.audit import log as audit_log
-from delegations.models import AuditEvent, Delegation, Extension, Repository
+from delegations.models import (
+    AccessReview,
+    AuditEvent,
+    Delegation,
+    Extension,
+    Repository,
+    ReviewItem,
+)
 from tests.directory_settings import DEMO_OWNERS, directory_user
 from tests.factories import submission, submit_request
 
@@ -53,6 +60,13 @@ def world(repository, people, run_jobs, django_capture_on_commit_callbacks):
         **submission(repository, people["bob"], team="qa"), renews=delegation
     )
     pending = submit_request(repository, people["dave"], team="dev")
+    review = AccessReview.objects.create(
+        repository=repository,
+        opened_at=timezone.now(),
+        deadline=timezone.now() + timedelta(days=14),
+        unreviewed="keep",
+    )
+    ReviewItem.objects.create(review=review, delegation=delegation, signs=[])
     extension = Extension.objects.create(
         delegation=delegation,
         requested_by=people["bob"],
@@ -72,6 +86,7 @@ def world(repository, people, run_jobs, django_capture_on_commit_callbacks):
         "renewal": renewal,
         "pending": pending,
         "extension": extension,
+        "review": review,
         **people,
     }
 
@@ -92,6 +107,15 @@ def selector_calls(world) -> dict[str, Callable[[], object]]:
             selectors.active_delegations_visible_to(alice, everything=True)
         ),
         "is_auditor": lambda: selectors.is_auditor(alice),
+        "roles_signed_by": lambda: selectors.roles_signed_by(delegation),
+        "delegations_to_review": lambda: list(selectors.delegations_to_review(repository)),
+        "repositories_due_for_review": lambda: selectors.repositories_due_for_review(now=later),
+        "review_for_viewer": lambda: selectors.review_for_viewer(alice, world["review"].pk),
+        "reviews_visible_to": lambda: list(selectors.reviews_visible_to(alice)),
+        "reviews_past_deadline": lambda: list(selectors.reviews_past_deadline(now=later)),
+        "reviews_near_deadline": lambda: list(
+            selectors.reviews_near_deadline(now=later, before=timedelta(days=3))
+        ),
         "approval_queue_for": lambda: list(selectors.approval_queue_for(alice)),
         "approval_queue_narrowed": lambda: list(
             selectors.approval_queue_narrowed(

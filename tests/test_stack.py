@@ -116,7 +116,9 @@ def test_make_run_serves_the_demo_and_stops_cleanly_on_ctrl_c(stack):
 
     bob, alice = Browser(base_url, "bob"), Browser(base_url, "alice")
     form = bob.get("/requests/new/")
-    repository_id = re.search(r'<option value="(\d+)">dtr.example.org/dev/nginx', form).group(1)
+    repository_id = re.search(r'<option value="(\d+)"[^>]*>dtr.example.org/dev/nginx', form).group(
+        1
+    )
     # The JavaScript-free way: the page's openssl command, run in the bundle's folder.
     command = html.unescape(re.search(r"<code[^>]*>(printf .*?)</code>", form, re.S).group(1))
     (output.parent / "key.pem").write_bytes(key_pem)

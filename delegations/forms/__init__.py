@@ -26,6 +26,7 @@ from ..models import (
     DelegationRequest,
     KeyRole,
     Repository,
+    ReviewVerdict,
     Verdict,
 )
 from ..notary import InvalidRoleName, team_role_name
@@ -225,6 +226,16 @@ class ExtensionForm(RefusesPrivateKeys, forms.Form):
         widget.attrs["max"] = lifetimes.last_day_of(delegation.certificate_expires_at).isoformat()
 
 
+class ReviewDecisionForm(RefusesPrivateKeys, forms.Form):
+    verdict = forms.ChoiceField(label="Decision", choices=ReviewVerdict.choices)
+    comment = forms.CharField(
+        label="Comment",
+        required=False,
+        max_length=MAX_COMMENT_CHARACTERS,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
 class DecisionForm(RefusesPrivateKeys, forms.Form):
     comment = forms.CharField(
         label="Comment",
@@ -414,6 +425,9 @@ class RepositoryAdminForm(RefusesPrivateKeys, forms.ModelForm):
             "approvals_required",
             "max_delegation_days",
             "default_delegation_days",
+            "review_interval_days",
+            "review_deadline_days",
+            "review_unreviewed",
             "root_certificate_pem",
         ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from ..models import MAX_DELEGATION_DAYS
+from ..models import MAX_DELEGATION_DAYS, UnreviewedPolicy
 from .private_keys import RefusesPrivateKeys
 
 
@@ -53,6 +53,31 @@ class RepositorySettingsForm(RefusesPrivateKeys, forms.Form):
         max_value=MAX_DELEGATION_DAYS,
         help_text="What the request form offers; empty offers the longest.",
     )
+
+    review_interval_days = forms.IntegerField(
+        label="Review every (days)",
+        required=False,
+        min_value=1,
+        max_value=MAX_DELEGATION_DAYS,
+        help_text="The owners re-certify every active delegation this often, e.g. 90. Empty: "
+        "no access reviews.",
+    )
+    review_deadline_days = forms.IntegerField(
+        label="Days to finish a review", min_value=1, max_value=365, initial=14
+    )
+    review_unreviewed = forms.ChoiceField(
+        label="At the deadline, delegations nobody reviewed are",
+        choices=UnreviewedPolicy.choices,
+    )
+
+    @property
+    def review_settings(self) -> tuple[int | None, int, str]:
+        """How often, how long and what then, as `services.repository_update` takes them."""
+        return (
+            self.cleaned_data["review_interval_days"],
+            self.cleaned_data["review_deadline_days"],
+            self.cleaned_data["review_unreviewed"],
+        )
 
     @property
     def lifetime_days(self) -> tuple[int | None, int | None]:

@@ -28,6 +28,7 @@ from .requests import (
     Verdict,
     pending_lifetime,
 )
+from .reviews import AccessReview, ReviewItem, ReviewOutcome, ReviewVerdict, UnreviewedPolicy
 from .team_access import TeamAccessGrant, TeamAccessStatus
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "MAX_DELEGATION_DAYS",
     "OPEN_HANDOVER_STATUSES",
     "OPEN_STATUSES",
+    "AccessReview",
     "ApiToken",
     "AuditAction",
     "AuditChainHead",
@@ -61,10 +63,14 @@ __all__ = [
     "Repository",
     "RepositoryKey",
     "RequestStatus",
+    "ReviewItem",
+    "ReviewOutcome",
+    "ReviewVerdict",
     "RootKeyHandover",
     "TeamAccessGrant",
     "TeamAccessStatus",
     "TrustFile",
+    "UnreviewedPolicy",
     "Verdict",
     "pending_lifetime",
 ]

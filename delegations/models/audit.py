@@ -38,6 +38,12 @@ class AuditAction(models.TextChoices):
     EXTENSION_APPROVED = "extension.approved"
     EXTENSION_REJECTED = "extension.rejected"
     EXTENSION_WITHDRAWN = "extension.withdrawn"
+    # Access reviews.
+    REVIEW_OPENED = "review.opened"
+    REVIEW_KEPT = "review.kept"
+    REVIEW_REVOKED = "review.revoked"
+    REVIEW_CLOSED = "review.closed"
+    DELEGATION_NOT_RECERTIFIED = "delegation.not_recertified"
     DELEGATION_END_FAILED = "delegation.end_failed"
     # What the worker found or did on the Notary server.
     NOTARY_PUBLISHED = "notary.published"

@@ -24,6 +24,8 @@ class EndReason(models.TextChoices):
     DISABLED = "disabled", "Account disabled"
     # UCP no longer lists the certificate's key among the member's client bundles.
     BUNDLE_DELETED = "bundle_deleted", "Client bundle deleted"
+    # Nobody re-certified it by its access review's deadline, and the repository ends those.
+    NOT_RECERTIFIED = "not_recertified", "Not re-certified"
 
 
 # Ends the directory sync asks for: nobody chose them, the state of the directory (or of the

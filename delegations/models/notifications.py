@@ -27,6 +27,8 @@ class NotificationKind(models.TextChoices):
     DELEGATION_ENDING = "delegation_ending"
     EXTENSION_REQUESTED = "extension_requested"
     EXTENSION_DECIDED = "extension_decided"
+    REVIEW_OPENED = "review_opened"
+    REVIEW_DUE = "review_due"
     DRIFT_FOUND = "drift_found"
     TEAM_ACCESS_FAILED = "team_access_failed"
 
@@ -60,6 +62,14 @@ class Notification(models.Model):
         null=True,
         blank=True,
     )
+    # The access review a review's notification is about (it is about no request).
+    review = models.ForeignKey(
+        "AccessReview",
+        on_delete=models.PROTECT,
+        related_name="notifications",
+        null=True,
+        blank=True,
+    )
     kind = models.CharField(max_length=32, choices=NotificationKind.choices)
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -80,9 +90,20 @@ class Notification(models.Model):
                 fields=["request", "kind", "recipient", "occasion"],
                 condition=~models.Q(occasion=""),
                 name="one_notification_per_occasion",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["review", "kind", "recipient", "occasion"],
+                condition=~models.Q(occasion=""),
+                name="one_review_notification_per_occasion",
+            ),
         ]
 
     def __str__(self) -> str:
-        about = f"#{self.request_id}" if self.request_id else f"drift {self.finding_id}"
+        about = (
+            f"#{self.request_id}"
+            if self.request_id
+            else f"review {self.review_id}"
+            if self.review_id
+            else f"drift {self.finding_id}"
+        )
         return f"{self.kind} to {self.recipient} about {about}"

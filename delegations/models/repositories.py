@@ -9,6 +9,14 @@ from django.db import models
 
 from ..notary import short_key_id as short_form_of
 
+
+class UnreviewedPolicy(models.TextChoices):
+    """What an access review's deadline does to the delegations nobody reviewed."""
+
+    KEEP = "keep", "Keep them, and flag the repository"
+    END = "end", "End them (not re-certified)"
+
+
 # A century: longer than any certificate, and short enough for date arithmetic.
 MAX_DELEGATION_DAYS = 36500
 
@@ -47,6 +55,25 @@ class Repository(models.Model):
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_DELEGATION_DAYS)],
         help_text="What the request form offers, in days; empty offers the longest allowed",
+    )
+    # Access reviews (`services.reviews`): how often, how long the owners have, and what the
+    # deadline does to delegations nobody reviewed.
+    review_interval_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DELEGATION_DAYS)],
+        help_text="Owners re-certify every active delegation this often, in days; empty: never",
+    )
+    review_deadline_days = models.PositiveIntegerField(
+        default=14,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="How many days the owners have to finish a review",
+    )
+    review_unreviewed = models.CharField(
+        max_length=8,
+        choices=UnreviewedPolicy.choices,
+        default=UnreviewedPolicy.KEEP,
+        help_text="What the deadline does to delegations nobody reviewed",
     )
     trust_initialised_at = models.DateTimeField(null=True, blank=True)
     # The Notary client's memory between runs (see delegations.notary.reading.TrustMemory).

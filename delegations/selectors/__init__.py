@@ -33,7 +33,13 @@ from .people import (
     repositories_owned_by,
     teams_of,
 )
-from .previews import DryRun, RevocationPreview, request_dry_run, revocation_preview
+from .previews import (
+    DryRun,
+    RevocationPreview,
+    request_dry_run,
+    revocation_preview,
+    roles_signed_by,
+)
 from .repositories import (
     is_registrar,
     repositories_managed_by,
@@ -59,6 +65,14 @@ from .requests import (
     requests_owing_expiry_reminder,
     why_cannot_decide,
 )
+from .reviews import (
+    delegations_to_review,
+    repositories_due_for_review,
+    review_for_viewer,
+    reviews_near_deadline,
+    reviews_past_deadline,
+    reviews_visible_to,
+)
 from .sweeps import unsent_notification_ids, waiting_repository_ids
 from .team_access import team_access_due_ids, team_access_of
 
@@ -82,6 +96,7 @@ __all__ = [
     "delegations_expired",
     "delegations_owing_certificate_reminder",
     "delegations_owing_end_reminder",
+    "delegations_to_review",
     "directory_account_of",
     "drift_between",
     "drift_finding_owned_by",
@@ -100,6 +115,7 @@ __all__ = [
     "other_delegations_of_key",
     "owners_of",
     "renewable_delegation",
+    "repositories_due_for_review",
     "repositories_managed_by",
     "repositories_open_for_requests",
     "repositories_owned_by",
@@ -110,7 +126,12 @@ __all__ = [
     "request_for_viewer",
     "requests_of",
     "requests_owing_expiry_reminder",
+    "review_for_viewer",
+    "reviews_near_deadline",
+    "reviews_past_deadline",
+    "reviews_visible_to",
     "revocation_preview",
+    "roles_signed_by",
     "root_key_handover_open",
     "root_key_id",
     "split_gun",

@@ -91,3 +91,22 @@ def _remaining_signers(delegation: Delegation, impact: ChangeImpact) -> dict[str
         for name, role in after.items()
         if role is not None
     }
+
+
+def roles_signed_by(delegation: Delegation) -> list[dict[str, object]] | None:
+    """The delegation's roles whose current file its key signs (with the file's version), as
+    the verified read finds them; None when the Notary server could not be read. A signature on
+    the current file is the last one the trust data can show: TUF files carry no signing time."""
+    try:
+        impact = trust.impact(
+            delegation.repository,
+            trust.removing(delegation.request.certificate_pem, delegation.roles),
+            now=clock.now(),
+        )
+    except (NotaryError, TrustSetupError):
+        return None
+    return [
+        {"role": role.name, "version": role.version}
+        for role in impact.roles
+        if role.verifies_now and delegation.canonical_key_id in role.signers
+    ]

@@ -41,6 +41,7 @@ from .repositories import (
 )
 from .repository_keys import repository_key_import, repository_keys_rewrap
 from .request_endings import request_withdraw, requests_expire
+from .reviews import review_close, review_decide, review_open, reviews_run
 from .root_keys import (
     root_key_download,
     root_key_handover_cancel,
@@ -100,6 +101,10 @@ __all__ = [
     "request_withdraw",
     "requests_decide",
     "requests_expire",
+    "review_close",
+    "review_decide",
+    "review_open",
+    "reviews_run",
     "root_key_download",
     "root_key_handover_cancel",
     "root_key_handover_confirm",

@@ -47,6 +47,7 @@ _ASKED = {
     EndReason.DISABLED: AuditAction.DELEGATION_ACCOUNT_DISABLED,
     EndReason.BUNDLE_DELETED: AuditAction.DELEGATION_BUNDLE_DELETED,
     EndReason.EXPIRED: AuditAction.DELEGATION_EXPIRED,
+    EndReason.NOT_RECERTIFIED: AuditAction.DELEGATION_NOT_RECERTIFIED,
 }
 _DONE = {
     EndReason.REVOKED: AuditAction.REQUEST_REVOKED,
@@ -55,6 +56,7 @@ _DONE = {
     EndReason.DISABLED: AuditAction.REQUEST_REVOKED,
     EndReason.BUNDLE_DELETED: AuditAction.REQUEST_REVOKED,
     EndReason.EXPIRED: AuditAction.REQUEST_REVOKED,
+    EndReason.NOT_RECERTIFIED: AuditAction.REQUEST_REVOKED,
 }
 _TOLD = {
     EndReason.REVOKED: NotificationKind.DELEGATION_REVOKED,
@@ -62,7 +64,9 @@ _TOLD = {
     EndReason.LEFT_TEAM: NotificationKind.DELEGATION_DIRECTORY_REVOKED,
     EndReason.DISABLED: NotificationKind.DELEGATION_DIRECTORY_REVOKED,
     EndReason.BUNDLE_DELETED: NotificationKind.DELEGATION_DIRECTORY_REVOKED,
+    # Ended by itself, as the portal's rules say: the same email, with the rule as its reason.
     EndReason.EXPIRED: NotificationKind.DELEGATION_EXPIRED,
+    EndReason.NOT_RECERTIFIED: NotificationKind.DELEGATION_EXPIRED,
 }
 
 
@@ -120,6 +124,21 @@ def delegation_end_for_directory(
     if delegation is None:
         raise IllegalTransition(f"Delegation {delegation_id} does not exist.")
     return _ending_ask(delegation, reason=reason, acting_user=None, comment=comment, now=now)
+
+
+def delegation_end_for_review(*, delegation_id: int, comment: str, now: datetime) -> Delegation:
+    """An access review's deadline ends a delegation nobody re-certified (the repository's
+    choice), as a revoke with the portal as the actor."""
+    delegation = _delegation(delegation_id)
+    if delegation is None:
+        raise IllegalTransition(f"Delegation {delegation_id} does not exist.")
+    return _ending_ask(
+        delegation,
+        reason=EndReason.NOT_RECERTIFIED,
+        acting_user=None,
+        comment=comment,
+        now=now,
+    )
 
 
 def delegations_expire(*, now: datetime | None = None) -> list[int]:

@@ -10,7 +10,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from .. import clock, emails, queueing
-from ..models import DelegationRequest, DriftFinding, Extension, Notification, NotificationKind
+from ..models import (
+    AccessReview,
+    DelegationRequest,
+    DriftFinding,
+    Extension,
+    Notification,
+    NotificationKind,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -87,6 +94,35 @@ def drift_notifications_create(
     return created
 
 
+def review_notifications_create(
+    *,
+    kind: NotificationKind,
+    review: AccessReview,
+    owners: Sequence[User],
+    now: datetime,
+    occasion: str = "",
+) -> list[Notification]:
+    """Owe each owner (read before the transaction) an email about an access review; with an
+    `occasion`, at most once per owner and occasion however often this runs."""
+    created: list[Notification] = []
+    for owner in owners:
+        if not owner.email:
+            continue
+        try:
+            with transaction.atomic():
+                created.append(
+                    Notification.objects.create(
+                        review=review, kind=kind, recipient=owner, created_at=now, occasion=occasion
+                    )
+                )
+        except IntegrityError:
+            continue  # owed already, by an earlier or concurrent run
+    queueing.enqueue_many_after_commit(
+        queueing.enqueue_new_notifications_send, [notification.pk for notification in created]
+    )
+    return created
+
+
 def _owe_once(
     kind: NotificationKind,
     request: DelegationRequest,
@@ -109,7 +145,11 @@ def notification_send(*, notification_id: int, now: datetime | None = None) -> b
     """Send one owed email; False when it was sent already. Failures are recorded, then raised
     for the job to retry."""
     notification = Notification.objects.select_related(
-        "recipient", "request__repository", "request__requester", "finding__repository"
+        "recipient",
+        "request__repository",
+        "request__requester",
+        "finding__repository",
+        "review__repository",
     ).get(pk=notification_id)
     if notification.sent_at is not None:
         return False

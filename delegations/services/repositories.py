@@ -13,7 +13,14 @@ from django.db import transaction
 from .. import clock, dtr, queueing, selectors, trust
 from ..audit.chain import audit_record
 from ..exceptions import InvalidInput, NotAllowed, ServiceUnavailable, TrustSetupError
-from ..models import MAX_DELEGATION_DAYS, AuditAction, KeyRole, Repository, RepositoryKey
+from ..models import (
+    MAX_DELEGATION_DAYS,
+    AuditAction,
+    KeyRole,
+    Repository,
+    RepositoryKey,
+    UnreviewedPolicy,
+)
 from ..notary import (
     RepositoryNotInitialised,
 )
@@ -148,6 +155,24 @@ def repository_in_dtr_ensure(dtr_url: str, namespace: str, name: str) -> bool:
     return True
 
 
+def _checked_review_settings(
+    interval_days: int | None, deadline_days: int, unreviewed: str
+) -> tuple[int | None, int, str]:
+    if interval_days is not None and not 1 <= interval_days <= MAX_DELEGATION_DAYS:
+        raise InvalidInput("Review every 1 day or more.", field="review_interval_days")
+    if not 1 <= deadline_days <= 365:
+        raise InvalidInput("Give the owners 1 to 365 days.", field="review_deadline_days")
+    if interval_days is not None and deadline_days > interval_days:
+        raise InvalidInput(
+            "A review must end before the next one is due: fewer days to finish it than "
+            "between reviews.",
+            field="review_deadline_days",
+        )
+    if unreviewed not in UnreviewedPolicy.values:
+        raise InvalidInput("Keep or end them.", field="review_unreviewed")
+    return interval_days, deadline_days, unreviewed
+
+
 def _checked_lifetime(
     max_days: int | None, default_days: int | None
 ) -> tuple[int | None, int | None]:
@@ -185,6 +210,7 @@ def repository_update(
     approvals_required: int | None = None,
     dtr_url: str | None = None,
     lifetime_days: tuple[int | None, int | None] | None = None,
+    review_settings: tuple[int | None, int, str] | None = None,
     confirm_notary_move: bool = False,
     acting_user: User | None = None,
     now: datetime | None = None,
@@ -218,6 +244,12 @@ def repository_update(
         if approvals_required is not None:
             _require_approvals(approvals_required)
             wanted["approvals_required"] = approvals_required
+        if review_settings is not None:
+            (
+                wanted["review_interval_days"],
+                wanted["review_deadline_days"],
+                wanted["review_unreviewed"],
+            ) = _checked_review_settings(*review_settings)
         if lifetime_days is not None:
             wanted["max_delegation_days"], wanted["default_delegation_days"] = _checked_lifetime(
                 *lifetime_days

@@ -69,6 +69,9 @@ def repository_detail(request: SignedInRequest, repository_id: int) -> HttpRespo
             "approvals_required": repository.approvals_required,
             "max_delegation_days": repository.max_delegation_days,
             "default_delegation_days": repository.default_delegation_days,
+            "review_interval_days": repository.review_interval_days,
+            "review_deadline_days": repository.review_deadline_days,
+            "review_unreviewed": repository.review_unreviewed,
         },
     )
     if request.method == "POST" and settings_form.is_valid():
@@ -80,6 +83,7 @@ def repository_detail(request: SignedInRequest, repository_id: int) -> HttpRespo
                 owners_group=settings_form.cleaned_data["owners_group"],
                 approvals_required=settings_form.cleaned_data["approvals_required"],
                 lifetime_days=settings_form.lifetime_days,
+                review_settings=settings_form.review_settings,
             )
         except PortalError as error:
             field = error.field if error.field in settings_form.fields else None

@@ -361,8 +361,14 @@ class RequestForm:
         folders = [temp / name for name in set(os.listdir(temp)) - self.temp_before]
         folders += [Path(django_settings.DATA_DIR)]
         folders += [Path(django_settings.MEDIA_ROOT)] if django_settings.MEDIA_ROOT else []
+        # The database's own files are searched through its tables above, never opened here:
+        # closing a descriptor on a file SQLite holds drops every POSIX lock this process has on
+        # it, and a worker process that then thinks itself alone resets the WAL's shared memory
+        # under this process's mapping of it (a bus error, later, in another test).
+        database = str(connection.settings_dict["NAME"])
         for path in (path for folder in folders for path in files_under(folder)):
-            places[str(path)] = leaks_in(contents_of(path), markers=False)
+            if not str(path).startswith(database):
+                places[str(path)] = leaks_in(contents_of(path), markers=False)
         leaks = {place: names for place, names in places.items() if names}
         assert not leaks, f"private key material kept: {leaks}"
 
