@@ -5,6 +5,7 @@ and the audit log that shows each event's facts once with the details on demand.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from delegations import services
-from delegations.models import DelegationRequest, RequestStatus
+from delegations.models import Delegation, DelegationRequest, RequestStatus
 from tests.factories import make_bundle, make_user, submit_request
 from tests.test_browser import log_in
 
@@ -124,3 +125,40 @@ def test_the_audit_log_shows_each_events_facts_once_and_the_key_on_demand(
     expect(key_id).to_be_hidden()
     approved.get_by_text("Details").click()
     expect(key_id).to_be_visible()
+
+
+def test_an_owner_finishes_an_access_review_on_its_page(
+    browser, live_server, repository, people, run_jobs
+):
+    services.repository_update(
+        repository_id=repository.pk,
+        notary_url=repository.notary_url,
+        owners_group=repository.owners_group,
+        review_settings=(90, 14, "keep"),
+    )
+    carol = make_user("carol", teams=("qa",))
+    for member in (people["bob"], carol):
+        request = submit_request(repository, member)
+        services.request_approve(request_id=request.pk, acting_user=people["olga"])
+    run_jobs()
+    services.reviews_run(now=timezone.now())
+
+    alice = log_in(browser, live_server.url, "alice")
+    alice.get_by_role("navigation", name="Main").get_by_role("link", name="Reviews").click()
+    alice.get_by_role("link", name=re.compile(r"^#\d+$")).click()
+    expect(alice.get_by_role("heading", name=re.compile("Access review"))).to_be_visible()
+
+    bob_row = alice.locator("tr", has=alice.get_by_role("cell", name="bob", exact=True))
+    bob_row.get_by_label("Comment").fill("ships the qa images")
+    bob_row.get_by_role("button", name="Keep").click()
+    expect(alice.get_by_role("status").first).to_contain_text("kept")
+    carol_row = alice.locator("tr", has=alice.get_by_role("cell", name="carol", exact=True))
+    carol_row.get_by_role("button", name="Revoke").click()  # no reason: refused, page says why
+    expect(alice.locator(".message.error")).to_contain_text("Say why")
+    carol_row.get_by_label("Comment").fill("moved to the platform team")
+    carol_row.get_by_role("button", name="Revoke").click()
+
+    expect(alice.get_by_text(re.compile(r"^Closed "))).to_be_visible()
+    expect(bob_row).to_contain_text("Kept by alice")
+    expect(carol_row).to_contain_text("Revoked by alice")
+    assert Delegation.objects.get(member=carol).ending == "revoked"  # the worker takes it out
