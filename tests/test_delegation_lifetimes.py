@@ -330,3 +330,26 @@ def test_an_expiry_the_worker_gave_up_on_is_not_asked_again_and_the_owners_revok
     )
     services.notification_send(notification_id=failed.pk)
     assert "The portal does not ask for this end again" in mail.outbox[-1].body
+
+
+def test_a_renewal_on_its_way_outlives_the_certificate_it_replaces(
+    repository, people, delegate, run_jobs, notary_cli, django_capture_on_commit_callbacks
+):
+    old = make_bundle("bob", not_after=timezone.now() + timedelta(days=3))
+    delegation = delegate(None, bundle=old)
+    renewal = services.request_submit(**submission(repository, people["bob"]), renews=delegation)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delegations_expire(now=delegation.certificate_expires_at)
+    run_jobs()
+    assert Delegation.objects.get(pk=delegation.pk).end_reason == EndReason.EXPIRED
+    assert DelegationRequest.objects.get(pk=renewal.pk).status == RequestStatus.PENDING
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.request_approve(request_id=renewal.pk, acting_user=people["alice"])
+    run_jobs()
+    renewal.refresh_from_db()
+    assert renewal.status == RequestStatus.DELEGATED, (renewal.status, renewal.failure_reason)
+    renewed = Delegation.objects.get(request=renewal)
+    assert renewed.is_active
+    assert renewed.canonical_key_id in keys_in(notary_cli, repository.gun)["targets/releases"]

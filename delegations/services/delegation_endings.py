@@ -207,11 +207,19 @@ def _ending_ask(
             details={**request_facts(request), "end_reason": reason, "comment": comment},
             system_actor=_system_actor(reason),
         )
-        _renewal_end(delegation, reason=reason, acting_user=acting_user, now=now)
+        if end_carries_to_renewal(delegation, reason):
+            _renewal_end(delegation, reason=reason, acting_user=acting_user, now=now)
         extensions_withdraw_for_end(delegation, now=now)
         queueing.enqueue_after_commit(queueing.enqueue_repository_publish, delegation.repository_id)
     delegation.refresh_from_db()
     return delegation
+
+
+def end_carries_to_renewal(delegation: Delegation, reason: str) -> bool:
+    """Whether ending `delegation` for `reason` ends its renewal too. Every end does but one: an
+    expired certificate is what a renewal answers, so a renewal on its way goes on and, once
+    approved, delegates the new certificate's key."""
+    return not (reason == EndReason.EXPIRED and not delegation.ends_before_certificate)
 
 
 def _renewal_end(

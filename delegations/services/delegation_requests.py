@@ -28,7 +28,7 @@ from ..models import (
 )
 from ..notary import InvalidRoleName, PublishResult, team_role_name
 from .accounts import repository_owners_or_known, repository_owners_provision
-from .delegation_endings import ending_carry_over
+from .delegation_endings import end_carries_to_renewal, ending_carry_over
 from .notifications import notifications_create, notifications_create_many
 from .state import request_facts, transition, transition_many
 
@@ -333,7 +333,7 @@ def _supersede_renewed(request: DelegationRequest, *, now: datetime) -> None:
     if request.renews_id is None:
         return
     renewed = Delegation.objects.select_related("ending_requested_by").get(pk=request.renews_id)
-    if renewed.ending:
+    if renewed.ending and end_carries_to_renewal(renewed, renewed.ending):
         # Asked to end (perhaps ended in this very batch) while its renewal was on its way:
         # the end applies to the new key too.
         successor = Delegation.objects.values_list("pk", flat=True).get(request=request)

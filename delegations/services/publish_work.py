@@ -29,7 +29,12 @@ from ..models import (
 )
 from ..notary import DelegationChange, InvalidKey, NotaryError, PublishResult
 from .accounts import repository_owners_or_known
-from .delegation_endings import delegation_end_fail, delegation_end_record, removal_of
+from .delegation_endings import (
+    delegation_end_fail,
+    delegation_end_record,
+    end_carries_to_renewal,
+    removal_of,
+)
 from .delegation_requests import request_fail, requests_delegated_record
 from .drift import drift_action_fail, drift_change
 from .publish_lease import Lease, lease_require
@@ -178,7 +183,8 @@ def _prepared(work: Work, run: PublishRun, *, now: datetime) -> bool:
         and request is not None
         and request.renews_id is not None
         and request.publish_sent_at is None
-        and Delegation.objects.filter(pk=request.renews_id).exclude(ending="").exists()
+        and (renewed := Delegation.objects.filter(pk=request.renews_id).exclude(ending="").first())
+        and end_carries_to_renewal(renewed, renewed.ending)
     ):
         work_fail(
             work,
