@@ -301,14 +301,15 @@ def test_the_member_and_owners_are_reminded_seven_days_and_one_day_before_once_e
             )
         )
 
+    day = in_days(20).isoformat()
     assert reminded(ends - timedelta(days=8)) == []
-    assert reminded(ends - timedelta(days=7)) == ["7d"]
+    assert reminded(ends - timedelta(days=7)) == [f"7d {day}"]
     assert reminded(ends - timedelta(days=6)) == []  # once
-    assert reminded(ends - timedelta(hours=23)) == ["1d"]
+    assert reminded(ends - timedelta(hours=23)) == [f"1d {day}"]
     assert reminded(ends - timedelta(hours=1)) == []
     recipients = set(
         Notification.objects.filter(
-            kind=NotificationKind.DELEGATION_ENDING, occasion="7d"
+            kind=NotificationKind.DELEGATION_ENDING, occasion=f"7d {day}"
         ).values_list("recipient__username", flat=True)
     )
     assert recipients == {"bob", "alice", "olga"}
@@ -353,3 +354,25 @@ def test_a_renewal_on_its_way_outlives_the_certificate_it_replaces(
     renewed = Delegation.objects.get(request=renewal)
     assert renewed.is_active
     assert renewed.canonical_key_id in keys_in(notary_cli, repository.gun)["targets/releases"]
+
+
+def test_an_extended_delegation_is_reminded_again_before_its_new_last_day(
+    repository, people, delegate
+):
+    delegation = delegate(in_days(20))
+    first = services.reminders_send(now=delegation.ends_at - timedelta(days=7))
+    assert Notification.objects.filter(pk__in=first, kind=NotificationKind.DELEGATION_ENDING)
+    extension = services.extension_request(
+        delegation_id=delegation.pk, acting_user=people["bob"], until=in_days(40), reason="Q3"
+    )
+    services.extension_approve(extension_id=extension.pk, acting_user=people["alice"])
+    delegation.refresh_from_db()
+
+    again = services.reminders_send(now=delegation.ends_at - timedelta(days=7))
+
+    occasions = set(
+        Notification.objects.filter(
+            pk__in=again, kind=NotificationKind.DELEGATION_ENDING
+        ).values_list("occasion", flat=True)
+    )
+    assert occasions == {f"7d {in_days(40).isoformat()}"}

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models.functions import Cast, Concat
 from django.http import Http404
 
 from ..exceptions import NotAllowed
@@ -115,9 +116,12 @@ def delegations_owing_end_reminder(
     *, now: datetime, days_before: list[int], kind: str
 ) -> list[tuple[Delegation, str]]:
     """As `delegations_owing_certificate_reminder`, for delegations whose last day (`until`)
-    comes before their certificate expires."""
+    comes before their certificate expires. The occasion names the day ("7d 2027-03-01"), so a
+    delegation extended after its reminders is reminded again before its new last day."""
     ending_first = Delegation.objects.steady().filter(ends_at__lt=F("certificate_expires_at"))
-    return _owing_reminder(ending_first, "ends_at", now=now, days_before=days_before, kind=kind)
+    return _owing_reminder(
+        ending_first, "ends_at", now=now, days_before=days_before, kind=kind, per_day="until"
+    )
 
 
 def _owing_reminder(
@@ -127,13 +131,20 @@ def _owing_reminder(
     now: datetime,
     days_before: list[int],
     kind: str,
+    per_day: str = "",
 ) -> list[tuple[Delegation, str]]:
     windows = sorted(set(days_before))
     if not windows:
         return []
+
+    def label(days: int) -> Value | Concat:
+        if not per_day:
+            return Value(f"{days}d")
+        return Concat(Value(f"{days}d "), Cast(per_day, output_field=CharField()))
+
     occasion = Case(
         *(
-            When(**{f"{deadline}__lte": now + timedelta(days=days)}, then=Value(f"{days}d"))
+            When(**{f"{deadline}__lte": now + timedelta(days=days)}, then=label(days))
             for days in windows
         ),
         default=Value(""),
