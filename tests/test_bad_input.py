@@ -109,6 +109,8 @@ def test_a_private_key_in_the_root_certificate_field_is_refused_and_not_shown(
             "dtr_url": "",
             "owners_group": other.owners_group,
             "approvals_required": 1,
+            "review_deadline_days": 14,
+            "review_unreviewed": "keep",
             "root_certificate_pem": KEY_PEM,
             "keys-TOTAL_FORMS": 0,
             "keys-INITIAL_FORMS": 0,

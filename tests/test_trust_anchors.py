@@ -175,6 +175,8 @@ def test_the_admin_form_refuses_a_root_certificate_of_another_repository(adopted
                 "notary_url": repository.notary_url,
                 "owners_group": repository.owners_group,
                 "approvals_required": repository.approvals_required,
+                "review_deadline_days": repository.review_deadline_days,
+                "review_unreviewed": repository.review_unreviewed,
                 "root_certificate_pem": certificate_pem(signing_key),
                 "keys-TOTAL_FORMS": "0",
                 "keys-INITIAL_FORMS": "0",
