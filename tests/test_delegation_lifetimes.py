@@ -176,6 +176,12 @@ def test_an_owner_may_shorten_the_date_when_approving_but_never_lengthen_it(limi
     assert Decision.objects.get().until == in_days(14)
     event = AuditEvent.objects.get(request=request, action="request.approved")
     assert event.details["until"] == in_days(14).isoformat()
+    told = Notification.objects.get(request=request, kind=NotificationKind.REQUEST_DECIDED)
+    services.notification_send(notification_id=told.pk)
+    assert (
+        f"It lasts until {in_days(14).isoformat()} (you asked for {in_days(60).isoformat()}; "
+        "an owner shortened it)" in mail.outbox[-1].body
+    )
 
 
 def test_an_owner_cannot_shorten_past_the_longest_through_the_api_either(limited, people):
@@ -376,3 +382,27 @@ def test_an_extended_delegation_is_reminded_again_before_its_new_last_day(
         ).values_list("occasion", flat=True)
     )
     assert occasions == {f"7d {in_days(40).isoformat()}"}
+
+
+def test_on_the_queue_page_an_owner_cannot_approve_a_later_date(limited, people):
+    request = services.request_submit(**submission(limited, people["bob"]), until=in_days(30))
+    owner = Client()
+    owner.force_login(people["alice"])
+    queue = owner.get(reverse("delegations:approval_queue")).content.decode()
+    assert f'max="{in_days(30).isoformat()}"' in queue  # the date picker stops there too
+
+    answer = owner.post(
+        reverse("delegations:request_approve", args=[request.pk]),
+        {"comment": "", "until": in_days(31).isoformat()},
+        follow=True,
+    )
+
+    assert "only shorten" in answer.content.decode()
+    assert DelegationRequest.objects.get(pk=request.pk).status == RequestStatus.PENDING
+    assert not Decision.objects.exists()
+    shortened = owner.post(
+        reverse("delegations:request_approve", args=[request.pk]),
+        {"comment": "", "until": in_days(7).isoformat()},
+    )
+    assert shortened.status_code == 302
+    assert DelegationRequest.objects.get(pk=request.pk).until == in_days(7)
