@@ -18,6 +18,7 @@ from .views.api import errors as api_errors
 from .views.api import extensions as api_extensions
 from .views.api import members as api_members
 from .views.api import owners as api_owners
+from .views.api import reviews as api_reviews
 
 API = "api/v1/"
 
@@ -175,6 +176,13 @@ urlpatterns = [
                 "extensions/<int:extension_id>/reject/",
                 api_extensions.extension_reject,
                 "extension_reject",
+            ),
+            ("reviews/", api_reviews.review_list, "review_list"),
+            ("reviews/<int:review_id>/", api_reviews.review_detail, "review_detail"),
+            (
+                "reviews/<int:review_id>/items/<int:item_id>/decide/",
+                api_reviews.review_decide,
+                "review_decide",
             ),
             ("audit/", api_audit.audit_events, "audit_events"),
             ("audit/export.csv", api_audit.audit_export_csv, "audit_export_csv"),

@@ -270,3 +270,36 @@ def test_the_record_exports_who_kept_what_and_why_and_the_audit_log_links_it(
     }
     audit = owner.get(reverse("delegations:audit_log")).content.decode()
     assert reverse("delegations:review_detail", args=[review.pk]) in audit
+
+
+def test_through_the_api_owners_decide_and_auditors_only_read(
+    repository, people, reviewed, stranger, settings
+):
+    world = reviewed()
+    services.reviews_run(now=timezone.now())
+    review = AccessReview.objects.get()
+    bob_item = review.items.get(delegation=world["bob"])
+    settings.PORTAL_AUDITOR_GROUP = "auditors"
+
+    def api(user) -> Client:
+        _, secret = services.api_token_create(user=user, name="ci", expires_days=None)
+        return Client(headers={"Authorization": f"Bearer {secret}"})
+
+    alice, ada = api(people["alice"]), api(make_user("ada", owns=("auditors",)))
+    listed = alice.get(reverse("delegations:api_review_list")).json()
+    assert [row["id"] for row in listed["results"]] == [review.pk]
+    detail = ada.get(reverse("delegations:api_review_detail", args=[review.pk])).json()
+    assert {item["member"] for item in detail["items"]} == {"bob", "carol"}
+    decide = reverse("delegations:api_review_decide", args=[review.pk, bob_item.pk])
+
+    refused = ada.post(decide, {"verdict": "keep"}, content_type="application/json")
+    assert refused.status_code == 403
+    hidden = api(stranger).get(reverse("delegations:api_review_detail", args=[review.pk]))
+    assert hidden.status_code == 404
+    no_reason = alice.post(decide, {"verdict": "revoke"}, content_type="application/json")
+    assert (no_reason.status_code, no_reason.json()["field"]) == (400, "comment")
+    kept = alice.post(
+        decide, {"verdict": "keep", "comment": "ships qa"}, content_type="application/json"
+    )
+    assert kept.status_code == 200, kept.content
+    assert (kept.json()["verdict"], kept.json()["decided_by"]) == ("keep", "alice")

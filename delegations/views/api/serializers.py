@@ -19,6 +19,8 @@ from ...models import (
     DelegationRequest,
     ExtensionStatus,
     RequestStatus,
+    ReviewVerdict,
+    UnreviewedPolicy,
     Verdict,
 )
 
@@ -199,6 +201,52 @@ class ExtensionSerializer(serializers.Serializer):
     decisions = ExtensionDecisionSerializer(many=True)
     created_at = serializers.DateTimeField()
     decided_at = serializers.DateTimeField(allow_null=True)
+
+
+class ReviewDecisionSerializer(serializers.Serializer):
+    verdict = serializers.ChoiceField(choices=ReviewVerdict.choices)
+    comment = CommentField(required=False, default="")
+
+
+class SignedRoleSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    version = serializers.IntegerField(allow_null=True)
+
+
+class ReviewItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    delegation_id = serializers.IntegerField()
+    member = serializers.CharField(source="delegation.member.username")
+    team = serializers.CharField(source="delegation.team")
+    canonical_key_id = serializers.CharField(source="delegation.canonical_key_id")
+    active_from = serializers.DateTimeField(source="delegation.active_from")
+    until = serializers.DateField(source="delegation.until", allow_null=True)
+    certificate_expires_at = serializers.DateTimeField(source="delegation.certificate_expires_at")
+    signs = SignedRoleSerializer(
+        many=True,
+        allow_null=True,
+        help_text="The roles whose current file its key signs; null: the server was not read",
+    )
+    verdict = serializers.CharField(help_text="keep, revoke, or empty while undecided")
+    decided_by = serializers.CharField(source="decided_by.username", allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    comment = serializers.CharField()
+    outcome = serializers.CharField(help_text="What the deadline did, when nobody decided")
+
+
+class ReviewSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    repository = serializers.CharField(source="repository.gun")
+    repository_id = serializers.IntegerField()
+    opened_at = serializers.DateTimeField()
+    deadline = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+    unreviewed = serializers.ChoiceField(choices=UnreviewedPolicy.choices)
+    flagged = serializers.BooleanField()
+
+
+class ReviewDetailSerializer(ReviewSerializer):
+    items = ReviewItemSerializer(many=True)
 
 
 class RequestSerializer(serializers.Serializer):
