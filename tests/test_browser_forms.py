@@ -162,3 +162,35 @@ def test_an_owner_finishes_an_access_review_on_its_page(
     expect(bob_row).to_contain_text("Kept by alice")
     expect(carol_row).to_contain_text("Revoked by alice")
     assert Delegation.objects.get(member=carol).ending == "revoked"  # the worker takes it out
+
+
+def test_the_until_field_follows_the_repository_chosen(browser, live_server, repository):
+    other = services.repository_register(
+        dtr_host="dtr.example.org",
+        namespace=f"{repository.namespace}x",
+        name="redis",
+        notary_url=repository.notary_url,
+        owners_group="owners:other/redis",
+    )
+    other = services.repository_initialise_trust(repository_id=other.pk)
+    services.repository_update(
+        repository_id=other.pk,
+        notary_url=other.notary_url,
+        owners_group=other.owners_group,
+        lifetime_days=(60, 20),
+    )
+    make_user("bob", teams=("qa",))
+    today = timezone.localdate()
+
+    bob = log_in(browser, live_server.url, "bob")
+    bob.goto("/requests/new/")
+    until = bob.get_by_label("Until")
+    expect(until).to_have_value("")  # two repositories: nothing chosen yet
+    bob.get_by_label("Repository").select_option(str(other.pk))
+    expect(until).to_have_value((today + timedelta(days=20)).isoformat())
+    expect(until).to_have_attribute("max", (today + timedelta(days=60)).isoformat())
+    bob.get_by_label("Repository").select_option(str(repository.pk))
+    expect(until).to_have_value("")  # no limit there: as long as the certificate
+    until.fill((today + timedelta(days=45)).isoformat())
+    bob.get_by_label("Repository").select_option(str(other.pk))
+    expect(until).to_have_value((today + timedelta(days=45)).isoformat())  # the member's own

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
@@ -37,13 +37,34 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
+class RepositorySelect(forms.Select):
+    """Each repository's option carries the date the form offers for it and the latest it
+    allows (`data-default-until`, `data-latest-until`), which until-dates.js puts into the Until
+    field when the repository is chosen."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dates: dict[str, dict[str, str]] = {}
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        option["attrs"].update(self.dates.get(str(value), {}))
+        return option
+
+
 class RepositoryChoiceField(forms.ModelChoiceField):
     """Repositories by name, with how long their delegations may last."""
+
+    widget = RepositorySelect
 
     def label_from_instance(self, obj: Any) -> str:
         if obj.max_delegation_days:
             return f"{obj} (delegations last at most {obj.max_delegation_days} days)"
         return str(obj)
+
+
+def _iso(day: date | None) -> str:
+    return day.isoformat() if day else ""
 
 
 def until_field(**kwargs: Any) -> forms.DateField:
@@ -115,6 +136,14 @@ class DelegationRequestForm(RefusesPrivateKeys, forms.Form):
         self.fields["team"].error_messages["invalid_choice"] = (
             "You are not a member of team %(value)s; choose one of your own teams."
         )
+        now = clock.now()
+        cast(RepositorySelect, self.fields["repository"].widget).dates = {
+            str(repository.pk): {
+                "data-default-until": _iso(lifetimes.default_until(repository, now=now)),
+                "data-latest-until": _iso(lifetimes.latest_allowed(repository, now=now)),
+            }
+            for repository in selectors.repositories_open_for_requests()
+        }
         # With one choice, it is chosen already (and the repository's date offered).
         if len(teams) == 1:
             team_field.initial = teams[0]
