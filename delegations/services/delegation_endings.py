@@ -126,19 +126,23 @@ def delegation_end_for_directory(
     return _ending_ask(delegation, reason=reason, acting_user=None, comment=comment, now=now)
 
 
-def delegation_end_for_review(*, delegation_id: int, comment: str, now: datetime) -> Delegation:
-    """An access review's deadline ends a delegation nobody re-certified (the repository's
-    choice), as a revoke with the portal as the actor."""
+def delegation_end_for_review(
+    *,
+    delegation_id: int,
+    reason: EndReason,
+    acting_user: User | None,
+    comment: str,
+    now: datetime,
+) -> Delegation:
+    """An access review ends a delegation: an owner revokes it there (`acting_user`, whose
+    ownership the review checked before it locked anything), or the deadline ends one nobody
+    re-certified (the repository's choice, the portal as the actor). Either is a revoke."""
+    if reason not in (EndReason.REVOKED, EndReason.NOT_RECERTIFIED):
+        raise ValueError(f"{reason!r} is not an end a review decides")
     delegation = _delegation(delegation_id)
     if delegation is None:
         raise IllegalTransition(f"Delegation {delegation_id} does not exist.")
-    return _ending_ask(
-        delegation,
-        reason=EndReason.NOT_RECERTIFIED,
-        acting_user=None,
-        comment=comment,
-        now=now,
-    )
+    return _ending_ask(delegation, reason=reason, acting_user=acting_user, comment=comment, now=now)
 
 
 def delegations_expire(*, now: datetime | None = None) -> list[int]:

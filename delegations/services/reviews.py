@@ -25,6 +25,7 @@ from ..models import (
     AccessReview,
     AuditAction,
     Delegation,
+    EndReason,
     NotificationKind,
     Repository,
     ReviewItem,
@@ -34,7 +35,7 @@ from ..models import (
 )
 from .accounts import repository_owners_or_known
 from .comments import checked_comment
-from .delegation_endings import delegation_end_for_review, delegation_revoke
+from .delegation_endings import delegation_end_for_review
 from .notifications import review_notifications_create
 
 if TYPE_CHECKING:
@@ -140,8 +141,12 @@ def review_decide(
         _require_undecided(item)
         if verdict == ReviewVerdict.REVOKE:
             # The same revoke as the Delegations page's: both roles, one publish, the member told.
-            delegation_revoke(
-                delegation_id=item.delegation_id, acting_user=acting_user, comment=comment, now=now
+            delegation_end_for_review(
+                delegation_id=item.delegation_id,
+                reason=EndReason.REVOKED,
+                acting_user=acting_user,
+                comment=comment,
+                now=now,
             )
         elif not Delegation.objects.steady().filter(pk=item.delegation_id).exists():
             raise IllegalTransition("This delegation is ending or has ended already.")
@@ -198,6 +203,8 @@ def _deadline_outcome(review: AccessReview, item: ReviewItem, now: datetime) -> 
     if review.unreviewed == UnreviewedPolicy.END:
         delegation_end_for_review(
             delegation_id=item.delegation_id,
+            reason=EndReason.NOT_RECERTIFIED,
+            acting_user=None,
             comment=f"Nobody re-certified it in access review #{review.pk} by its deadline.",
             now=now,
         )
