@@ -170,7 +170,9 @@ def _delegation_with_witness(notification: Notification) -> dict[str, object]:
     }
 
 
-def _directory_revoked(notification: Notification) -> dict[str, object]:
+def _ended_with_witness(notification: Notification) -> dict[str, object]:
+    """An end nobody on the recipients' side chose (the directory, the date, a review): what
+    remaining signers run, and where to ask again."""
     return {
         **_delegation_with_witness(notification),
         "new_request_url": _url("request_create"),
@@ -185,13 +187,6 @@ def _end_failed(notification: Notification) -> dict[str, object]:
         # expiry sweep: after a failure an owner revokes by hand, and the email says so.
         "asked_by_directory": delegation.failed_ending in DIRECTORY_END_REASONS,
         "asked_by_expiry": delegation.failed_ending == EndReason.EXPIRED,
-    }
-
-
-def _delegation_expired(notification: Notification) -> dict[str, object]:
-    return {
-        **_delegation_with_witness(notification),
-        "new_request_url": _url("request_create"),
     }
 
 
@@ -285,7 +280,7 @@ KINDS: dict[str, Kind] = {
     # Ended by the directory sync (left the team, account disabled) → the member, and the
     # owners with what remaining signers run. Nobody acted, so nobody is left out.
     NotificationKind.DELEGATION_DIRECTORY_REVOKED: Kind(
-        _requester_and_owners, _directory_revoked, True
+        _requester_and_owners, _ended_with_witness, True
     ),
     # Taking the key out failed → whoever asked for the end, and the owners.
     NotificationKind.DELEGATION_END_FAILED: Kind(
@@ -305,7 +300,7 @@ KINDS: dict[str, Kind] = {
     NotificationKind.DELEGATION_ENDING: Kind(_requester_and_owners, _delegation_ending, True),
     # Ended by the portal's rules (last day over, certificate expired, not re-certified by an
     # access review) → the member, and the owners with what remaining signers run.
-    NotificationKind.DELEGATION_EXPIRED: Kind(_requester_and_owners, _delegation_expired, True),
+    NotificationKind.DELEGATION_EXPIRED: Kind(_requester_and_owners, _ended_with_witness, True),
 }
 
 

@@ -67,9 +67,9 @@ def _iso(day: date | None) -> str:
     return day.isoformat() if day else ""
 
 
-def until_field(**kwargs: Any) -> forms.DateField:
+def until_field(*, required: bool = False, **kwargs: Any) -> forms.DateField:
     return forms.DateField(
-        required=False,
+        required=required,
         widget=forms.DateInput(attrs={"type": "date"}),
         error_messages={"invalid": "Enter a date as YYYY-MM-DD."},
         **kwargs,
@@ -234,11 +234,8 @@ class DelegationRequestForm(RefusesPrivateKeys, forms.Form):
 
 
 class ExtensionForm(RefusesPrivateKeys, forms.Form):
-    until = forms.DateField(
-        label="Until",
-        widget=forms.DateInput(attrs={"type": "date"}),
-        error_messages={"invalid": "Enter a date as YYYY-MM-DD."},
-        help_text="The new last day you need to sign.",
+    until = until_field(
+        required=True, label="Until", help_text="The new last day you need to sign."
     )
     reason = forms.CharField(
         label="Reason",

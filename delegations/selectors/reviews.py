@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from ..models import AccessReview, Delegation, Notification, NotificationKind, Repository
@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 def repositories_due_for_review(*, now: datetime) -> list[Repository]:
     """Repositories with a review interval and no open review, whose last review opened that
     long ago, or which were never reviewed."""
+    open_review = AccessReview.objects.filter(repository=OuterRef("pk"), closed_at__isnull=True)
     candidates = (
         Repository.objects.filter(review_interval_days__isnull=False)
-        .exclude(reviews__closed_at__isnull=True, reviews__isnull=False)
+        .exclude(Exists(open_review))
         .annotate(last_opened=Max("reviews__opened_at"))
         .order_by("id")
     )
